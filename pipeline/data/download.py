@@ -1,0 +1,358 @@
+"""The project's one HTTP downloader: resumable, retried, checksummed and atomic.
+
+Every raw dataset (WeatherBench netCDF zips, TaxiBJ, KTH, KITTI...) comes through ``download``.
+``record_manifest`` keeps the provenance (url, size, sha256, time) that the Zarr store records,
+and ``extract`` unpacks archives without ever leaving a half-written folder behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import posixpath
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline import __version__
+from pipeline.data.prepared import DataError
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+_SCHEMES = ("http://", "https://", "file://")
+# 4xx codes that mean "try again later" rather than "this request is wrong".
+_TRANSIENT_4XX = frozenset({408, 429})
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
+_MANIFEST_KEYS = ("url", "file", "size", "sha256", "downloaded_at")
+
+
+class ChecksumError(DataError):
+    """A downloaded file's sha256 differs from the expected one."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying (network cut, 5xx...); the message says what happened."""
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    path: Path
+    sha256: str
+    size: int
+    url: str
+    resumed: bool = False  # the final file was completed from a partial download
+    cached: bool = False  # the destination was already there and valid: nothing was fetched
+
+
+def sha256_file(path: Path | str, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks so multi-GB archives do not fill memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_args(url, sha256, retries, backoff, timeout, chunk_size) -> None:
+    if not isinstance(url, str) or not url.startswith(_SCHEMES):
+        raise ConfigError(f"download url must be a string starting with one of {_SCHEMES}, got {url!r}")
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+        raise ConfigError(f"sha256 for {url} must be 64 hex digits, got {sha256!r}")
+    if not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"retries must be an integer >= 0, got {retries!r}")
+    if backoff < 0:
+        raise ConfigError(f"backoff must be >= 0 seconds, got {backoff!r}")
+    if timeout <= 0:
+        raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+    if not isinstance(chunk_size, int) or chunk_size <= 0:
+        raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+
+def download(url: str, dest: Path, *, sha256: str | None = None, retries: int = 5,
+             backoff: float = 1.0, timeout: float = 60.0, chunk_size: int = 1 << 20,
+             progress: bool = True) -> DownloadResult:
+    """Fetch ``url`` into ``dest``, resuming and retrying, and verify it.
+
+    Bytes go to ``dest`` + ".part"; ``dest`` appears (by rename) only once complete and, when
+    ``sha256`` is given, matching it. A ``.part`` left by a cut connection or an earlier run is
+    resumed with a Range request. Network cuts, timeouts, 5xx, 408 and 429 are retried
+    ``retries`` times with exponential backoff (``backoff * 2**attempt`` seconds); other 4xx fail
+    at once. On giving up the ``.part`` is kept so the next run resumes it.
+    """
+    _check_args(url, sha256, retries, backoff, timeout, chunk_size)
+    dest = Path(dest)
+    expected = sha256.lower() if sha256 else None
+
+    if dest.is_file():
+        actual = sha256_file(dest)
+        if expected is None or actual == expected:
+            return DownloadResult(dest, actual, dest.stat().st_size, url, cached=True)
+        log.warning("%s exists but has sha256 %s, not %s: downloading it again", dest, actual, expected)
+    elif dest.exists():
+        raise DataError(f"download destination {dest} exists and is not a regular file")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_suffix(dest.suffix + ".part")
+
+    resumed = _fetch_with_retries(url, part, dest.name, retries, backoff, timeout, chunk_size, progress)
+    actual = sha256_file(part)
+    if expected is not None and actual != expected and resumed:
+        # A stale .part (e.g. from a different upstream version) poisons the resumed file:
+        # give it one clean download from byte zero before calling the data bad.
+        log.warning("%s resumed from a partial file has sha256 %s, not %s: downloading it whole",
+                    dest.name, actual, expected)
+        part.unlink()
+        resumed = _fetch_with_retries(url, part, dest.name, retries, backoff, timeout, chunk_size,
+                                      progress)
+        actual = sha256_file(part)
+    if expected is not None and actual != expected:
+        part.unlink()
+        raise ChecksumError(f"{dest} downloaded from {url} has sha256 {actual}, expected {expected}; "
+                            f"the download was deleted")
+    size = part.stat().st_size
+    os.replace(part, dest)
+    return DownloadResult(dest, actual, size, url, resumed=resumed, cached=False)
+
+
+def _fetch_with_retries(url, part, name, retries, backoff, timeout, chunk_size, progress) -> bool:
+    for attempt in range(retries + 1):
+        try:
+            return _fetch(url, part, name, timeout, chunk_size, progress)
+        except _Transient as exc:
+            if attempt == retries:
+                kept = part.stat().st_size if part.exists() else 0
+                raise DataError(f"download of {url} failed after {retries + 1} attempt(s), last: {exc}; "
+                                f"{kept} bytes kept in {part} for the next run to resume") from exc
+            delay = backoff * 2 ** attempt
+            log.warning("download of %s: %s; retry %d/%d in %.2g s", url, exc, attempt + 1, retries, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # the loop either returns or raises
+
+
+def _fetch(url: str, part: Path, name: str, timeout: float, chunk_size: int, progress: bool) -> bool:
+    """One attempt: append to (or restart) ``part``. Returns whether bytes were appended to an
+    existing partial file. Raises ``_Transient`` for anything worth retrying."""
+    offset = part.stat().st_size if part.exists() else 0
+    # identity: a compressed transfer would make byte ranges refer to the wrong stream
+    headers = {"User-Agent": f"svq-repro/{__version__}", "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            code, reason = exc.code, exc.reason
+            content_range = exc.headers.get("Content-Range", "") if exc.headers else ""
+        if code == 416 and offset:
+            m = _UNSATISFIED_RANGE.match(content_range)
+            if m and int(m.group(1)) == offset:
+                return True  # the .part already holds the whole file (cut before the rename)
+            part.unlink()
+            raise _Transient(f"HTTP 416 for bytes={offset}- (Content-Range {content_range!r}); "
+                             f"restarting from zero") from exc
+        if code >= 500 or code in _TRANSIENT_4XX:
+            raise _Transient(f"HTTP {code} {reason}") from exc
+        raise DataError(f"download of {url} failed: HTTP {code} {reason} "
+                        f"(client error, not retried)") from exc
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+
+    with resp:
+        status = resp.status or 200  # file:// responses carry no status
+        length = resp.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if status == 206 and offset:
+            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            if not m or int(m.group(1)) != offset:
+                part.unlink()
+                raise _Transient(f"server answered Range bytes={offset}- with Content-Range "
+                                 f"{resp.headers.get('Content-Range')!r}; restarting from zero")
+            total = int(m.group(3)) if m.group(3) != "*" else None
+            mode, appended = "ab", True
+        elif status == 200:
+            if offset:
+                log.info("%s: server ignored the Range request, restarting from zero", url)
+            offset, mode, appended = 0, "wb", False
+            total = length
+        else:
+            raise _Transient(f"unexpected HTTP {status} {resp.reason}")
+
+        received = 0
+        bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                   desc=name, disable=not progress)
+        try:
+            with open(part, mode) as f:
+                while True:
+                    try:
+                        chunk = resp.read(chunk_size)
+                    except (http.client.HTTPException, OSError) as exc:
+                        raise _Transient(f"connection broke after {offset + received} bytes: "
+                                         f"{type(exc).__name__}: {exc}") from exc
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        finally:
+            bar.close()
+    # http.client returns a short body silently when the peer closes early
+    if length is not None and received != length:
+        raise _Transient(f"connection closed after {offset + received} bytes, "
+                         f"{length - received} short of Content-Length")
+    return appended
+
+
+def _utc_iso(ts: float | None = None) -> str:
+    moment = datetime.now(timezone.utc) if ts is None else datetime.fromtimestamp(ts, timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_manifest(path: Path) -> dict:
+    """Read a manifest written by ``record_manifest``: ``{"version": 1, "files": {file: entry}}``
+    where each entry holds url, file, size, sha256 and downloaded_at (ISO 8601, UTC)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"download manifest {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"download manifest {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+        raise DataError(f"download manifest {path} must be an object with a 'files' object")
+    for key, entry in data["files"].items():
+        missing = [k for k in _MANIFEST_KEYS if not isinstance(entry, dict) or k not in entry]
+        if missing:
+            raise DataError(f"download manifest {path}: entry {key!r} lacks {missing}")
+    return data
+
+
+def record_manifest(results: list[DownloadResult], manifest: Path) -> None:
+    """Add or update ``results`` in the JSON manifest, written atomically.
+
+    Files are keyed by their path relative to the manifest's folder (just the file name when
+    the manifest sits beside them), so the manifest stays valid wherever the tree is checked out.
+    A cached result keeps its earlier ``downloaded_at`` when its checksum is unchanged; with no
+    earlier entry, the file's modification time stands in for it.
+    """
+    manifest = Path(manifest)
+    data = load_manifest(manifest) if manifest.exists() else {"version": MANIFEST_VERSION, "files": {}}
+    files = data["files"]
+    now = _utc_iso()
+    base = manifest.parent.resolve()
+    for r in results:
+        key = Path(os.path.relpath(Path(r.path).resolve(), base)).as_posix()
+        old = files.get(key)
+        if r.cached and old and old.get("sha256") == r.sha256:
+            at = old["downloaded_at"]
+        elif r.cached:
+            at = _utc_iso(Path(r.path).stat().st_mtime)
+        else:
+            at = now
+        files[key] = {"url": r.url, "file": key, "size": int(r.size), "sha256": r.sha256,
+                      "downloaded_at": at}
+    data["files"] = dict(sorted(files.items()))
+    _atomic_write_text(manifest, json.dumps(data, indent=2) + "\n")
+
+
+def _check_member(name: str, archive: Path, dest_dir: Path) -> None:
+    norm = posixpath.normpath(name.replace("\\", "/"))
+    drive = ":" in norm.split("/", 1)[0]
+    if norm.startswith("/") or drive or norm == ".." or norm.startswith("../"):
+        raise DataError(f"archive {archive}: member {name!r} would be written outside {dest_dir}; "
+                        f"refusing to extract it")
+
+
+def _extract_zip(archive: Path, into: Path, dest_dir: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            _check_member(info.filename, archive, dest_dir)
+        zf.extractall(into)
+
+
+def _extract_tar(archive: Path, into: Path, dest_dir: Path) -> None:
+    with tarfile.open(archive, "r:*") as tf:
+        for member in tf.getmembers():
+            _check_member(member.name, archive, dest_dir)
+        try:
+            # the "data" filter also refuses links pointing outside, devices and setuid bits
+            tf.extractall(into, filter="data")
+        except tarfile.FilterError as exc:
+            raise DataError(f"archive {archive}: member {exc.tarinfo.name!r} refused: {exc}") from exc
+
+
+def extract(archive: Path, dest_dir: Path, *, overwrite: bool = False) -> list[Path]:
+    """Unpack a .zip / .tar / .tar.gz (.bz2, .xz) into ``dest_dir``; return the files, sorted.
+
+    The format is sniffed from the content, not the name. Extraction goes to a temporary sibling
+    folder renamed into place, so a failure leaves nothing. An existing non-empty ``dest_dir`` is
+    an error unless ``overwrite``, which swaps the new content in and then deletes the old.
+    """
+    archive, dest_dir = Path(archive), Path(dest_dir)
+    if not archive.is_file():
+        raise DataError(f"archive {archive} does not exist or is not a file")
+    occupied = dest_dir.exists() and (not dest_dir.is_dir() or any(dest_dir.iterdir()))
+    if occupied and not overwrite:
+        raise DataError(f"cannot extract {archive}: {dest_dir} already exists and is not empty "
+                        f"(pass overwrite=True to replace it)")
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=".extracting", dir=dest_dir.parent))
+    old = None
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it owner-only; it becomes the data folder
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, tmp, dest_dir)
+        elif tarfile.is_tarfile(archive):
+            _extract_tar(archive, tmp, dest_dir)
+        else:
+            raise DataError(f"archive {archive} is neither a zip nor a tar "
+                            f"(.tar, .tar.gz, .tar.bz2, .tar.xz) file")
+        if dest_dir.is_dir() and not occupied:
+            dest_dir.rmdir()
+        elif dest_dir.exists():
+            old = dest_dir.with_name(f".{dest_dir.name}.old-{tmp.name}")
+            os.replace(dest_dir, old)
+        os.replace(tmp, dest_dir)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not dest_dir.exists():
+            os.replace(old, dest_dir)  # put the previous content back
+        if isinstance(exc, (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error)):
+            raise DataError(f"extracting {archive} into {dest_dir} failed: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        raise
+    if old is not None:
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    return sorted(p for p in dest_dir.rglob("*") if p.is_file())

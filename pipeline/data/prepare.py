@@ -1,0 +1,72 @@
+"""The download and preprocess steps of one dataset, as the DVC stages run them.
+
+Raw files live under ``data/raw/<dataset>/<source>/`` (``sample`` twins or ``remote`` downloads
+side by side, so switching profile never deletes downloaded data); the store is
+``data/processed/<dataset>.zarr``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import data_source
+from pipeline.data.sources import get_source
+from pipeline.data.store import write_store
+from pipeline.errors import ConfigError
+
+
+def dataset_section(params: dict[str, Any], ds: str) -> dict[str, Any]:
+    if ds not in params["datasets"]:
+        raise ConfigError(f"datasets.{ds}: no such dataset; known: {sorted(params['datasets'])}")
+    return params["datasets"][ds]
+
+
+def raw_dir(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
+    return root / params["data"]["root"] / "raw" / ds / data_source(params)
+
+
+def store_path(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
+    return root / params["data"]["root"] / "processed" / f"{ds}.zarr"
+
+
+def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
+    """Fetch the real files, or write the sample twin (regenerated only when its settings change)."""
+    section = dataset_section(params, ds)
+    source = get_source(section["source"])
+    raw = raw_dir(params, ds, root)
+    settings = dict(section["data"], name=ds)
+    if data_source(params) == "remote":
+        raw.mkdir(parents=True, exist_ok=True)
+        source.fetch(raw, settings)
+        return raw
+    sample = dict(section.get("sample") or {})
+    stamp = json.dumps({"data": settings, "sample": sample}, sort_keys=True)
+    marker = raw / ".sample-settings.json"
+    if marker.exists() and marker.read_text() == stamp:
+        return raw
+    tmp = raw.with_name(f".{raw.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.mkdir(parents=True)
+        source.make_sample(tmp, settings, sample, 0)
+        (tmp / marker.name).write_text(stamp)
+        if raw.exists():
+            shutil.rmtree(raw)  # a twin is cheap to regenerate; real downloads live under remote/
+        tmp.rename(raw)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return raw
+
+
+def preprocess(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
+    section = dataset_section(params, ds)
+    source = get_source(section["source"])
+    prepared = source.load(raw_dir(params, ds, root), dict(section["data"], name=ds))
+    prepared.attrs.setdefault("dataset", ds)
+    prepared.attrs.setdefault("source", data_source(params))
+    out = store_path(params, ds, root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_store(prepared, out, scheduler=params["data"].get("dask_scheduler"))

@@ -1,0 +1,178 @@
+"""TaxiBJ as OpenSTL ships it (``taxibj_dataset.zip`` -> ``dataset.npz``): 4 -> 4 crowd flows.
+
+Raw layout: ``<raw_dir>/dataset.npz`` (also found one or two folders down, wherever the zip put
+it) holding ``X_train``, ``Y_train``, ``X_test``, ``Y_test``, each ``(N, T, 2, 32, 32)``: T_in
+input and T_out target maps of inflow and outflow, min-max normalised to [-1, 1]. Each sample is
+already cut; consecutive samples are (in general) overlapping slices of one half-hourly series.
+
+Rules (OpenSTL ``openstl/datasets/dataloader_taxibj.py``):
+
+* A sample is ``concat(X[i], Y[i])`` along time: T_in + T_out frames, one window per sample,
+  so a split's frames are its samples laid end to end and ``starts = arange(N) * (T_in+T_out)``.
+* OpenSTL feeds ``(x + 1) / 2``: stored here as float32 in the file's [-1, 1] units with fixed
+  scaling offset -1, scale 2 per channel; metrics in the model's [0, 1] space.
+* Splits: OpenSTL trains on all of train and validates on test. Here validation is a held-out
+  slice of the END of train (``val_fraction`` of the train samples, at least one), and the
+  ``T_in + T_out - 1`` train samples just before it are dropped, so that no frame of a
+  validation sample also appears in a training sample when samples are stride-1 slices of the
+  series. Test is OpenSTL's test set unchanged.
+
+Settings (``datasets.taxibj.data``; all required unless a default is given):
+
+* ``T_in``, ``T_out``: must equal the file's X and Y lengths (4 and 4; OpenSTL asserts the same).
+* ``val_fraction``: fraction of train samples held out at its end for validation (e.g. 0.1).
+* ``url`` (default: OpenSTL's v0.1.0 release of ``taxibj_dataset.zip``), ``sha256`` (default none).
+
+Sample knobs (``datasets.taxibj.sample``, optional): ``train`` (samples, default 40), ``test``
+(default 10). The twin is a half-hourly series of moving flow hot spots with a daily cycle, cut
+into stride-1 samples like the real file, saved with ``np.savez_compressed`` (same keys, dtype
+float32).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.data.prepared import DataError, Prepared, Split
+from pipeline.data.sources.kth import (REQUIRED, blob_video, check_settings, find_dir, fraction,
+                                       int_at_least, sha256_or_none, url_string)
+from pipeline.errors import ConfigError
+
+NAME = "taxibj"
+URL = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0/taxibj_dataset.zip"
+ARCHIVE = "taxibj_dataset.zip"
+FILE = "dataset.npz"
+KEYS = ("X_train", "Y_train", "X_test", "Y_test")
+CHANNELS = ["inflow", "outflow"]
+GRID = (32, 32)
+
+_SPEC = {
+    "T_in": (REQUIRED, int_at_least(1)),
+    "T_out": (REQUIRED, int_at_least(1)),
+    "val_fraction": (REQUIRED, fraction),
+    "url": (URL, url_string),
+    "sha256": (None, sha256_or_none),
+}
+_SAMPLE_SPEC = {
+    "train": (40, int_at_least(2)),
+    "test": (10, int_at_least(1)),
+}
+
+
+def _settings(settings: Any) -> dict[str, Any]:
+    return check_settings(settings, _SPEC, f"datasets.{NAME}.data")
+
+
+def _npz(raw_dir: Path) -> Path:
+    return find_dir(Path(raw_dir), lambda d: (d / FILE).is_file(), FILE) / FILE
+
+
+def fetch(raw_dir: Path, settings: Any) -> list:
+    """Download OpenSTL's ``taxibj_dataset.zip`` into ``raw_dir`` and unpack ``dataset.npz``."""
+    from pipeline.data.download import download, extract
+
+    s = _settings(settings)
+    raw_dir = Path(raw_dir)
+    result = download(s["url"], raw_dir / ARCHIVE, sha256=s["sha256"])
+    target = raw_dir / "taxibj_dataset"
+    if not result.cached or not (target.is_dir() and any(target.iterdir())):
+        extract(result.path, target, overwrite=True)
+    find_dir(target, lambda d: (d / FILE).is_file(), f"{FILE} inside {result.path.name}")
+    return [result]
+
+
+def _read(path: Path, T_in: int, T_out: int) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            found = list(z.files)
+            arrays = {k: z[k] for k in KEYS if k in found}
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
+    missing = [k for k in KEYS if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: lacks arrays {missing}; expected {list(KEYS)}, found {found}")
+    for k, a in arrays.items():
+        if a.ndim != 5 or a.shape[2:] != (len(CHANNELS), *GRID) or not np.issubdtype(a.dtype, np.number):
+            raise DataError(f"{path}: {k} has shape {a.shape} and dtype {a.dtype}; expected numbers "
+                            f"shaped (N, T, {len(CHANNELS)}, {GRID[0]}, {GRID[1]})")
+    for split in ("train", "test"):
+        x, y = arrays[f"X_{split}"], arrays[f"Y_{split}"]
+        if x.shape[0] != y.shape[0]:
+            raise DataError(f"{path}: X_{split} has {x.shape[0]} samples but Y_{split} has {y.shape[0]}")
+        if x.shape[1] != T_in:
+            raise DataError(f"{path}: X_{split} holds {x.shape[1]} input frames but "
+                            f"datasets.{NAME}.data.T_in is {T_in}")
+        if y.shape[1] != T_out:
+            raise DataError(f"{path}: Y_{split} holds {y.shape[1]} target frames but "
+                            f"datasets.{NAME}.data.T_out is {T_out}")
+        if x.shape[0] == 0:
+            raise DataError(f"{path}: X_{split} holds no samples")
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise DataError(f"{path}: X_{split}/Y_{split} contain NaN or infinite values")
+    return arrays
+
+
+def _split(x: np.ndarray, y: np.ndarray) -> Split:
+    samples = np.concatenate([x, y], axis=1, dtype=np.float32)
+    n, length = samples.shape[:2]
+    return Split(frames=samples.reshape(n * length, *samples.shape[2:]),
+                 starts=np.arange(n, dtype=np.int64) * length)
+
+
+def load(raw_dir: Path, settings: Any) -> Prepared:
+    s = _settings(settings)
+    path = _npz(raw_dir)
+    a = _read(path, s["T_in"], s["T_out"])
+    n = a["X_train"].shape[0]
+    gap = s["T_in"] + s["T_out"] - 1
+    n_val = max(1, int(round(s["val_fraction"] * n)))
+    n_train = n - n_val - gap
+    if n_train < 1:
+        raise DataError(f"{path}: {n} train samples cannot give {n_val} validation samples "
+                        f"(datasets.{NAME}.data.val_fraction={s['val_fraction']}) plus a gap of {gap} "
+                        f"and leave any for training")
+    splits = {
+        "train": _split(a["X_train"][:n_train], a["Y_train"][:n_train]),
+        "val": _split(a["X_train"][n - n_val:], a["Y_train"][n - n_val:]),
+        "test": _split(a["X_test"], a["Y_test"]),
+    }
+    ranges = {k: [float(v.frames.min()), float(v.frames.max())] for k, v in splits.items()}
+    return Prepared(
+        splits=splits, channels=list(CHANNELS), T_in=s["T_in"], T_out=s["T_out"], step=1,
+        scaling="fixed", metric_space="model", offset=[-1.0] * len(CHANNELS),
+        scale=[2.0] * len(CHANNELS),
+        attrs={"source": NAME, "file": str(path), "url": s["url"],
+               "samples": {"train_file": n, "test_file": int(a["X_test"].shape[0]),
+                           "train": n_train, "val": n_val, "test": int(a["X_test"].shape[0]),
+                           "dropped_before_val": gap},
+               "val_rule": f"last {n_val} train samples; the {gap} before them dropped",
+               "value_range": ranges})
+
+
+def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
+    """Write a small ``dataset.npz`` twin: same keys, (N, T, 2, 32, 32) float32 in [-1, 1]."""
+    s = _settings(settings)
+    k = check_settings(sample, _SAMPLE_SPEC, f"datasets.{NAME}.sample")
+    length = s["T_in"] + s["T_out"]
+    if k["train"] < length + 1:
+        raise ConfigError(f"datasets.{NAME}.sample.train: expected at least {length + 1} samples "
+                          f"(one for training, the gap of {length - 1}, one for validation), "
+                          f"got {k['train']}")
+    rng = np.random.default_rng(seed)
+    steps = k["train"] + k["test"] + 2 * (length - 1)
+    flows = blob_video(rng, steps, *GRID, len(CHANNELS), blobs=3, speed=1.5).astype(np.float32)
+    day = 0.5 + 0.5 * np.sin(2 * np.pi * np.arange(steps) / 48)  # 48 half-hours a day
+    flows *= (0.4 + 0.6 * day)[:, None, None, None]
+    series = (flows / 255.0 * 2 - 1).transpose(0, 3, 1, 2)  # (T, C, H, W) in [-1, 1]
+
+    def cut(first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        w = np.stack([series[first + i:first + i + length] for i in range(count)])
+        return w[:, :s["T_in"]], w[:, s["T_in"]:]
+
+    x_train, y_train = cut(0, k["train"])
+    x_test, y_test = cut(k["train"] + length - 1, k["test"])
+    Path(raw_dir).mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(Path(raw_dir) / FILE, X_train=x_train, Y_train=y_train,
+                        X_test=x_test, Y_test=y_test)

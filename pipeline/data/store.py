@@ -1,0 +1,174 @@
+"""Write a ``Prepared`` dataset to one Zarr (v3) store, and read its metadata back.
+
+Layout of ``<name>.zarr``::
+
+    /            attrs: channels, T_in, T_out, step, offset, scale, metric_space, provenance
+    /train       frames (frame, channel, y, x), starts (window), time (frame, optional)
+    /val         same
+    /test        same
+
+Frames are kept in raw units (physical or uint8 pixels); the affine scaling to the model's space
+is stored as attrs and applied by the window reader. Frames use Zarr sharding: one inner chunk
+per frame (a window reads only its own frames) packed into shards of ~``SHARD_BYTES``, so a split
+is a handful of files and DVC hashes the store quickly. The store is written next to its final
+place and renamed in only when complete, so a failed run leaves no half-written store and never
+destroys the previous one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from pipeline.data.prepared import SPLITS, DataError, Prepared
+
+SHARD_BYTES = 128 * 2**20  # big enough for few files, small enough for one dask task's memory
+
+
+def write_store(prepared: Prepared, path: str | Path, *, scheduler: str | None = None) -> Path:
+    """Write ``prepared`` to ``path`` atomically; z-score stats come from the train split."""
+    path = Path(path)
+    _check(prepared)
+    offset, scale = _scaling(prepared)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with _scheduler(scheduler):
+            for split in SPLITS:
+                ds = _split_dataset(prepared, split)
+                frames = ds["frames"]
+                shard = _shard_frames(frames.shape, frames.dtype.itemsize)
+                ds = ds.chunk({"frame": shard})
+                encoding = {"frames": {"chunks": (1, *frames.shape[1:]),
+                                       "shards": (shard, *frames.shape[1:])}}
+                ds.to_zarr(tmp, group=split, mode="w", zarr_format=3, consolidated=False,
+                           encoding=encoding)
+        root = zarr.open_group(tmp, mode="r+", zarr_format=3)
+        root.attrs.update(_jsonable({
+            "channels": list(prepared.channels),
+            "T_in": prepared.T_in, "T_out": prepared.T_out, "step": prepared.step,
+            "offset": offset, "scale": scale, "scaling": prepared.scaling,
+            "metric_space": prepared.metric_space,
+            "windows": {s: int(len(prepared.splits[s].starts)) for s in SPLITS},
+            "provenance": prepared.attrs,
+        }))
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The root attrs of a store written by ``write_store`` (with a clear error if it is not one)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: Zarr store not found (run the preprocess stage first)")
+    try:
+        root = zarr.open_group(path, mode="r")
+    except Exception as exc:  # zarr raises several types for a folder that is not a group
+        raise DataError(f"{path}: not a readable Zarr store ({exc})") from exc
+    meta = dict(root.attrs)
+    for key in ("channels", "T_in", "T_out", "step", "offset", "scale", "metric_space"):
+        if key not in meta:
+            raise DataError(f"{path}: store attrs lack {key!r}; rewrite it with the preprocess stage")
+    return meta
+
+
+# --------------------------------------------------------------------------------------------
+def _check(p: Prepared) -> None:
+    missing = [s for s in SPLITS if s not in p.splits]
+    if missing:
+        raise DataError(f"prepared dataset lacks split(s) {missing}")
+    length = p.window_length()
+    for name in SPLITS:
+        split = p.splits[name]
+        if split.frames.ndim != 4:
+            raise DataError(f"split {name!r}: frames must be (N, C, H, W), got shape {split.frames.shape}")
+        if split.frames.shape[1] != len(p.channels):
+            raise DataError(f"split {name!r}: {split.frames.shape[1]} channels in frames but "
+                            f"{len(p.channels)} channel names {p.channels}")
+        starts = np.asarray(split.starts)
+        if len(starts) == 0:
+            raise DataError(f"split {name!r}: no complete window of {length} frames "
+                            f"(T_in={p.T_in}, T_out={p.T_out}, step={p.step}) in "
+                            f"{split.frames.shape[0]} frames")
+        if starts.min() < 0 or starts.max() + length > split.frames.shape[0]:
+            raise DataError(f"split {name!r}: window starts out of range for {split.frames.shape[0]} frames")
+
+
+def _scaling(p: Prepared) -> tuple[list[float], list[float]]:
+    if p.scaling == "fixed":
+        if p.offset is None or p.scale is None:
+            raise DataError("fixed scaling needs offset and scale from the source")
+        return [float(v) for v in p.offset], [float(v) for v in p.scale]
+    if p.scaling != "zscore":
+        raise DataError(f"unknown scaling {p.scaling!r}; expected 'zscore' or 'fixed'")
+    frames = da.asarray(p.splits["train"].frames).astype("float64")
+    mean = frames.mean(axis=(0, 2, 3))
+    std = frames.std(axis=(0, 2, 3))
+    mean, std = dask.compute(mean, std)
+    if np.any(~np.isfinite(mean)) or np.any(std <= 0):
+        raise DataError(f"train split statistics unusable (mean {mean}, std {std}): "
+                        "constant or non-finite data")
+    return [float(v) for v in mean], [float(v) for v in std]
+
+
+def _split_dataset(p: Prepared, name: str) -> xr.Dataset:
+    split = p.splits[name]
+    frames = da.asarray(split.frames)
+    data = {"frames": (("frame", "channel", "y", "x"), frames),
+            "starts": (("window",), np.asarray(split.starts, dtype=np.int64))}
+    coords = {}  # channel names live in the root attrs (v3 has no stable fixed-width string dtype)
+    if split.time is not None:
+        coords["time"] = (("frame",), np.asarray(split.time))
+    return xr.Dataset(data, coords=coords)
+
+
+def _shard_frames(shape, itemsize) -> int:
+    per_frame = math.prod(shape[1:]) * itemsize
+    return max(1, min(shape[0], SHARD_BYTES // per_frame))
+
+
+@contextmanager
+def _scheduler(address: str | None) -> Iterator[None]:
+    """A dask distributed cluster when an address is given, the local threads otherwise."""
+    if not address:
+        with dask.config.set(scheduler="threads"):
+            yield
+        return
+    from distributed import Client
+
+    with Client(address) as client, dask.config.set(scheduler=client.get):
+        yield
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=_default))
+
+
+def _default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.datetime64, Path)):
+        return str(o)
+    return str(o)

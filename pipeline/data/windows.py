@@ -1,0 +1,75 @@
+"""A PyTorch Dataset of (input, target) windows read by position from a Zarr store.
+
+The store is opened lazily, once per process: DataLoader workers each open their own handle
+(the handle is dropped when the dataset is pickled), and no dask is involved in the training
+loop. Small splits are read into memory once per process, since decompressing the same frames
+for every overlapping window would dominate a CPU epoch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset
+
+from pipeline.data.prepared import SPLITS, DataError
+from pipeline.data.store import read_meta
+
+CACHE_BYTES = 512 * 2**20
+
+
+class WindowDataset(Dataset):
+    """Windows of split ``split``: ``x`` (T_in, C, H, W), ``y`` (T_out, C, H, W), scaled to the
+    model's space with the store's offset/scale."""
+
+    def __init__(self, store: str | Path, split: str, cache_bytes: int = CACHE_BYTES):
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
+        self.store = Path(store)
+        self.split = split
+        meta = read_meta(self.store)
+        self.T_in, self.T_out, self.step = int(meta["T_in"]), int(meta["T_out"]), int(meta["step"])
+        self.channels = list(meta["channels"])
+        self.metric_space = meta["metric_space"]
+        self.offset = np.asarray(meta["offset"], dtype=np.float32)[:, None, None]
+        self.scale = np.asarray(meta["scale"], dtype=np.float32)[:, None, None]
+        group = zarr.open_group(self.store, mode="r")[split]
+        self.starts = np.asarray(group["starts"][:], dtype=np.int64)
+        self.frame_shape = tuple(group["frames"].shape[1:])
+        nbytes = group["frames"].nbytes
+        self._cache = nbytes <= cache_bytes
+        self._frames = None
+        self._offsets = np.arange(self.T_in + self.T_out, dtype=np.int64) * self.step
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_frames"] = None  # each worker opens (or loads) its own
+        return state
+
+    def _array(self):
+        if self._frames is None:
+            arr = zarr.open_group(self.store, mode="r")[self.split]["frames"]
+            self._frames = arr[:] if self._cache else arr
+        return self._frames
+
+    def raw_window(self, i: int) -> np.ndarray:
+        """Window ``i`` in raw units, (T_in + T_out, C, H, W)."""
+        idx = self.starts[i] + self._offsets
+        arr = self._array()
+        return arr[idx] if isinstance(arr, np.ndarray) else arr.oindex[idx]
+
+    def __getitem__(self, i: int):
+        w = (self.raw_window(i).astype(np.float32) - self.offset) / self.scale
+        w = torch.from_numpy(w)
+        return w[: self.T_in], w[self.T_in:]
+
+    def to_metric_space(self, x: np.ndarray) -> np.ndarray:
+        """Model-space values -> the space metrics are computed in (physical units for weather)."""
+        if self.metric_space == "physical":
+            return x * self.scale + self.offset
+        return x

@@ -1,0 +1,210 @@
+"""The VQ comparators of Table 4, from ``vector_quantize_pytorch`` (lucidrains).
+
+Defaults are the paper's Table 11 settings (argument names checked against the installed 1.32.0;
+the public code pinned 1.12.5 and used the same names). Each library module sees the tokens
+(B, H*W, C) and returns its own auxiliary loss (commitment for the VQ family, entropy for LFQ,
+none for FSQ), which becomes ``aux_loss``. Where the library returns one loss per quantizer
+(residual and grouped variants) ``aux_reduction`` decides how they become a scalar: ``sum``
+(default) or ``mean`` (what the public SVQ code did, ``torch.mean(loss)``).
+
+FSQ and LFQ quantize in a small space (len(levels) = 4 dims for FSQ [8, 5, 5, 3]; log2(codebook)
+bits for LFQ). Their ``dim`` argument is set to the latent's C, so the library adds its own learned
+linear projections C -> small -> C around the quantizer, as the public code did.
+
+Diagnostics: ``perplexity`` = exp(entropy) of the code-usage distribution over the sample batch,
+from the hard indices; for residual quantizers, heads and groups, each quantizer (head, group)
+gets its own perplexity and the average is reported (the public code's commented-out
+``evaluate_codebook_usage`` averaged the same way). The forward for diagnostics runs in the
+module's current mode (so stochastic code sampling counts when training, as in Table 13), and the
+codebook state (EMA statistics) is restored afterwards.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from vector_quantize_pytorch import LFQ, GroupedResidualVQ, ResidualFSQ, ResidualLFQ, ResidualVQ, VectorQuantize
+
+from pipeline.models.quantizers.base import Quantizer
+from pipeline.models.quantizers.diagnostics import mean_column_perplexity
+
+
+class LucidrainsQuantizer(Quantizer):
+    """Common wrapper: tokens in, (z_q, scalar aux) out, perplexity from the code indices."""
+
+    def __init__(self, dim: int, settings: dict[str, Any] | None = None):
+        super().__init__(dim, settings)
+        if "aux_reduction" in self.defaults:
+            self._choice("aux_reduction", ("sum", "mean"))
+        self.vq = self._build()
+
+    def _build(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Library call on tokens: (quantized tokens, indices, loss or None)."""
+        q, indices, loss = self.vq(x)
+        return q, indices, loss
+
+    def _index_columns(self, indices: torch.Tensor) -> torch.Tensor:
+        """(tokens, quantizers) view of the indices; default layout (B, H*W[, Q])."""
+        return indices.reshape(indices.shape[0] * indices.shape[1], -1)
+
+    @property
+    def _perplexity_codebook_size(self) -> int:
+        return self.settings["codebook_size"]
+
+    def _reduce(self, loss: torch.Tensor | None, ref: torch.Tensor) -> torch.Tensor:
+        if loss is None:
+            return ref.new_zeros(())
+        if loss.numel() == 1:
+            return loss.reshape(())
+        return loss.mean() if self.settings.get("aux_reduction") == "mean" else loss.sum()
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q, _, loss = self._run(self.tokens(z))
+        return self.untokens(q, z.shape), self._reduce(loss, z)
+
+    def _diagnostics(self, z: torch.Tensor) -> dict[str, float]:
+        saved = {key: value.detach().clone() for key, value in self.state_dict().items()}
+        try:
+            _, indices, _ = self._run(self.tokens(z))
+        finally:
+            self.load_state_dict(saved)  # a training-mode forward moves EMA codebooks: undo it
+        columns = self._index_columns(indices)
+        return {"perplexity": mean_column_perplexity(columns, self._perplexity_codebook_size)}
+
+
+class _VQFamily(LucidrainsQuantizer):
+    def _vq_kwargs(self) -> dict[str, Any]:
+        decay = self._float("decay", 0.0, strict=True)
+        if decay > 1:
+            raise self._bad("decay", "in (0, 1]")
+        return {"codebook_size": self._int("codebook_size"), "decay": decay,
+                "commitment_weight": self._float("commitment_weight", 0.0)}
+
+
+class VQQuantizer(_VQFamily):
+    """``vq``: classic VQ (van den Oord et al. 2017), EMA codebook, commitment loss."""
+
+    name = "vq"
+    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 512, "decay": 0.8, "commitment_weight": 1.0}
+
+    def _build(self):
+        return VectorQuantize(dim=self.dim, **self._vq_kwargs())
+
+
+class MultiHeadVQQuantizer(_VQFamily):
+    """``multihead_vq``: VectorQuantize with 8 heads sharing one 1024-code codebook.
+
+    ``codebook_dim: null`` means the latent's C per head (the public config set it to hid_S);
+    the library projects C -> heads * codebook_dim and back."""
+
+    name = "multihead_vq"
+    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 1024, "heads": 8, "separate_codebook_per_head": False,
+                                          "codebook_dim": None, "decay": 0.8, "commitment_weight": 1.0}
+
+    def _build(self):
+        codebook_dim = None if self.settings["codebook_dim"] is None else self._int("codebook_dim")
+        return VectorQuantize(dim=self.dim, heads=self._int("heads"), codebook_dim=codebook_dim,
+                              separate_codebook_per_head=self._bool("separate_codebook_per_head"),
+                              **self._vq_kwargs())
+
+
+class ResidualVQQuantizer(_VQFamily):
+    """``residual_vq``: 8 residual quantizers sharing one 1024-code codebook."""
+
+    name = "residual_vq"
+    defaults: ClassVar[dict[str, Any]] = {"num_quantizers": 8, "codebook_size": 1024, "shared_codebook": True,
+                                          "decay": 0.8, "commitment_weight": 1.0, "aux_reduction": "sum"}
+
+    def _extra_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _build(self):
+        return ResidualVQ(dim=self.dim, num_quantizers=self._int("num_quantizers"),
+                          shared_codebook=self._bool("shared_codebook"), **self._vq_kwargs(),
+                          **self._extra_kwargs())
+
+
+class StochasticResidualVQQuantizer(ResidualVQQuantizer):
+    """``residual_vq_stochastic``: residual VQ sampling codes (Gumbel, temperature 0.1) in training."""
+
+    name = "residual_vq_stochastic"
+    defaults: ClassVar[dict[str, Any]] = {**ResidualVQQuantizer.defaults, "stochastic_sample_codes": True,
+                                          "sample_codebook_temp": 0.1}
+
+    def _extra_kwargs(self) -> dict[str, Any]:
+        return {"stochastic_sample_codes": self._bool("stochastic_sample_codes"),
+                "sample_codebook_temp": self._float("sample_codebook_temp", 0.0)}
+
+
+class GroupedResidualVQQuantizer(_VQFamily):
+    """``grouped_residual_vq``: channels split into 2 groups, each a residual VQ (8 x 1024, shared)."""
+
+    name = "grouped_residual_vq"
+    defaults: ClassVar[dict[str, Any]] = {"num_quantizers": 8, "codebook_size": 1024, "groups": 2,
+                                          "shared_codebook": True, "decay": 0.8, "commitment_weight": 1.0,
+                                          "aux_reduction": "sum"}
+
+    def _build(self):
+        groups = self._int("groups")
+        if self.dim % groups:
+            raise self._bad("groups", f"a divisor of the latent channels ({self.dim})")
+        return GroupedResidualVQ(dim=self.dim, groups=groups, num_quantizers=self._int("num_quantizers"),
+                                 shared_codebook=self._bool("shared_codebook"), **self._vq_kwargs())
+
+    def _index_columns(self, indices: torch.Tensor) -> torch.Tensor:
+        # (G, B, H*W, Q) -> (B*H*W, G*Q)
+        g, b, n, q = indices.shape
+        return indices.permute(1, 2, 0, 3).reshape(b * n, g * q)
+
+
+class ResidualFSQQuantizer(LucidrainsQuantizer):
+    """``residual_fsq``: 8 residual finite scalar quantizers, levels [8, 5, 5, 3]; no aux loss."""
+
+    name = "residual_fsq"
+    defaults: ClassVar[dict[str, Any]] = {"levels": [8, 5, 5, 3], "num_quantizers": 8}
+
+    def _build(self):
+        levels = self.settings["levels"]
+        if (not isinstance(levels, (list, tuple)) or not levels
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 for v in levels)):
+            raise self._bad("levels", "a non-empty list of integers >= 2")
+        return ResidualFSQ(dim=self.dim, levels=list(levels), num_quantizers=self._int("num_quantizers"))
+
+    def _run(self, x):
+        q, indices = self.vq(x)
+        return q, indices, None
+
+    @property
+    def _perplexity_codebook_size(self) -> int:
+        return math.prod(self.settings["levels"])
+
+
+class LFQQuantizer(LucidrainsQuantizer):
+    """``lfq``: lookup-free quantization, 8192 codes (13 bits), entropy loss weight 0.1."""
+
+    name = "lfq"
+    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 8192, "entropy_loss_weight": 0.1, "diversity_gamma": 1.0}
+
+    def _build(self):
+        return LFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
+                   entropy_loss_weight=self._float("entropy_loss_weight", 0.0),
+                   diversity_gamma=self._float("diversity_gamma", 0.0))
+
+
+class ResidualLFQQuantizer(LucidrainsQuantizer):
+    """``residual_lfq``: 8 residual LFQs of 256 codes each."""
+
+    name = "residual_lfq"
+    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 256, "num_quantizers": 8, "aux_reduction": "sum"}
+
+    def _build(self):
+        return ResidualLFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
+                           num_quantizers=self._int("num_quantizers"))
+
+
+COMPARATORS = (VQQuantizer, ResidualVQQuantizer, GroupedResidualVQQuantizer, MultiHeadVQQuantizer,
+               StochasticResidualVQQuantizer, ResidualFSQQuantizer, LFQQuantizer, ResidualLFQQuantizer)

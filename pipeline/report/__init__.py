@@ -1,0 +1,1 @@
+"""Paper tables (CSV + markdown) and figures, built from MLflow's records of the runs."""

@@ -1,0 +1,262 @@
+"""Training and evaluation of one experiment: Adam, cosine/onecycle schedule, early stopping on
+the validation split, best checkpoint restored before the test, everything logged to MLflow.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pipeline import tracking
+from pipeline.config import RunConfig
+from pipeline.cost import count_parameters, flops_per_sample, inference_fps
+from pipeline.data.noise import NoisyInputs
+from pipeline.data.windows import WindowDataset
+from pipeline.metrics import MetricAccumulator
+from pipeline.models.simvp import SimVP
+from pipeline.report.figures import forecast_figure
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    run_id: str
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model(cfg: RunConfig, in_shape) -> SimVP:
+    return SimVP(in_shape, cfg.model, cfg.quantizer)
+
+
+def make_scheduler(opt, cfg: RunConfig, steps_per_epoch: int):
+    """(scheduler, per_step): timm's per-epoch cosine with warmup, as OpenSTL, or torch's OneCycle."""
+    t = cfg.train
+    if t.sched == "cosine":
+        from timm.scheduler import CosineLRScheduler
+
+        return CosineLRScheduler(opt, t_initial=t.epochs, lr_min=t.min_lr, warmup_lr_init=t.warmup_lr,
+                                 warmup_t=t.warmup_epochs, t_in_epochs=True), False
+    if t.sched == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=t.epochs * steps_per_epoch,
+                                                    final_div_factor=t.final_div_factor)
+        return sched, True
+    return None, False
+
+
+def run_experiment(cfg: RunConfig, store: Path, out_dir: Path) -> dict[str, Any]:
+    """Train ``cfg`` once per seed; write ``result.json`` and ``history.csv`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = [fit_one(cfg, store, seed, out_dir) for seed in cfg.seeds]
+    names = sorted(results[0].metrics)
+    summary = {
+        "experiment": cfg.name, "dataset": cfg.dataset, "profile": cfg.profile,
+        "tables": list(cfg.tables), "seeds": list(cfg.seeds),
+        "run_ids": [r.run_id for r in results],
+        "metrics": {n: _finite(np.mean([r.metrics[n] for r in results])) for n in names},
+        "metrics_std": {n: _finite(np.std([r.metrics[n] for r in results])) for n in names},
+    }
+    _write_history(out_dir / "history.csv", results)
+    _atomic_write(out_dir / "result.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult:
+    _seed_everything(seed)
+    t = cfg.train
+    device = pick_device(t.device)
+    train_ds = WindowDataset(store, "train")
+    val_ds, test_ds = WindowDataset(store, "val"), WindowDataset(store, "test")
+    fit_ds = NoisyInputs(train_ds, t.noise, seed) if t.noise > 0 else train_ds
+    gen = torch.Generator().manual_seed(seed)
+    train_dl = DataLoader(fit_ds, batch_size=t.batch_size, shuffle=True, drop_last=len(fit_ds) > t.batch_size,
+                          num_workers=t.num_workers, generator=gen, persistent_workers=t.num_workers > 0)
+    val_dl = DataLoader(val_ds, batch_size=t.val_batch_size, num_workers=t.num_workers)
+    test_dl = DataLoader(test_ds, batch_size=t.val_batch_size, num_workers=t.num_workers)
+
+    in_shape = (train_ds.T_in, len(train_ds.channels), *train_ds.frame_shape[1:])
+    model = build_model(cfg, in_shape).to(device)
+    steps = len(train_dl) if t.max_steps_per_epoch is None else min(len(train_dl), t.max_steps_per_epoch)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=t.lr,
+                           weight_decay=t.weight_decay)
+    sched, per_step = make_scheduler(opt, cfg, steps)
+    criterion = nn.L1Loss() if cfg.loss == "mae" else nn.MSELoss()
+    T_out = train_ds.T_out
+
+    tags = {"experiment": cfg.name, "dataset": cfg.dataset, "profile": cfg.profile, "seed": seed,
+            "tables": ",".join(str(x) for x in cfg.tables), "quantizer": cfg.model.quantizer,
+            "translator": cfg.model.translator}
+    params = cfg.flat_params() | {"seed": seed, "data.store": str(store),
+                                   "data.windows_train": len(train_ds), "data.windows_val": len(val_ds),
+                                   "data.windows_test": len(test_ds)}
+    ckpt = out_dir / f"best-seed{seed}.pt"
+    with tracking.start_run(f"{cfg.name}/seed{seed}", profile=cfg.profile, tags=tags, params=params) as run:
+        best, best_state, bad_epochs, history, epoch_times = math.inf, None, 0, [], []
+        for epoch in range(t.epochs):
+            t0 = time.perf_counter()
+            train_loss = _train_epoch(model, train_dl, opt, sched if per_step else None, criterion,
+                                      device, T_out, steps, desc=f"{cfg.name} s{seed} ep{epoch + 1}/{t.epochs}")
+            epoch_times.append(time.perf_counter() - t0)
+            lr = opt.param_groups[0]["lr"]
+            if sched is not None and not per_step:
+                sched.step(epoch + 1)
+            val_loss = _eval_loss(model, val_dl, criterion, device, T_out, t.max_eval_batches)
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
+                   "epoch_time_s": epoch_times[-1]}
+            history.append(row)
+            tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            if val_loss < best:
+                best, bad_epochs = val_loss, 0
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+                if bad_epochs >= t.patience:
+                    break
+        model.load_state_dict(best_state)
+        torch.save({"state_dict": best_state, "config": cfg.to_dict(), "in_shape": in_shape,
+                    "best_val_loss": best, "epoch": len(history)}, ckpt)
+
+        metrics, sample = _evaluate(model, test_ds, test_dl, cfg, device, T_out, t.max_eval_batches)
+        metrics["best_val_loss"] = best
+        metrics["epochs_run"] = len(history)
+        metrics["epoch_time_s"] = float(np.mean(epoch_times))
+        metrics |= _cost(model, sample[0][:1].to(device))
+        metrics |= {f"q_{k}": v for k, v in _diagnostics(model, sample[0].to(device)).items()}
+        tracking.log_metrics({f"test_{k}" if k in cfg.metrics else k: v for k, v in metrics.items()
+                              if v is not None and not (isinstance(v, float) and math.isnan(v))})
+        metrics = {f"test_{k}" if k in cfg.metrics else k: v for k, v in metrics.items()}
+
+        config_path = out_dir / f"config-seed{seed}.yaml"
+        config_path.write_text(yaml.safe_dump(cfg.to_dict() | {"seed": seed}, sort_keys=False))
+        fig_path = out_dir / f"forecast-seed{seed}.png"
+        x, y, pred = (test_ds.to_metric_space(a) for a in (sample[0][0].numpy(), sample[1][0].numpy(), sample[2][0]))
+        forecast_figure(x, y, pred, fig_path, title=f"{cfg.name} ({cfg.dataset_title})", channels=test_ds.channels)
+        np.savez_compressed(out_dir / f"forecast-seed{seed}.npz", inputs=x, truth=y, prediction=pred)
+        for path in (config_path, ckpt, fig_path, out_dir / f"forecast-seed{seed}.npz"):
+            tracking.log_artifact(path)
+        if cfg.model.quantizer == "svq":
+            weights_path = out_dir / f"svq-weights-seed{seed}.npz"
+            _save_svq_sample(model, sample[0].to(device), weights_path)
+            tracking.log_artifact(weights_path)
+        run_id = run.info.run_id
+    return SeedResult(seed, run_id, metrics, history)
+
+
+# --------------------------------------------------------------------------------------------
+def _train_epoch(model, loader, opt, step_sched, criterion, device, T_out, steps, desc) -> float:
+    model.train()
+    total, n = 0.0, 0
+    bar = tqdm(loader, total=steps, desc=desc, leave=False, mininterval=2.0)
+    for i, (x, y) in enumerate(bar):
+        if i >= steps:
+            break
+        x, y = x.to(device), y.to(device)
+        pred, aux = model.forecast(x, T_out)
+        loss = criterion(pred, y)
+        total_loss = loss + aux
+        opt.zero_grad(set_to_none=True)
+        total_loss.backward()
+        opt.step()
+        if step_sched is not None:
+            step_sched.step()
+        total += loss.item() * len(x)
+        n += len(x)
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    bar.close()
+    return total / max(n, 1)
+
+
+@torch.no_grad()
+def _eval_loss(model, loader, criterion, device, T_out, max_batches) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for i, (x, y) in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        pred, _ = model.forecast(x.to(device), T_out)
+        total += criterion(pred, y.to(device)).item() * len(x)
+        n += len(x)
+    return total / max(n, 1)
+
+
+@torch.no_grad()
+def _evaluate(model, ds, loader, cfg, device, T_out, max_batches):
+    model.eval()
+    acc = MetricAccumulator(list(cfg.metrics), spatial_norm=ds.metric_space == "physical")
+    sample = None
+    for i, (x, y) in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        pred, _ = model.forecast(x.to(device), T_out)
+        pred = pred.float().cpu().numpy()
+        acc.update(ds.to_metric_space(pred), ds.to_metric_space(y.numpy()))
+        if sample is None:
+            sample = (x, y, pred)
+    return acc.compute(), sample
+
+
+def _cost(model, example) -> dict[str, float]:
+    params = count_parameters(model)
+    q_params = count_parameters(model.quantizer)["total"]
+    return {"params_total": params["total"], "params_trainable": params["trainable"],
+            "params_quantizer": q_params, "flops_per_sample": flops_per_sample(model, example),
+            "fps_inference": inference_fps(model, example, repeats=5, warmup=1)}
+
+
+@torch.no_grad()
+def _diagnostics(model, x) -> dict[str, float]:
+    model.eval()
+    return model.quantizer.diagnostics(model.latent(x))
+
+
+@torch.no_grad()
+def _save_svq_sample(model, x, path: Path) -> None:
+    """Regression weights of one batch and the codebook, for the paper's Figure 5."""
+    svq = model.quantizer.svq if hasattr(model.quantizer, "svq") else model.quantizer
+    w = svq.regression_weights(model.latent(x)).flatten()
+    if w.numel() > 200_000:  # a uniform subsample keeps the histogram, not the file size
+        w = w[torch.randperm(w.numel(), generator=torch.Generator().manual_seed(0))[:200_000].to(w.device)]
+    np.savez_compressed(path, weights=w.cpu().numpy(), codebook=svq.codebook.detach().cpu().numpy())
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _write_history(path: Path, results: list[SeedResult]) -> None:
+    lines = ["seed,epoch,train_loss,val_loss,lr"]
+    for r in results:
+        for h in r.history:
+            lines.append(f"{r.seed},{h['epoch']},{h['train_loss']:.6g},{h['val_loss']:.6g},{h['lr']:.6g}")
+    _atomic_write(path, "\n".join(lines) + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _finite(v) -> float | None:
+    """JSON (and so DVC) has no NaN: an unavailable metric (LPIPS offline) is written as null."""
+    v = float(v)
+    return v if math.isfinite(v) else None

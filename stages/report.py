@@ -1,0 +1,24 @@
+"""DVC stage: the paper's tables (CSV + markdown), figures and headline metrics from the MLflow
+records of every trained experiment (runs/<exp>/result.json names the runs)."""
+import argparse
+import logging
+import sys
+
+from pipeline.config import load_params
+from pipeline.data.prepared import DataError
+from pipeline.errors import ConfigError
+from pipeline.report.build import build_report
+
+ap = argparse.ArgumentParser(description=__doc__)
+ap.add_argument("--params", default="params.yaml")
+ap.add_argument("--runs", default="runs", help="folder of runs/<experiment>/result.json")
+ap.add_argument("--readme", default="reports/README.md")
+ap.add_argument("--metrics", default="reports/metrics.json")
+args = ap.parse_args()
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+try:
+    written = build_report(load_params(args.params), runs_dir=args.runs, readme=args.readme, metrics=args.metrics)
+except (ConfigError, DataError) as err:
+    sys.exit(f"report: {err}")
+print(f"wrote {len(written['tables'])} tables, {len(written['figures'])} figures, {args.readme}, {args.metrics}")

@@ -1,0 +1,173 @@
+import logging
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import metrics as M
+from pipeline.data.prepared import DataError
+from pipeline.errors import ConfigError
+
+torch.set_num_threads(1)
+
+ALL = ["mse", "mae", "rmse", "ssim", "psnr", "lpips"]
+
+
+@pytest.fixture(scope="module")
+def rand_lpips():
+    """LPIPS with a random AlexNet: exercises the code path offline, never for real numbers."""
+    import warnings
+
+    import lpips
+
+    with warnings.catch_warnings():  # torchvision's deprecation notes on lpips' `pretrained=`
+        warnings.simplefilter("ignore", UserWarning)
+        return lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+
+
+def hand_pair():
+    # sample 0: errors 0.5, 0, 0.5, 0 ; sample 1: error 0.1 everywhere
+    pred = np.array([[[[[0.5, 0.25], [1.0, 0.0]]]], [[[[0.6, 0.6], [0.6, 0.6]]]]])
+    true = np.array([[[[[0.0, 0.25], [0.5, 0.0]]]], [[[[0.5, 0.5], [0.5, 0.5]]]]])
+    assert pred.shape == (2, 1, 1, 2, 2)
+    return pred, true
+
+
+def test_error_metrics_hand_values():
+    pred, true = hand_pair()
+    # per-frame sums: squared 0.5 and 0.04, absolute 1.0 and 0.4; two frames; C*H*W = 4
+    assert M.mse(pred, true) == pytest.approx(0.27)
+    assert M.mse(pred, true, spatial_norm=True) == pytest.approx(0.0675)
+    assert M.mae(pred, true) == pytest.approx(0.7)
+    assert M.mae(pred, true, spatial_norm=True) == pytest.approx(0.175)
+    assert M.rmse(pred, true) == pytest.approx(math.sqrt(0.27))
+    assert M.rmse(pred, true, spatial_norm=True) == pytest.approx(math.sqrt(0.0675))
+    # per-frame mse 0.125 and 0.01 -> 10 log10(8) and 20 dB
+    assert M.psnr(pred, true) == pytest.approx((10 * math.log10(8) + 20.0) / 2)
+
+
+def test_error_metrics_match_openstl_formulas():
+    rng = np.random.default_rng(0)
+    pred, true = rng.normal(size=(3, 4, 2, 5, 6)), rng.normal(size=(3, 4, 2, 5, 6))
+    norm = 2 * 5 * 6
+    assert M.mse(pred, true) == pytest.approx(np.mean((pred - true) ** 2, axis=(0, 1)).sum())
+    assert M.mae(pred, true) == pytest.approx(np.mean(np.abs(pred - true), axis=(0, 1)).sum())
+    assert M.mse(pred, true, True) == pytest.approx(
+        np.mean((pred - true) ** 2 / norm, axis=(0, 1)).sum())
+    assert M.rmse(pred, true, True) == pytest.approx(
+        np.sqrt(np.mean((pred - true) ** 2 / norm, axis=(0, 1)).sum()))
+
+
+def test_psnr_exact_frame_is_inf_like_openstl():
+    pred, true = hand_pair()
+    assert M.psnr(true, true) == math.inf
+
+
+def test_clipping_applies_to_image_metrics_only():
+    true = np.full((1, 1, 1, 8, 8), 1.0)
+    pred = np.full((1, 1, 1, 8, 8), 1.5)  # clips to exactly the target
+    assert M.mse(pred, true) == pytest.approx(0.25 * 64)
+    assert M.psnr(pred, true) == math.inf
+    assert M.ssim(pred, true) == pytest.approx(1.0)
+    low = np.full((1, 1, 1, 8, 8), -0.5)
+    assert M.psnr(low, np.zeros_like(low)) == math.inf
+
+
+def test_ssim_identical_and_different():
+    rng = np.random.default_rng(1)
+    true = rng.random((2, 3, 3, 16, 16))
+    assert M.ssim(true, true) == pytest.approx(1.0)
+    noisy = np.clip(true + rng.normal(scale=0.1, size=true.shape), 0, 1)
+    s1 = M.ssim(noisy, true)
+    assert 0 < s1 < 1
+    # OpenSTL's old scikit-image default for floats (data_range 2) gives higher scores
+    assert M.ssim(noisy, true, data_range=2.0) > s1
+
+
+def test_ssim_layout_matches_openstl_call():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(2)
+    p, t = rng.random((1, 1, 3, 12, 16)), rng.random((1, 1, 3, 12, 16))
+    # OpenSTL passes (W, H, C) frames with the channel last
+    ref = structural_similarity(p[0, 0].swapaxes(0, 2), t[0, 0].swapaxes(0, 2),
+                                channel_axis=-1, data_range=1.0)
+    assert M.ssim(p, t) == pytest.approx(ref, abs=1e-12)
+
+
+def test_lpips_code_path(rand_lpips):
+    rng = np.random.default_rng(3)
+    true = rng.random((2, 2, 3, 32, 32))
+    assert M.lpips(true, true, lpips_model=rand_lpips) == pytest.approx(0.0, abs=1e-6)
+    assert M.lpips(rng.random(true.shape), true, lpips_model=rand_lpips) > 0
+    grey = rng.random((1, 2, 1, 32, 32))
+    assert M.lpips(grey, grey, lpips_model=rand_lpips) == pytest.approx(0.0, abs=1e-6)
+    assert M.lpips(1 - grey, grey, lpips_model=rand_lpips) > 0
+    with pytest.raises(ConfigError, match="C=2"):
+        M.lpips(rng.random((1, 1, 2, 32, 32)), rng.random((1, 1, 2, 32, 32)),
+                lpips_model=rand_lpips)
+
+
+def test_lpips_nan_when_weights_unavailable(monkeypatch, caplog):
+    monkeypatch.setattr(M, "lpips_available", lambda: False)
+    monkeypatch.setattr(M, "_pretrained_lpips", lambda: pytest.fail("must not build LPIPS"))
+    x = np.random.default_rng(4).random((1, 1, 3, 32, 32))
+    with caplog.at_level(logging.WARNING, logger="pipeline.metrics"):
+        assert math.isnan(M.lpips(x, 1 - x))
+        res = M.compute_metrics(x, 1 - x, ["mse", "lpips"], spatial_norm=False)
+    assert "LPIPS unavailable" in caplog.text
+    assert math.isnan(res["lpips"]) and res["mse"] > 0
+
+
+def test_lpips_available_checks_torch_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert not M.lpips_available()
+    ckpt = tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    assert M.lpips_available()
+
+
+def test_compute_metrics_names_and_values(rand_lpips):
+    pred, true = hand_pair()
+    res = M.compute_metrics(pred, true, ["rmse", "mse", "mse"], spatial_norm=True)
+    assert list(res) == ["rmse", "mse"]
+    assert res["mse"] == pytest.approx(0.0675) and res["rmse"] == pytest.approx(math.sqrt(0.0675))
+    with pytest.raises(ConfigError, match="foo"):
+        M.compute_metrics(pred, true, ["mse", "foo"], spatial_norm=False)
+    with pytest.raises(ConfigError, match="list"):
+        M.compute_metrics(pred, true, "mse", spatial_norm=False)
+    with pytest.raises(ConfigError, match="ssim_data_range"):
+        M.compute_metrics(pred, true, ["ssim"], spatial_norm=False, ssim_data_range=0)
+    with pytest.raises(DataError, match="shape"):
+        M.compute_metrics(pred, true[:1], ["mse"], spatial_norm=False)
+
+
+def test_accumulator_equals_whole_array(rand_lpips):
+    rng = np.random.default_rng(5)
+    # values outside [0, 1] so that clipping matters; 7 samples in uneven batches
+    pred = rng.normal(0.5, 0.4, size=(7, 2, 3, 32, 32))
+    true = rng.random((7, 2, 3, 32, 32))
+    for spatial_norm in (False, True):
+        whole = M.compute_metrics(pred, true, ALL, spatial_norm, lpips_model=rand_lpips)
+        acc = M.MetricAccumulator(ALL, spatial_norm, lpips_model=rand_lpips)
+        for lo, hi in [(0, 3), (3, 3), (3, 4), (4, 7)]:  # includes an empty batch
+            acc.update(pred[lo:hi], true[lo:hi])
+        streamed = acc.compute()
+        assert list(streamed) == ALL
+        for name in ALL:
+            assert streamed[name] == pytest.approx(whole[name], rel=1e-9), name
+    assert whole["mse"] == pytest.approx(M.mse(pred, true, True))
+    assert whole["ssim"] == pytest.approx(M.ssim(pred, true))
+    assert whole["psnr"] == pytest.approx(M.psnr(pred, true))
+    assert whole["lpips"] == pytest.approx(M.lpips(pred, true, lpips_model=rand_lpips), rel=1e-6)
+
+
+def test_accumulator_rejects_mismatched_batches_and_empty_compute():
+    acc = M.MetricAccumulator(["mse"], spatial_norm=False)
+    with pytest.raises(DataError, match="before any"):
+        acc.compute()
+    acc.update(np.zeros((2, 1, 1, 4, 4)), np.zeros((2, 1, 1, 4, 4)))
+    with pytest.raises(DataError, match="earlier batches"):
+        acc.update(np.zeros((2, 1, 1, 4, 5)), np.zeros((2, 1, 1, 4, 5)))
