@@ -231,6 +231,11 @@ def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -
         _overlay(resolved, section, prof.get(section) or {}, f"profiles.{profile}.{section}", name)
 
     quantizer = resolved["model.quantizer"][0]
+    from pipeline.models.quantizers import QUANTIZERS
+
+    if quantizer not in QUANTIZERS:
+        raise ConfigError(f"model.quantizer: unknown quantizer {quantizer!r} (experiment {name!r}); "
+                          f"expected one of {sorted(QUANTIZERS)}")
     qsection = "svq" if quantizer == "svq" else f"quantizers.{quantizer}"
     qresolved: dict[str, tuple[Any, str]] = {}
     if quantizer != "none":
@@ -282,7 +287,24 @@ def dataset_deps(params: dict[str, Any], ds_name: str) -> list[str]:
     for profile, prof in params["profiles"].items():
         if "source" in ((prof or {}).get("data") or {}):
             deps.add(f"profiles.{profile}.data.source")
+        deps.add(f"profiles.{profile}.datasets.{ds_name}")
     return sorted(k for k in deps if _has_key(params, k))
+
+
+def dataset_settings(params: dict[str, Any], ds_name: str) -> dict[str, Any]:
+    """``datasets.<ds>`` with the active profile's ``profiles.<p>.datasets.<ds>`` merged over its
+    ``data`` and ``sample`` blocks (a profile may shrink a dataset, e.g. fewer years)."""
+    if ds_name not in params["datasets"]:
+        raise ConfigError(f"datasets.{ds_name}: no such dataset; known: {sorted(params['datasets'])}")
+    out = copy.deepcopy(params["datasets"][ds_name])
+    prof = params["profiles"][params["profile"]] or {}
+    overlay = ((prof.get("datasets") or {}).get(ds_name)) or {}
+    for block, values in overlay.items():
+        if block not in ("data", "sample"):
+            raise ConfigError(f"profiles.{params['profile']}.datasets.{ds_name}.{block}: a profile may "
+                              f"override only the data and sample blocks of a dataset")
+        out[block] = {**(out.get(block) or {}), **(values or {})}
+    return out
 
 
 def data_source(params: dict[str, Any]) -> str:

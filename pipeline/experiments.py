@@ -68,7 +68,7 @@ def build_stages(params: dict[str, Any]) -> dict[str, Any]:
             "params": run_deps_all_profiles(params, name),
             "outs": [{f"{rd}/artifacts": {"cache": False}}],
             "metrics": [{f"{rd}/result.json": {"cache": False}}],
-            "plots": [{f"{rd}/history.csv": {"cache": False, "x": "epoch", "y": ["train_loss", "val_loss"]}}],
+            "plots": [{f"{rd}/history.csv": {"cache": False, "x": "epoch", "y": "val_loss"}}],
         }
     stages["report"] = {
         "cmd": "python stages/report.py",
@@ -82,8 +82,13 @@ def build_stages(params: dict[str, Any]) -> dict[str, Any]:
     return {"stages": stages}
 
 
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data):  # shared param lists are written out in full, for readers
+        return True
+
+
 def render(params: dict[str, Any]) -> str:
-    return HEADER + yaml.safe_dump(build_stages(params), sort_keys=False, width=120)
+    return HEADER + yaml.dump(build_stages(params), Dumper=_NoAliases, sort_keys=False, width=120)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,16 +12,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import data_source
+from pipeline.config import data_source, dataset_settings
 from pipeline.data.sources import get_source
 from pipeline.data.store import write_store
-from pipeline.errors import ConfigError
-
-
-def dataset_section(params: dict[str, Any], ds: str) -> dict[str, Any]:
-    if ds not in params["datasets"]:
-        raise ConfigError(f"datasets.{ds}: no such dataset; known: {sorted(params['datasets'])}")
-    return params["datasets"][ds]
 
 
 def raw_dir(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
@@ -34,7 +27,7 @@ def store_path(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
 
 def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
     """Fetch the real files, or write the sample twin (regenerated only when its settings change)."""
-    section = dataset_section(params, ds)
+    section = dataset_settings(params, ds)
     source = get_source(section["source"])
     raw = raw_dir(params, ds, root)
     settings = dict(section["data"], name=ds)
@@ -62,7 +55,7 @@ def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
 
 
 def preprocess(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
-    section = dataset_section(params, ds)
+    section = dataset_settings(params, ds)
     source = get_source(section["source"])
     prepared = source.load(raw_dir(params, ds, root), dict(section["data"], name=ds))
     prepared.attrs.setdefault("dataset", ds)

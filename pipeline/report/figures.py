@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on these machines
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.data.prepared import DataError  # noqa: E402
@@ -130,13 +131,10 @@ def learning_curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int,
     nrows = (n + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
     for ax, (group, lines) in zip(axes.flat, panels.items()):
-        positive = True
         for label, points in lines.items():
             steps, vals = zip(*sorted(points))
-            positive &= min(vals) > 0
             ax.plot(steps, vals, marker="o", markersize=3, label=label)
-        if positive:
-            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(group, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)

@@ -182,6 +182,7 @@ def test_other_sizes_are_resized(tmp_path, twin):
     ({k: v for k, v in SETTINGS.items() if k != "val_seed"}, "datasets.human.data.val_seed"),
     ({**SETTINGS, "val_fraction": 0}, "datasets.human.data.val_fraction"),
     ({**SETTINGS, "frame_step": 0}, "datasets.human.data.frame_step"),
+    ({**SETTINGS, "name": "h36m", "source": "human", "image_size": None}, "datasets.h36m.data.image_size"),
 ])
 def test_bad_settings_name_the_key(tmp_path, settings, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

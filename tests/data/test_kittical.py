@@ -235,6 +235,7 @@ def test_missing_caltech_folder(tmp_path, twin):
     ({k: v for k, v in SETTINGS.items() if k != "caltech_frame_step"},
      "datasets.kittical.data.caltech_frame_step"),
     ({**SETTINGS, "kitti": "x"}, "datasets.kittical.data.kitti"),
+    ({**SETTINGS, "name": "kitti", "source": "kittical", "T_in": 0}, "datasets.kitti.data.T_in"),
 ])
 def test_bad_settings_name_the_key(tmp_path, settings, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

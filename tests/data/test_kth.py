@@ -153,6 +153,7 @@ def test_reader_ignores_other_persons_and_files(tmp_path, twin):
     ({k: v for k, v in SETTINGS.items() if k != "image_size"}, "datasets.kth.data.image_size"),
     ({**SETTINGS, "test_persons": [0, 26]}, "datasets.kth.data.test_persons"),
     ({**SETTINGS, "url": "ftp://x"}, "datasets.kth.data.url"),
+    ({**SETTINGS, "name": "kth_action", "source": "kth", "T_out": "20"}, "datasets.kth_action.data.T_out"),
 ])
 def test_bad_settings_name_the_key(tmp_path, settings, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -41,7 +41,7 @@ def serve(directory: Path):
 @pytest.fixture()
 def twin(tmp_path):
     raw = tmp_path / "raw"
-    taxibj.make_sample(raw, SETTINGS, {"train": 40, "test": 10}, seed=3)
+    taxibj.make_sample(raw, SETTINGS, {"train_samples": 40, "test_samples": 10}, seed=3)
     return raw
 
 
@@ -106,6 +106,7 @@ def test_twin_is_seeded(tmp_path):
     ({**SETTINGS, "val_fraction": 1.5}, "datasets.taxibj.data.val_fraction"),
     ({**SETTINGS, "T_out": 0}, "datasets.taxibj.data.T_out"),
     ({**SETTINGS, "sha256": "abc"}, "datasets.taxibj.data.sha256"),
+    ({**SETTINGS, "name": "bj", "source": "taxibj", "T_in": 1.5}, "datasets.bj.data.T_in"),
 ])
 def test_bad_settings_name_the_key(tmp_path, settings, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -115,6 +116,13 @@ def test_bad_settings_name_the_key(tmp_path, settings, key):
 def test_bad_sample_knob_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"datasets\.taxibj\.sample\.videos"):
         taxibj.make_sample(tmp_path, SETTINGS, {"videos": 2}, seed=0)
+    with pytest.raises(ConfigError, match=r"datasets\.bj\.sample\.train_samples: expected at least 9"):
+        taxibj.make_sample(tmp_path, {**SETTINGS, "name": "bj"}, {"train_samples": 8}, seed=0)
+
+
+def test_caller_supplied_name_and_source_are_accepted(twin):
+    p = taxibj.load(twin, {**SETTINGS, "name": "taxibj", "source": "taxibj"})
+    assert len(p.splits["train"].starts) == 29
 
 
 def test_missing_file_names_it(tmp_path):

@@ -30,14 +30,15 @@ Rules (OpenSTL ``openstl/datasets/dataloader_human.py`` and ``tools/prepare_data
   runs of numbers ``frame_step`` apart; a window is then ``T_in + T_out`` CONSECUTIVE stored
   frames, so ``Prepared.step`` is 1 and the raw frame step is kept in ``attrs['frame_step']``.
 
-Settings (``datasets.human.data``; all required unless a default is given):
+Settings (``datasets.<name>.data``; all required unless a default is given; ``name``, added by
+the caller, only names keys in messages (default "human"), ``source`` is ignored):
 
 * ``T_in``, ``T_out`` (paper 4 and 4), ``frame_step`` (5), ``image_size`` (256).
 * ``val_fraction`` (e.g. 0.1) and ``val_seed`` (integer >= 0): the validation lines.
 * ``train_list_url``, ``test_list_url``: where ``fetch`` gets OpenSTL's lists when they are
   not in ``raw_dir`` (default: the files in OpenSTL's repository at a pinned commit).
 
-Sample knobs (``datasets.human.sample``, optional): ``videos`` (default 3), ``frames`` (stored
+Sample knobs (``datasets.<name>.sample``, optional): ``videos`` (default 3), ``frames`` (stored
 frames per video, default 16), ``train_windows`` and ``test_windows`` (lines per video,
 defaults 6 and 2).
 """
@@ -52,8 +53,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.prepared import DataError, Prepared, Split
-from pipeline.data.sources.kth import (REQUIRED, blob_video, check_settings, fraction, int_at_least,
-                                       lazy_stack, open_image, resize_linear, url_string, write_jpeg)
+from pipeline.data.sources.kth import (REQUIRED, blob_video, check_settings, data_settings, fraction,
+                                       int_at_least, lazy_stack, open_image, resize_linear, url_string,
+                                       write_jpeg)
 from pipeline.errors import ConfigError
 
 NAME = "human"
@@ -98,7 +100,7 @@ _SAMPLE_SPEC = {
 
 
 def _settings(settings: Any) -> dict[str, Any]:
-    return check_settings(settings, _SPEC, f"datasets.{NAME}.data")
+    return data_settings(settings, _SPEC, NAME)
 
 
 def _instructions(raw_dir: Path, problem: str) -> str:
@@ -198,7 +200,7 @@ def load(raw_dir: Path, settings: Any) -> Prepared:
     n_val = max(1, int(round(s["val_fraction"] * len(train))))
     if n_val >= len(train):
         raise DataError(f"{root / LISTS['train']}: {len(train)} windows cannot give {n_val} to "
-                        f"validation (datasets.{NAME}.data.val_fraction={s['val_fraction']}) "
+                        f"validation (datasets.{s['name']}.data.val_fraction={s['val_fraction']}) "
                         f"and keep some for training")
     held = np.zeros(len(train), dtype=bool)
     held[np.random.default_rng(s["val_seed"]).permutation(len(train))[:n_val]] = True
@@ -225,11 +227,11 @@ def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
     """Write a small Human3.6M twin: ``images/`` of 256x256-style jpgs numbered every
     ``frame_step`` from 000001, and ``train.txt``/``test.txt`` lines in OpenSTL's format."""
     s = _settings(settings)
-    k = check_settings(sample, _SAMPLE_SPEC, f"datasets.{NAME}.sample")
+    k = check_settings(sample, _SAMPLE_SPEC, f"datasets.{s['name']}.sample")
     fs, length, size = s["frame_step"], s["T_in"] + s["T_out"], s["image_size"]
     positions = k["frames"] - length + 1
     if positions < max(k["train_windows"], k["test_windows"]):
-        raise ConfigError(f"datasets.{NAME}.sample.frames: {k['frames']} frames per video hold "
+        raise ConfigError(f"datasets.{s['name']}.sample.frames: {k['frames']} frames per video hold "
                           f"{max(positions, 0)} windows of {length}, fewer than the "
                           f"{max(k['train_windows'], k['test_windows'])} lines asked for")
     rng = np.random.default_rng(seed)

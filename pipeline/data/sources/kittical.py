@@ -34,20 +34,23 @@ Rules (OpenSTL ``openstl/datasets/dataloader_kitticaltech.py``):
   source names (OpenSTL compares the names only; the same when each recording is contiguous).
 * Channel order: KITTI is RGB. OpenSTL's Caltech frames come from ``cv2`` and are BGR (its test
   set is colour-swapped relative to training). ``caltech_channel_order`` chooses: "bgr"
-  reproduces OpenSTL (and the paper's numbers), "rgb" is the consistent choice.
+  reproduces OpenSTL's code (so, presumably, the paper's test conditions), "rgb" is the
+  consistent choice.
 * Splits: OpenSTL trains on ``X_train.hkl`` and validates on the Caltech test set. Here the
   validation split is KITTI's own ``X_val.hkl`` (PredNet's validation recordings) with the same
   rule; test is Caltech. Augmentation (OpenSTL's optional random crop/flip) is not data.
 
-Settings (``datasets.kittical.data``; all required unless a default is given):
+Settings (``datasets.<name>.data``; all required unless a default is given; ``name``, added by
+the caller, only names keys in messages (default "kittical"), ``source`` is ignored):
 
 * ``T_in``, ``T_out`` (paper 10 and 1), ``image_size`` ([128, 160], must match the hkl frames).
 * ``caltech_frame_step`` (3), ``caltech_channel_order`` ("bgr" or "rgb").
 * ``kitti_url`` (default: PredNet's ``kitti_data.zip`` on Dropbox, as in OpenSTL's script),
   ``kitti_sha256``; ``caltech_url`` (default: CaltechDATA's ``data_and_labels.zip``),
-  ``caltech_sha256``; ``caltech_sets`` (test sets taken from that archive, default set06-set10).
+  ``caltech_sha256``; ``caltech_sets`` (test sets taken from that archive, default set06-set10;
+  the archive is not fetched when these sets, or OpenSTL's cache, are already in ``caltech/``).
 
-Sample knobs (``datasets.kittical.sample``, optional): ``kitti_train`` (recording lengths,
+Sample knobs (``datasets.<name>.sample``, optional): ``kitti_train`` (recording lengths,
 default [24, 13]), ``kitti_val`` ([12]), ``kitti_test`` ([4]), ``caltech_videos`` (2),
 ``caltech_frames`` (raw frames per video, 36), ``caltech_size`` ([480, 640]). The twin's hkl
 arrays are gzip-compressed HDF5 datasets (same structure; hickle reads both) to stay small.
@@ -68,7 +71,7 @@ import numpy as np
 
 from pipeline.data.prepared import DataError, Prepared, Split
 from pipeline.data.sources.kth import (REQUIRED, backward_starts, blob_video, check_settings, choice,
-                                       find_dir, int_at_least, lazy_stack, open_image,
+                                       data_settings, find_dir, int_at_least, lazy_stack, open_image,
                                        sha256_or_none, url_string)
 from pipeline.errors import ConfigError
 
@@ -137,7 +140,7 @@ _SAMPLE_SPEC = {
 
 
 def _settings(settings: Any) -> dict[str, Any]:
-    return check_settings(settings, _SPEC, f"datasets.{NAME}.data")
+    return data_settings(settings, _SPEC, NAME)
 
 
 def _kitti_dir(raw_dir: Path) -> Path:
@@ -172,13 +175,15 @@ def fetch(raw_dir: Path, settings: Any) -> list:
             full = raw_dir / "caltech_full"
             extract(archive.path, full, overwrite=True)
             try:
-                _arrange_caltech(archive.path, full, caltech, s["caltech_sets"], extract)
+                _arrange_caltech(archive.path, full, caltech, s["caltech_sets"], extract,
+                                 f"datasets.{s['name']}.data.caltech_sets")
             finally:
                 shutil.rmtree(full, ignore_errors=True)  # the training sets are not used
     return results
 
 
-def _arrange_caltech(archive: Path, full: Path, caltech: Path, sets: list[str], extract) -> None:
+def _arrange_caltech(archive: Path, full: Path, caltech: Path, sets: list[str], extract,
+                     key: str) -> None:
     """Move the test sets (folders, or per-set tars) found in the unpacked archive to caltech/."""
     caltech.mkdir(parents=True, exist_ok=True)
     for name in sets:
@@ -198,7 +203,7 @@ def _arrange_caltech(archive: Path, full: Path, caltech: Path, sets: list[str], 
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             raise DataError(f"{archive}: holds no folder or tar named {name} "
-                            f"(datasets.{NAME}.data.caltech_sets)")
+                            f"({key})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +453,7 @@ def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
     import hickle
 
     s = _settings(settings)
-    k = check_settings(sample, _SAMPLE_SPEC, f"datasets.{NAME}.sample")
+    k = check_settings(sample, _SAMPLE_SPEC, f"datasets.{s['name']}.sample")
     rng = np.random.default_rng(seed)
     raw_dir = Path(raw_dir)
     kitti = raw_dir / KITTI_DIR

@@ -28,7 +28,8 @@ Rules (OpenSTL ``openstl/datasets/dataloader_kth.py``):
   (train 1-14, val 15-16, test 17-25), so no clip is shared with training. Val windows follow
   the same rule as train and test.
 
-Settings (``datasets.kth.data``; all required unless a default is given):
+Settings (``datasets.<name>.data``; all required unless a default is given; ``name``, added by
+the caller, only names keys in messages (default "kth"), ``source`` is ignored):
 
 * ``T_in``, ``T_out``: input and target frames (paper: 10 and 20).
 * ``image_size``: side of the square frames (paper: 128).
@@ -36,7 +37,7 @@ Settings (``datasets.kth.data``; all required unless a default is given):
   numbers in 1..25.
 * ``url`` (default: OpenSTL's v0.1.0 release of ``kth_action.zip``), ``sha256`` (default none).
 
-Sample knobs (``datasets.kth.sample``, all optional): ``frames`` (base clip length, default 36;
+Sample knobs (``datasets.<name>.sample``, all optional): ``frames`` (base clip length, default 36;
 clips get 0-10 extra frames so lengths differ), ``scenarios`` (clips per person and action,
 default 1), ``persons_per_split`` (default 1: the first persons of each list).
 
@@ -73,6 +74,7 @@ _FRAME = re.compile(r"image_(\d{4})")
 # Helpers shared by the video sources (kth, human, kittical) and taxibj.
 
 REQUIRED = object()
+PASSED_IN = ("name", "source")  # put in the data settings by the caller / the dataset section
 
 
 def check_settings(settings: Any, spec: Mapping[str, tuple[Any, Callable[[Any, str], Any]]],
@@ -97,6 +99,21 @@ def check_settings(settings: Any, spec: Mapping[str, tuple[Any, Callable[[Any, s
         else:
             out[key] = default
     return out
+
+
+def data_settings(settings: Any, spec: Mapping[str, tuple[Any, Callable[[Any, str], Any]]],
+                  default_name: str) -> dict[str, Any]:
+    """``datasets.<name>.data`` checked against ``spec``. ``name`` (given by the caller, used in
+    messages; ``default_name`` without it) and ``source`` are accepted; the name is returned
+    under "name"."""
+    name = default_name
+    if isinstance(settings, Mapping):
+        if settings.get("name") is not None:
+            name = str(settings["name"])
+        settings = {k: v for k, v in settings.items() if k not in PASSED_IN}
+    values = check_settings(settings, spec, f"datasets.{name}.data")
+    values["name"] = name
+    return values
 
 
 def int_at_least(low: int) -> Callable[[Any, str], int]:
@@ -297,11 +314,11 @@ _SPLIT_KEYS = {"train": "train_persons", "val": "val_persons", "test": "test_per
 
 
 def _settings(settings: Any) -> dict[str, Any]:
-    s = check_settings(settings, _SPEC, f"datasets.{NAME}.data")
+    s = data_settings(settings, _SPEC, NAME)
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         shared = sorted(set(s[_SPLIT_KEYS[a]]) & set(s[_SPLIT_KEYS[b]]))
         if shared:
-            raise ConfigError(f"datasets.{NAME}.data.{_SPLIT_KEYS[b]}: persons {shared} are also in "
+            raise ConfigError(f"datasets.{s['name']}.data.{_SPLIT_KEYS[b]}: persons {shared} are also in "
                               f"{_SPLIT_KEYS[a]}; the person lists must be disjoint")
     return s
 
@@ -365,7 +382,7 @@ def load(raw_dir: Path, settings: Any) -> Prepared:
         clips = _clips(root, s[key])
         if not clips:
             raise DataError(f"{root}: no clip folders (person<PP>_...) with frames for persons "
-                            f"{s[key]} (datasets.{NAME}.data.{key})")
+                            f"{s[key]} (datasets.{s['name']}.data.{key})")
         paths, clip_ids, numbers, jumps = [], [], [], []
         for i, (action, folder, files, nums) in enumerate(clips):
             paths += [folder / f for f in files]
@@ -389,7 +406,7 @@ def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
     """Write a small KTH twin in the release's layout: all six action folders, clips of the
     first persons of each split, 160x120 RGB jpgs with equal channels and moving blobs."""
     s = _settings(settings)
-    k = check_settings(sample, _SAMPLE_SPEC, f"datasets.{NAME}.sample")
+    k = check_settings(sample, _SAMPLE_SPEC, f"datasets.{s['name']}.sample")
     rng = np.random.default_rng(seed)
     root = Path(raw_dir)
     persons = [p for key in _SPLIT_KEYS.values() for p in s[key][:k["persons_per_split"]]]

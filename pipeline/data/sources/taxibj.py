@@ -3,7 +3,7 @@
 Raw layout: ``<raw_dir>/dataset.npz`` (also found one or two folders down, wherever the zip put
 it) holding ``X_train``, ``Y_train``, ``X_test``, ``Y_test``, each ``(N, T, 2, 32, 32)``: T_in
 input and T_out target maps of inflow and outflow, min-max normalised to [-1, 1]. Each sample is
-already cut; consecutive samples are (in general) overlapping slices of one half-hourly series.
+already cut; consecutive samples may be overlapping slices of one half-hourly series.
 
 Rules (OpenSTL ``openstl/datasets/dataloader_taxibj.py``):
 
@@ -17,16 +17,17 @@ Rules (OpenSTL ``openstl/datasets/dataloader_taxibj.py``):
   validation sample also appears in a training sample when samples are stride-1 slices of the
   series. Test is OpenSTL's test set unchanged.
 
-Settings (``datasets.taxibj.data``; all required unless a default is given):
+Settings (``datasets.<name>.data``; all required unless a default is given; ``name``, added by
+the caller, only names keys in messages (default "taxibj"), ``source`` is ignored):
 
 * ``T_in``, ``T_out``: must equal the file's X and Y lengths (4 and 4; OpenSTL asserts the same).
 * ``val_fraction``: fraction of train samples held out at its end for validation (e.g. 0.1).
 * ``url`` (default: OpenSTL's v0.1.0 release of ``taxibj_dataset.zip``), ``sha256`` (default none).
 
-Sample knobs (``datasets.taxibj.sample``, optional): ``train`` (samples, default 40), ``test``
-(default 10). The twin is a half-hourly series of moving flow hot spots with a daily cycle, cut
-into stride-1 samples like the real file, saved with ``np.savez_compressed`` (same keys, dtype
-float32).
+Sample knobs (``datasets.<name>.sample``, optional): ``train_samples`` (default 40),
+``test_samples`` (default 10). The twin is a half-hourly series of moving flow hot spots with a
+daily cycle, cut into stride-1 samples, saved with ``np.savez_compressed`` (same keys and shapes,
+dtype float32).
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.prepared import DataError, Prepared, Split
-from pipeline.data.sources.kth import (REQUIRED, blob_video, check_settings, find_dir, fraction,
-                                       int_at_least, sha256_or_none, url_string)
+from pipeline.data.sources.kth import (REQUIRED, blob_video, check_settings, data_settings, find_dir,
+                                       fraction, int_at_least, sha256_or_none, url_string)
 from pipeline.errors import ConfigError
 
 NAME = "taxibj"
@@ -56,13 +57,13 @@ _SPEC = {
     "sha256": (None, sha256_or_none),
 }
 _SAMPLE_SPEC = {
-    "train": (40, int_at_least(2)),
-    "test": (10, int_at_least(1)),
+    "train_samples": (40, int_at_least(2)),
+    "test_samples": (10, int_at_least(1)),
 }
 
 
 def _settings(settings: Any) -> dict[str, Any]:
-    return check_settings(settings, _SPEC, f"datasets.{NAME}.data")
+    return data_settings(settings, _SPEC, NAME)
 
 
 def _npz(raw_dir: Path) -> Path:
@@ -83,7 +84,8 @@ def fetch(raw_dir: Path, settings: Any) -> list:
     return [result]
 
 
-def _read(path: Path, T_in: int, T_out: int) -> dict[str, np.ndarray]:
+def _read(path: Path, s: dict[str, Any]) -> dict[str, np.ndarray]:
+    T_in, T_out = s["T_in"], s["T_out"]
     try:
         with np.load(path, allow_pickle=False) as z:
             found = list(z.files)
@@ -103,10 +105,10 @@ def _read(path: Path, T_in: int, T_out: int) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: X_{split} has {x.shape[0]} samples but Y_{split} has {y.shape[0]}")
         if x.shape[1] != T_in:
             raise DataError(f"{path}: X_{split} holds {x.shape[1]} input frames but "
-                            f"datasets.{NAME}.data.T_in is {T_in}")
+                            f"datasets.{s['name']}.data.T_in is {T_in}")
         if y.shape[1] != T_out:
             raise DataError(f"{path}: Y_{split} holds {y.shape[1]} target frames but "
-                            f"datasets.{NAME}.data.T_out is {T_out}")
+                            f"datasets.{s['name']}.data.T_out is {T_out}")
         if x.shape[0] == 0:
             raise DataError(f"{path}: X_{split} holds no samples")
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
@@ -124,14 +126,14 @@ def _split(x: np.ndarray, y: np.ndarray) -> Split:
 def load(raw_dir: Path, settings: Any) -> Prepared:
     s = _settings(settings)
     path = _npz(raw_dir)
-    a = _read(path, s["T_in"], s["T_out"])
+    a = _read(path, s)
     n = a["X_train"].shape[0]
     gap = s["T_in"] + s["T_out"] - 1
     n_val = max(1, int(round(s["val_fraction"] * n)))
     n_train = n - n_val - gap
     if n_train < 1:
         raise DataError(f"{path}: {n} train samples cannot give {n_val} validation samples "
-                        f"(datasets.{NAME}.data.val_fraction={s['val_fraction']}) plus a gap of {gap} "
+                        f"(datasets.{s['name']}.data.val_fraction={s['val_fraction']}) plus a gap of {gap} "
                         f"and leave any for training")
     splits = {
         "train": _split(a["X_train"][:n_train], a["Y_train"][:n_train]),
@@ -154,14 +156,14 @@ def load(raw_dir: Path, settings: Any) -> Prepared:
 def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
     """Write a small ``dataset.npz`` twin: same keys, (N, T, 2, 32, 32) float32 in [-1, 1]."""
     s = _settings(settings)
-    k = check_settings(sample, _SAMPLE_SPEC, f"datasets.{NAME}.sample")
+    k = check_settings(sample, _SAMPLE_SPEC, f"datasets.{s['name']}.sample")
     length = s["T_in"] + s["T_out"]
-    if k["train"] < length + 1:
-        raise ConfigError(f"datasets.{NAME}.sample.train: expected at least {length + 1} samples "
+    if k["train_samples"] < length + 1:
+        raise ConfigError(f"datasets.{s['name']}.sample.train_samples: expected at least {length + 1} "
                           f"(one for training, the gap of {length - 1}, one for validation), "
-                          f"got {k['train']}")
+                          f"got {k['train_samples']}")
     rng = np.random.default_rng(seed)
-    steps = k["train"] + k["test"] + 2 * (length - 1)
+    steps = k["train_samples"] + k["test_samples"] + 2 * (length - 1)
     flows = blob_video(rng, steps, *GRID, len(CHANNELS), blobs=3, speed=1.5).astype(np.float32)
     day = 0.5 + 0.5 * np.sin(2 * np.pi * np.arange(steps) / 48)  # 48 half-hours a day
     flows *= (0.4 + 0.6 * day)[:, None, None, None]
@@ -171,8 +173,8 @@ def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
         w = np.stack([series[first + i:first + i + length] for i in range(count)])
         return w[:, :s["T_in"]], w[:, s["T_in"]:]
 
-    x_train, y_train = cut(0, k["train"])
-    x_test, y_test = cut(k["train"] + length - 1, k["test"])
+    x_train, y_train = cut(0, k["train_samples"])
+    x_test, y_test = cut(k["train_samples"] + length - 1, k["test_samples"])
     Path(raw_dir).mkdir(parents=True, exist_ok=True)
     np.savez_compressed(Path(raw_dir) / FILE, X_train=x_train, Y_train=y_train,
                         X_test=x_test, Y_test=y_test)

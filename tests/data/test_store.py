@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from pipeline.data.prepared import DataError, Split
+from pipeline.data.store import read_meta, write_store
+from pipeline.data.windows import WindowDataset
+
+from conftest import make_prepared
+
+
+def test_store_layout_stats_and_windows(tmp_path):
+    prep = make_prepared()
+    path = write_store(prep, tmp_path / "d.zarr")
+    meta = read_meta(path)
+    train = prep.splits["train"].frames
+    assert meta["offset"] == pytest.approx([float(train.astype(np.float64).mean())], rel=1e-6)
+    assert meta["scale"] == pytest.approx([float(train.astype(np.float64).std())], rel=1e-6)
+    assert meta["windows"] == {"train": 37, "val": 17, "test": 17}
+    assert meta["provenance"] == {"made_by": "tests"}
+    frames = zarr.open_group(path, mode="r")["train/frames"]
+    assert frames.chunks == (1, 1, 16, 16) and frames.shards[0] == 40  # one shard: few files
+
+    ds = WindowDataset(path, "train")
+    x, y = ds[5]
+    assert x.shape == (2, 1, 16, 16) and y.shape == (2, 1, 16, 16)
+    raw = train[5:9]
+    expected = (raw - meta["offset"][0]) / meta["scale"][0]
+    np.testing.assert_allclose(torch.cat([x, y]).numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ds.to_metric_space(x.numpy()), raw[:2], rtol=1e-5)
+
+
+def test_lazy_reads_match_cached_reads(tmp_path):
+    path = write_store(make_prepared(), tmp_path / "d.zarr")
+    cached, lazy = WindowDataset(path, "test"), WindowDataset(path, "test", cache_bytes=0)
+    for i in (0, 7, len(cached) - 1):
+        torch.testing.assert_close(cached[i], lazy[i])
+
+
+def test_multiworker_loader(tmp_path):
+    path = write_store(make_prepared(), tmp_path / "d.zarr")
+    ds = WindowDataset(path, "val", cache_bytes=0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)
+    xs = torch.cat([x for x, _ in loader])
+    assert xs.shape[0] == len(ds)
+    torch.testing.assert_close(xs[3], ds[3][0])
+
+
+def test_fixed_scaling_keeps_uint8(tmp_path):
+    prep = make_prepared(scaling="fixed", dtype=np.uint8)
+    path = write_store(prep, tmp_path / "v.zarr")
+    assert zarr.open_group(path, mode="r")["train/frames"].dtype == np.uint8
+    ds = WindowDataset(path, "train")
+    x, _ = ds[0]
+    assert float(x.max()) <= 1.0 and ds.metric_space == "model"
+
+
+def test_split_too_short_is_refused_and_nothing_written(tmp_path):
+    prep = make_prepared()
+    prep.splits["val"] = Split(frames=prep.splits["val"].frames[:3], starts=np.zeros(0, dtype=np.int64))
+    with pytest.raises(DataError, match="split 'val': no complete window of 4 frames"):
+        write_store(prep, tmp_path / "d.zarr")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_rewrite_keeps_the_old_store(tmp_path):
+    path = write_store(make_prepared(), tmp_path / "d.zarr")
+    bad = make_prepared()
+    bad.splits["train"].frames[:] = 5.0  # constant: no usable z-score
+    with pytest.raises(DataError, match="statistics"):
+        write_store(bad, path)
+    assert read_meta(path)["windows"]["train"] == 37
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr"]
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="run the preprocess stage"):
+        WindowDataset(tmp_path / "none.zarr", "train")

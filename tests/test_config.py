@@ -1,0 +1,93 @@
+import copy
+
+import pytest
+
+from pipeline.config import (dataset_deps, load_params, resolve_run, run_deps_all_profiles,
+                             set_dotted, validate_params)
+from pipeline.errors import ConfigError
+
+from conftest import ROOT
+
+
+def test_project_params_validate():
+    params = load_params(ROOT / "params.yaml")
+    assert "t2m_svq" in params["experiments"]
+
+
+def test_layers_dataset_experiment_profile(params):
+    cfg = resolve_run(params, "kth_svq")
+    assert cfg.model.translator == "incepu"           # datasets.kth.model
+    assert cfg.quantizer["codebook_size"] == 6000     # datasets.kth.svq
+    assert cfg.model.hid_S == params["profiles"]["sample"]["model"]["hid_S"]  # profile wins
+    paper = resolve_run(params, "kth_svq", profile="paper")
+    assert paper.model.hid_S == 64 and paper.train.epochs == 100 and paper.train.sched == "onecycle"
+
+
+def test_loss_follows_the_paper(params):
+    assert resolve_run(params, "t2m_simvp").loss == "mse"
+    assert resolve_run(params, "t2m_svq").loss == "mae"
+    assert resolve_run(params, "t2m_svq_mse").loss == "mse"
+    assert resolve_run(params, "tcc_svq").loss == "mse"        # the public code's tcc setting
+    assert resolve_run(params, "t2m_vq").loss == "mse"         # comparators ran with MSE
+
+
+def test_deps_name_exactly_the_keys_read(params):
+    svq = run_deps_all_profiles(params, "t2m_svq")
+    base = run_deps_all_profiles(params, "t2m_simvp")
+    kth = run_deps_all_profiles(params, "kth_svq")
+    n10 = run_deps_all_profiles(params, "t2m_svq_n10")
+    assert "svq.codebook_size" in svq
+    assert not any(k.startswith("svq.") for k in base)          # a baseline reads no SVQ key
+    assert "svq.codebook_size" not in kth and "datasets.kth.svq.codebook_size" in kth
+    assert "svq.codebook_size" not in n10                       # overridden by its experiment
+    assert "experiments.t2m_svq" in svq and "profile" in svq
+    vq = run_deps_all_profiles(params, "t2m_vq")
+    assert "quantizers.vq.codebook_size" in vq and not any(k.startswith("svq.") for k in vq)
+
+
+def test_dataset_deps(params):
+    deps = dataset_deps(params, "wbm")
+    assert {"datasets.wbm.data", "datasets.wbm.sample", "profiles.sample.datasets.wbm", "profile"} <= set(deps)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("model.translator", "transformerxl", "model.translator"),
+    ("svq.codebook_size", 0, "svq.codebook_size"),
+    ("svq.codebook_size", -5, "svq.codebook_size"),
+    ("train.loss", "huber", "train.loss"),
+    ("train.noise", 1.5, "train.noise"),
+    ("model.N_S", 3, "model.N_S"),
+    ("data.source", "ftp", "data.source"),
+    ("profile", "huge", "profile"),
+    ("seeds", [], "seeds"),
+    ("model.quantizer", "kmeans", "model.quantizer"),
+])
+def test_bad_settings_name_the_key(params, key, value, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        validate_params(set_dotted(params, key, value))
+
+
+def test_bad_experiment_override(params):
+    p = copy.deepcopy(params)
+    p["experiments"]["t2m_svq"]["set"]["svq.codebok_size"] = 10
+    with pytest.raises(ConfigError, match="experiments.t2m_svq.set.svq.codebok_size"):
+        validate_params(p)
+    p = copy.deepcopy(params)
+    p["experiments"]["t2m_bad"] = {"dataset": "mars", "tables": [], "set": {}}
+    with pytest.raises(ConfigError, match="experiments.t2m_bad.dataset"):
+        validate_params(p)
+
+
+def test_unknown_dataset_key_and_missing_file(params, tmp_path):
+    p = set_dotted(params, "datasets.t2m.colour", "red")
+    with pytest.raises(ConfigError, match="datasets.t2m"):
+        validate_params(p)
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_flat_params_record_what_ran(params):
+    flat = resolve_run(params, "t2m_svq").flat_params()
+    assert flat["quantizer.codebook_size"] == 10000
+    assert flat["train.loss"] == "mae"
+    assert flat["model.translator"] == "gsta"

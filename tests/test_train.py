@@ -1,0 +1,54 @@
+"""One experiment end to end on a tiny store: training, early stopping, test metrics, MLflow."""
+import json
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.config import resolve_run
+from pipeline.train import run_experiment
+
+
+@pytest.mark.parametrize("name", ["t2m_simvp", "t2m_svq"])
+def test_run_logs_params_metrics_and_artifacts(tiny_params, tiny_store, mlflow_uri, tmp_path, name):
+    cfg = resolve_run(tiny_params, name)
+    summary = run_experiment(cfg, tiny_store, tmp_path / "out")
+
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["run_ids"] == summary["run_ids"] and len(result["run_ids"]) == 1
+    for key in ("test_mse", "test_mae", "test_rmse", "params_total", "flops_per_sample", "fps_inference"):
+        assert np.isfinite(result["metrics"][key]), key
+    assert result["metrics"]["test_rmse"] == pytest.approx(result["metrics"]["test_mse"] ** 0.5)
+
+    client = mlflow.MlflowClient(mlflow_uri)
+    run = client.get_run(result["run_ids"][0])
+    assert run.data.tags["svq.experiment"] == name and run.data.tags["svq.profile"] == "sample"
+    assert run.data.params["model.quantizer"] == cfg.model.quantizer
+    assert run.data.params["train.loss"] == ("mae" if name == "t2m_svq" else "mse")
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [m.step for m in history] == [1]
+    assert {"train_loss", "lr", "test_mse"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config-seed0.yaml", "best-seed0.pt", "forecast-seed0.png", "forecast-seed0.npz"} <= artifacts
+    if name == "t2m_svq":
+        assert "svq-weights-seed0.npz" in artifacts
+        assert run.data.params["quantizer.codebook_size"] == "10000"
+        assert "q_perplexity_theta2" in run.data.metrics
+    logged = yaml.safe_load((tmp_path / "out" / "config-seed0.yaml").read_text())
+    assert logged["name"] == name and logged["seed"] == 0
+
+
+def test_early_stopping_and_seeds(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
+    import pipeline.train as train
+
+    losses = iter([1.0, 2.0, 3.0] * 2)  # each seed: worse after epoch 1, so it stops after patience
+    monkeypatch.setattr(train, "_eval_loss", lambda *a, **k: next(losses))
+    tiny_params["seeds"] = [0, 1]
+    tiny_params["profiles"]["sample"]["train"].update(epochs=6, patience=2)
+    summary = run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "out")
+    assert len(summary["run_ids"]) == 2
+    assert summary["metrics"]["epochs_run"] == 3
+    assert summary["metrics"]["best_val_loss"] == 1.0
+    lines = (tmp_path / "out" / "history.csv").read_text().splitlines()
+    assert lines[0] == "seed,epoch,train_loss,val_loss,lr" and len(lines) == 1 + 2 * 3
