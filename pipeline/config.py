@@ -18,7 +18,7 @@ from pipeline.errors import ConfigError
 
 TOP_LEVEL = ("profile", "seeds", "data", "model", "svq", "quantizers", "train", "datasets",
              "profiles", "experiments", "report")
-DATASET_KEYS = {"source", "title", "metrics", "data", "sample", "model", "train", "svq", "quantizers"}
+DATASET_KEYS = {"source", "raw", "title", "metrics", "data", "sample", "model", "train", "svq", "quantizers"}
 EXPERIMENT_KEYS = {"dataset", "tables", "set"}
 METRICS = ("mse", "mae", "rmse", "ssim", "psnr", "lpips")
 
@@ -180,6 +180,8 @@ def validate_params(params: dict[str, Any]) -> None:
         for key in ("source", "data", "metrics"):
             if key not in ds:
                 raise ConfigError(f"datasets.{name}.{key}: missing")
+        if ds.get("raw") not in (None, "sample", "remote"):
+            raise ConfigError(f"datasets.{name}.raw: expected sample, remote or null, got {ds['raw']!r}")
         for m in ds["metrics"]:
             if m not in METRICS:
                 raise ConfigError(f"datasets.{name}.metrics: unknown metric {m!r}; expected {list(METRICS)}")
@@ -282,7 +284,7 @@ def run_deps_all_profiles(params: dict[str, Any], name: str) -> list[str]:
 
 def dataset_deps(params: dict[str, Any], ds_name: str) -> list[str]:
     """Keys the download/preprocess stages of a dataset read (under any profile)."""
-    deps = {"profile", "data.source", "data.root", f"datasets.{ds_name}.source",
+    deps = {"profile", "data.source", "data.root", f"datasets.{ds_name}.source", f"datasets.{ds_name}.raw",
             f"datasets.{ds_name}.data", f"datasets.{ds_name}.sample"}
     for profile, prof in params["profiles"].items():
         if "source" in ((prof or {}).get("data") or {}):
@@ -307,8 +309,11 @@ def dataset_settings(params: dict[str, Any], ds_name: str) -> dict[str, Any]:
     return out
 
 
-def data_source(params: dict[str, Any]) -> str:
-    """``data.source`` after the active profile."""
+def data_source(params: dict[str, Any], ds_name: str | None = None) -> str:
+    """Where raw files come from: ``datasets.<ds>.raw`` when set (own data: always your files),
+    else ``data.source`` after the active profile."""
+    if ds_name is not None and params["datasets"][ds_name].get("raw"):
+        return params["datasets"][ds_name]["raw"]
     prof = params["profiles"][params["profile"]] or {}
     return (prof.get("data") or {}).get("source", params["data"]["source"])
 

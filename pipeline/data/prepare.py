@@ -18,7 +18,7 @@ from pipeline.data.store import write_store
 
 
 def raw_dir(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
-    return root / params["data"]["root"] / "raw" / ds / data_source(params)
+    return root / params["data"]["root"] / "raw" / ds / data_source(params, ds)
 
 
 def store_path(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
@@ -31,7 +31,7 @@ def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
     source = get_source(section["source"])
     raw = raw_dir(params, ds, root)
     settings = dict(section["data"], name=ds)
-    if data_source(params) == "remote":
+    if data_source(params, ds) == "remote":
         raw.mkdir(parents=True, exist_ok=True)
         source.fetch(raw, settings)
         return raw
@@ -59,7 +59,7 @@ def preprocess(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
     source = get_source(section["source"])
     prepared = source.load(raw_dir(params, ds, root), dict(section["data"], name=ds))
     prepared.attrs.setdefault("dataset", ds)
-    prepared.attrs.setdefault("source", data_source(params))
+    prepared.attrs.setdefault("source", data_source(params, ds))
     out = store_path(params, ds, root)
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_store(prepared, out, scheduler=params["data"].get("dask_scheduler"))
