@@ -1,9 +1,6 @@
 """The catalogue -> dvc.yaml expansion, and DVC re-running exactly what a changed key feeds."""
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml

@@ -117,8 +117,10 @@ def reading(number: int, df: pd.DataFrame) -> str:
     agree = sum(bool(c.agrees()) for c in judged)
     # a check we cannot judge yet only counts as pending: listing it would drown the measured ones
     shown = [c.text() for c in checks if c.show and (not c.values or c.verdict("ours") is not None)]
-    head = f"Reading: our numbers agree with the paper's direction in {agree} of {len(judged)} checks"
     pending = len(counted) - len(judged)
+    if not judged:
+        return f"Reading: none of the paper's {pending} directions checked here is measurable with the runs so far."
+    head = f"Reading: our numbers agree with the paper's direction in {agree} of {len(judged)} checks"
     if pending:
         head += f" ({pending} not measurable yet)"
     return head + (" — " + "; ".join(shown) if shown else "") + "."
@@ -177,9 +179,9 @@ def _improvement_checks(df: pd.DataFrame, row: str = "Improvement (%)",
 
 
 def _read_t1(df):
+    # WB-M: only the all-channel columns have runs behind them
     return _improvement_checks(df, columns=[c for c in df["column"].unique()
-                                            if c.endswith(("_mse", "_mae")) and not c.startswith("wbm_")
-                                            or c.startswith("wbm_all")])
+                                            if not c.startswith("wbm_") or c.startswith("wbm_all")])
 
 
 def _read_t2(df):
@@ -341,7 +343,8 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
         out += [f"> {SAMPLE_CAVEAT}", ""]
     out += [
         "Cells read **ours / paper (relative difference of ours from the paper)**; ours is the mean "
-        "over seeds, \"mean ± std\" with several seeds; – marks a value not measured (yet). "
+        "over seeds, \"mean ± std\" with several seeds (a difference smaller than the std is within "
+        "seed noise); – marks a value not measured (yet). "
         "† rows are the paper's baselines copied from OpenSTL, not re-run. *Italic* rows are "
         "recomputed from the rows above: ours / the paper's printed value, and in [brackets] the same "
         "formula applied to the paper's own numbers where it does not give the printed value.",

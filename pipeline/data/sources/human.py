@@ -53,9 +53,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.prepared import DataError, Prepared, Split
-from pipeline.data.sources.kth import (REQUIRED, blob_video, check_settings, data_settings, fraction,
-                                       int_at_least, lazy_stack, open_image, resize_linear, url_string,
-                                       write_jpeg)
+from pipeline.data.sources.frames import blob_video, lazy_stack, open_image, resize_linear, write_jpeg
+from pipeline.data.sources.settings import REQUIRED, check_settings, data_settings, fraction, int_at_least, url_string
 from pipeline.errors import ConfigError
 
 NAME = "human"

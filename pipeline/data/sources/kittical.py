@@ -70,9 +70,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.prepared import DataError, Prepared, Split
-from pipeline.data.sources.kth import (REQUIRED, backward_starts, blob_video, check_settings, choice,
-                                       data_settings, find_dir, int_at_least, lazy_stack, open_image,
-                                       sha256_or_none, url_string)
+from pipeline.data.sources.frames import backward_starts, blob_video, find_dir, lazy_stack, open_image
+from pipeline.data.sources.settings import REQUIRED, check_settings, choice, data_settings, int_at_least, sha256_or_none, url_string
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)

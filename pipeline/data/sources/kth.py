@@ -41,14 +41,11 @@ Sample knobs (``datasets.<name>.sample``, all optional): ``frames`` (base clip l
 clips get 0-10 extra frames so lengths differ), ``scenarios`` (clips per person and action,
 default 1), ``persons_per_split`` (default 1: the first persons of each list).
 
-This module also holds helpers shared by the other video sources (settings checks, OpenSTL's
-backward window scan, lazy image stacks, moving-blob twins).
 """
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,6 +53,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.prepared import DataError, Prepared, Split
+from pipeline.data.sources.frames import backward_starts, blob_video, find_dir, lazy_stack, open_image, resize_linear, write_jpeg
+from pipeline.data.sources.settings import REQUIRED, check_settings, data_settings, int_at_least, int_list, sha256_or_none, url_string
 from pipeline.errors import ConfigError
 
 NAME = "kth"
@@ -68,228 +67,6 @@ ACTIONS = ACTIONS_NONOVERLAP + ACTIONS_STRIDE3
 RAW_SIZE = (120, 160)  # (height, width) of the release's frames
 _CLIP = re.compile(r"person(\d{2})_")
 _FRAME = re.compile(r"image_(\d{4})")
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers shared by the video sources (kth, human, kittical) and taxibj.
-
-REQUIRED = object()
-PASSED_IN = ("name", "source")  # put in the data settings by the caller / the dataset section
-
-
-def check_settings(settings: Any, spec: Mapping[str, tuple[Any, Callable[[Any, str], Any]]],
-                   where: str) -> dict[str, Any]:
-    """Validate ``settings`` against ``spec`` (key -> (default or REQUIRED, checker)).
-
-    Unknown or missing keys and bad values raise ConfigError naming ``<where>.<key>``.
-    """
-    if settings is None:
-        settings = {}
-    if not isinstance(settings, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of settings, got {type(settings).__name__}")
-    unknown = sorted(set(settings) - set(spec))
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown setting; expected keys {sorted(spec)}")
-    out = {}
-    for key, (default, check) in spec.items():
-        if key in settings:
-            out[key] = check(settings[key], f"{where}.{key}")
-        elif default is REQUIRED:
-            raise ConfigError(f"{where}.{key}: missing required setting")
-        else:
-            out[key] = default
-    return out
-
-
-def data_settings(settings: Any, spec: Mapping[str, tuple[Any, Callable[[Any, str], Any]]],
-                  default_name: str) -> dict[str, Any]:
-    """``datasets.<name>.data`` checked against ``spec``. ``name`` (given by the caller, used in
-    messages; ``default_name`` without it) and ``source`` are accepted; the name is returned
-    under "name"."""
-    name = default_name
-    if isinstance(settings, Mapping):
-        if settings.get("name") is not None:
-            name = str(settings["name"])
-        settings = {k: v for k, v in settings.items() if k not in PASSED_IN}
-    values = check_settings(settings, spec, f"datasets.{name}.data")
-    values["name"] = name
-    return values
-
-
-def int_at_least(low: int) -> Callable[[Any, str], int]:
-    def check(value: Any, key: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ConfigError(f"{key}: expected an integer >= {low}, got {value!r}")
-        return int(value)
-    return check
-
-
-def fraction(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(f"{key}: expected a fraction strictly between 0 and 1, got {value!r}")
-    return float(value)
-
-
-def url_string(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://", "file://")):
-        raise ConfigError(f"{key}: expected an http(s):// or file:// URL, got {value!r}")
-    return value
-
-
-def sha256_or_none(value: Any, key: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-        raise ConfigError(f"{key}: expected 64 hex digits or null, got {value!r}")
-    return value.lower()
-
-
-def choice(*options: str) -> Callable[[Any, str], str]:
-    def check(value: Any, key: str) -> str:
-        if value not in options:
-            raise ConfigError(f"{key}: expected one of {list(options)}, got {value!r}")
-        return value
-    return check
-
-
-def int_list(low: int, high: int) -> Callable[[Any, str], list[int]]:
-    def check(value: Any, key: str) -> list[int]:
-        ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0
-        if ok:
-            ok = all(not isinstance(v, bool) and isinstance(v, (int, np.integer)) and low <= v <= high
-                     for v in value) and len(set(value)) == len(value)
-        if not ok:
-            raise ConfigError(f"{key}: expected a non-empty list of distinct integers in "
-                              f"{low}..{high}, got {value!r}")
-        return [int(v) for v in value]
-    return check
-
-
-def find_dir(raw_dir: Path, has: Callable[[Path], bool], what: str, depth: int = 2) -> Path:
-    """The one folder at most ``depth`` levels under ``raw_dir`` (itself included) that ``has``
-    accepts: archives unpack with or without a top folder."""
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise DataError(f"{raw_dir}: raw folder does not exist (expected {what})")
-    level, found = [raw_dir], []
-    for _ in range(depth + 1):
-        found = [d for d in level if has(d)]
-        if found:
-            break
-        level = [c for d in level for c in sorted(d.iterdir()) if c.is_dir() and not c.name.startswith(".")]
-    if not found:
-        raise DataError(f"{raw_dir}: no {what} found here or up to {depth} folders below")
-    if len(found) > 1:
-        raise DataError(f"{raw_dir}: several candidate folders for {what}: {[str(f) for f in found]}")
-    return found[0]
-
-
-def backward_starts(clip: Sequence[int], seq_len: int, jump: int | Sequence[int],
-                    number: Sequence[int] | None = None) -> np.ndarray:
-    """OpenSTL's window scan over concatenated clips, returned in ascending order.
-
-    From the last frame backwards: the window ending at ``index`` is valid when its first frame
-    has the same clip id (ids must be contiguous runs, so the whole window is in the clip) and,
-    when ``number`` is given, the frame numbers differ by exactly ``seq_len - 1``. After a valid
-    window the scan moves back ``jump`` (of the window's last frame) frames, otherwise one.
-    """
-    clip = [int(c) for c in clip]
-    jumps = [int(jump)] * len(clip) if np.isscalar(jump) else [int(j) for j in jump]
-    numbers = None if number is None else [int(n) for n in number]
-    starts = []
-    index = len(clip) - 1
-    while index >= seq_len - 1:
-        first = index - seq_len + 1
-        if clip[index] == clip[first] and (numbers is None or numbers[index] - numbers[first] == seq_len - 1):
-            starts.append(first)
-            index -= jumps[index]
-        else:
-            index -= 1
-    return np.asarray(starts[::-1], dtype=np.int64)
-
-
-def _read_block(items: tuple, read: Callable[[Any], np.ndarray], frame_shape: tuple, dtype) -> np.ndarray:
-    out = np.empty((len(items), *frame_shape), dtype=dtype)
-    for i, item in enumerate(items):
-        frame = read(item)
-        if frame.shape != frame_shape:
-            raise DataError(f"{item}: frame has shape {frame.shape}, expected {frame_shape}")
-        out[i] = frame
-    return out
-
-
-def lazy_stack(items: Sequence, read: Callable[[Any], np.ndarray], frame_shape: tuple,
-               dtype=np.uint8, block: int = 64):
-    """A dask array (N, *frame_shape) whose frame i is ``read(items[i])``, read ``block`` at a
-    time only when computed: the real video sets are far larger than memory."""
-    import dask
-    import dask.array as da
-
-    frame_shape = tuple(int(s) for s in frame_shape)
-    if not items:
-        return np.zeros((0, *frame_shape), dtype=dtype)
-    parts = []
-    for i in range(0, len(items), block):
-        chunk = tuple(items[i:i + block])
-        task = dask.delayed(_read_block, pure=True)(chunk, read, frame_shape, dtype)
-        parts.append(da.from_delayed(task, shape=(len(chunk), *frame_shape), dtype=dtype))
-    return da.concatenate(parts, axis=0)
-
-
-def open_image(path: Path | str) -> np.ndarray:
-    """Decode an image file to (H, W) or (H, W, C) uint8, with a DataError naming a bad file."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "RGB"):
-                im = im.convert("RGB")
-            return np.asarray(im)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read image ({exc})") from exc
-
-
-def resize_linear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize without anti-aliasing, pixel centres aligned (as ``cv2.resize``),
-    rounded to uint8."""
-    if image.shape[:2] == tuple(shape):
-        return image
-    from skimage.transform import resize
-
-    out = resize(image.astype(np.float32), shape, order=1, mode="edge", anti_aliasing=False,
-                 preserve_range=True)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def blob_video(rng: np.random.Generator, n: int, height: int, width: int, channels: int,
-               blobs: int = 3, speed: float = 3.0) -> np.ndarray:
-    """Plausible moving content for twins: soft blobs bouncing on a shaded background,
-    (n, height, width, channels) uint8."""
-    yy = np.arange(height, dtype=np.float32)
-    xx = np.arange(width, dtype=np.float32)
-    base = rng.uniform(40, 90, size=channels).astype(np.float32)
-    pos = rng.uniform([0, 0], [height, width], size=(blobs, 2))
-    vel = rng.uniform(-speed, speed, size=(blobs, 2))
-    radius = rng.uniform(0.06, 0.15, size=blobs) * min(height, width)
-    colour = rng.uniform(100, 180, size=(blobs, channels)).astype(np.float32)
-    size = np.array([height, width], dtype=np.float64)
-    raw = pos[None] + vel[None] * np.arange(n)[:, None, None]  # (n, blobs, 2)
-    path = (size - np.abs(np.mod(raw, 2 * size) - size)).astype(np.float32)  # bounce off edges
-    r2 = (2 * radius ** 2).astype(np.float32)[None, :, None]
-    # Gaussian blobs are separable: per frame and channel, (H x blobs) @ (blobs x W)
-    gy = np.exp(-(yy[None, None] - path[:, :, 0:1]) ** 2 / r2)  # (n, blobs, H)
-    gx = np.exp(-(xx[None, None] - path[:, :, 1:2]) ** 2 / r2)  # (n, blobs, W)
-    rows = gy.transpose(0, 2, 1)[:, None] * colour.T[None, :, None, :]  # (n, C, H, blobs)
-    frames = rows @ gx[:, None]  # (n, C, H, W)
-    frames += (base[:, None, None] + 30 * (yy / height)[None, :, None] + 10 * (xx / width)[None, None, :])
-    return np.clip(np.rint(frames), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
-
-
-def write_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, format="JPEG", quality=quality)
 
 
 # ---------------------------------------------------------------------------------------------

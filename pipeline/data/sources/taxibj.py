@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.prepared import DataError, Prepared, Split
-from pipeline.data.sources.kth import (REQUIRED, blob_video, check_settings, data_settings, find_dir,
-                                       fraction, int_at_least, sha256_or_none, url_string)
+from pipeline.data.sources.frames import blob_video, find_dir
+from pipeline.data.sources.settings import REQUIRED, check_settings, data_settings, fraction, int_at_least, sha256_or_none, url_string
 from pipeline.errors import ConfigError
 
 NAME = "taxibj"
