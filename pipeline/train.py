@@ -136,7 +136,7 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
         metrics, sample = _evaluate(model, test_ds, test_dl, cfg, device, T_out, t.max_eval_batches)
         metrics["best_val_loss"] = best
         metrics["epochs_run"] = len(history)
-        metrics["epoch_time_s"] = float(np.mean(epoch_times))
+        metrics["epoch_time_mean_s"] = float(np.mean(epoch_times))  # not epoch_time_s: that is per epoch
         metrics |= _cost(model, sample[0][:1].to(device))
         metrics |= {f"q_{k}": v for k, v in _diagnostics(model, sample[0].to(device)).items()}
         tracking.log_metrics({f"test_{k}" if k in cfg.metrics else k: v for k, v in metrics.items()

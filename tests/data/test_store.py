@@ -77,3 +77,11 @@ def test_failed_rewrite_keeps_the_old_store(tmp_path):
 def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="run the preprocess stage"):
         WindowDataset(tmp_path / "none.zarr", "train")
+
+
+def test_write_through_a_dask_distributed_cluster(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        path = write_store(make_prepared(), tmp_path / "d.zarr", scheduler=cluster.scheduler_address)
+    assert read_meta(path)["windows"]["test"] == 17

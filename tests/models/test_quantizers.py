@@ -204,3 +204,19 @@ def test_bad_dim_and_settings_type_raise():
         build_quantizer("svq", 0, {})
     with pytest.raises(ConfigError, match="mapping"):
         build_quantizer("svq", DIM, [("codebook_size", 3)])
+
+
+def test_eval_outputs_carry_no_graphless_leaves():
+    """A constant aux loss flagged requires_grad without a graph breaks autograd hooks."""
+    import torch
+    from pipeline.models.quantizers import QUANTIZERS, build_quantizer
+
+    for name in QUANTIZERS:
+        q = build_quantizer(name, 4, {"codebook_size": 256} if "codebook_size" in QUANTIZERS[name].defaults else {})
+        z = torch.randn(2, 4, 4, 4, requires_grad=True)
+        zq, aux = q(z)
+        (zq.sum() + aux).backward()
+        q.eval()
+        with torch.no_grad():
+            zq, aux = q(torch.randn(2, 4, 4, 4))
+        assert not aux.requires_grad or aux.grad_fn is not None, name

@@ -80,3 +80,19 @@ def test_frame_size_must_fit_the_strides(params):
     cfg = resolve_run(params, "t2m_simvp")
     with pytest.raises(ValueError, match="not divisible"):
         SimVP((4, 1, 30, 30), dataclasses.replace(cfg.model, N_S=4), {})
+
+
+@pytest.mark.parametrize("quantizer", ["svq", "svq_raw", "vq", "residual_vq", "grouped_residual_vq", "multihead_vq",
+                                       "residual_vq_stochastic", "residual_fsq", "lfq", "residual_lfq"])
+def test_every_quantizer_passes_gradient_to_the_encoder(params, quantizer):
+    T, C, H, W, _ = SHAPES["taxibj"]
+    cfg = resolve_run(params, "t2m_simvp")
+    settings = dict(params["svq"] if quantizer == "svq" else params["quantizers"][quantizer])
+    if "codebook_size" in settings and quantizer not in ("lfq", "residual_lfq"):
+        settings["codebook_size"] = min(settings["codebook_size"], 64)
+    mcfg = dataclasses.replace(cfg.model, hid_S=8, hid_T=16, N_T=2, quantizer=quantizer)
+    model = SimVP((T, C, H, W), mcfg, settings)
+    pred, aux = model(torch.randn(2, T, C, H, W))
+    ((pred ** 2).mean() + aux).backward()
+    grad = model.enc.enc[0].conv.weight.grad
+    assert grad is not None and grad.abs().sum() > 0 and torch.isfinite(grad).all()

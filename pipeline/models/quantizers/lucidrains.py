@@ -58,6 +58,10 @@ class LucidrainsQuantizer(Quantizer):
     def _reduce(self, loss: torch.Tensor | None, ref: torch.Tensor) -> torch.Tensor:
         if loss is None:
             return ref.new_zeros(())
+        if loss.grad_fn is None:
+            # the library's constant zero losses are leaves flagged requires_grad: they carry no
+            # gradient, and as graph-less outputs they break autograd hooks (torch's FLOP counter)
+            loss = loss.detach()
         if loss.numel() == 1:
             return loss.reshape(())
         return loss.mean() if self.settings.get("aux_reduction") == "mean" else loss.sum()
