@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import copy
+import http.server
+import threading
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +61,20 @@ def mlflow_uri(tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("SVQ_TRACKING_URI", uri)
     monkeypatch.setenv("SVQ_ARTIFACT_ROOT", (tmp_path / "mlartifacts").as_uri())
     return uri
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def serve(directory: Path):
+    """A local HTTP server (127.0.0.1 only) over ``directory``; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,16 +1,13 @@
 """Human3.6M source: twin in OpenSTL's images/ + window-list layout -> real reader."""
 from __future__ import annotations
 
-import http.server
 import shutil
-import threading
-from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import serve
 from pipeline.data.prepared import DataError
 from pipeline.data.sources import human
 from pipeline.errors import ConfigError
@@ -19,21 +16,7 @@ SETTINGS = {"T_in": 4, "T_out": 4, "frame_step": 5, "image_size": 256, "val_frac
             "val_seed": 0}
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
-
-@contextmanager
-def serve(directory: Path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(_QuietHandler, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")

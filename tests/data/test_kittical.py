@@ -1,18 +1,15 @@
 """KittiCaltech source: twin of PredNet's hkl files and Caltech .seq videos -> real reader."""
 from __future__ import annotations
 
-import http.server
 import shutil
-import threading
 import zipfile
-from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 import hickle
 import numpy as np
 import pytest
 
+from conftest import serve
 from pipeline.data.prepared import DataError
 from pipeline.data.sources import kittical
 from pipeline.errors import ConfigError
@@ -22,21 +19,7 @@ SETTINGS = {"T_in": 10, "T_out": 1, "image_size": [128, 160], "caltech_frame_ste
 L = 11
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
-
-@contextmanager
-def serve(directory: Path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(_QuietHandler, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")

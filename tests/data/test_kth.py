@@ -1,17 +1,14 @@
 """KTH source: twin in the release's folder layout -> real reader -> OpenSTL's clip cutting."""
 from __future__ import annotations
 
-import http.server
 import shutil
-import threading
 import zipfile
-from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import serve
 from pipeline.data.prepared import DataError
 from pipeline.data.sources import kth
 from pipeline.errors import ConfigError
@@ -21,21 +18,7 @@ SETTINGS = {"T_in": 10, "T_out": 20, "image_size": 128, "train_persons": list(ra
 L = 30
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
-
-@contextmanager
-def serve(directory: Path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(_QuietHandler, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 import zipfile
-from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import serve
 from pipeline.data.prepared import DataError
 from pipeline.data.sources import taxibj
 from pipeline.errors import ConfigError
@@ -19,23 +16,7 @@ from pipeline.errors import ConfigError
 SETTINGS = {"T_in": 4, "T_out": 4, "val_fraction": 0.1}
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
-
-@contextmanager
-def serve(directory: Path):
-    """A local HTTP server (127.0.0.1 only) over ``directory``."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(_QuietHandler, directory=str(directory)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture()

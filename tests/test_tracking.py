@@ -1,0 +1,37 @@
+from pathlib import Path
+
+from pipeline import tracking
+
+
+def test_repo_root_from_a_dvc_temporary_workspace(tmp_path):
+    (tmp_path / "params.yaml").write_text("{}")
+    (tmp_path / "pipeline").mkdir()
+    tmp_exp = tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12" / "stages"
+    tmp_exp.mkdir(parents=True)
+    assert tracking.repo_root(tmp_exp) == tmp_path
+    assert tracking.repo_root(tmp_path / "pipeline") == tmp_path
+
+
+def test_tracking_uri_is_absolute_and_overridable(monkeypatch):
+    monkeypatch.delenv("SVQ_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking.tracking_uri()
+    assert uri.startswith("sqlite:////") and uri.endswith("/mlflow.db")
+    assert Path(uri[len("sqlite:///"):]).parent == tracking.repo_root()
+    monkeypatch.setenv("SVQ_TRACKING_URI", "sqlite:////elsewhere/x.db")
+    assert tracking.tracking_uri() == "sqlite:////elsewhere/x.db"
+
+
+def test_runs_are_tagged_with_commit_and_dvc_experiment(mlflow_uri, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-1234")
+    with tracking.start_run("x/seed0", profile="sample", tags={"experiment": "x", "tables": "1,3"},
+                            params={"svq.codebook_size": 6000, "seeds": [0, 1]}) as run:
+        tracking.log_metrics({"test_mse": 1.5})
+    got = mlflow.MlflowClient(mlflow_uri).get_run(run.info.run_id)
+    assert got.data.tags["svq.dvc_experiment"] == "exp-1234"
+    assert got.data.tags["svq.tables"] == "1,3"
+    assert len(got.data.tags["svq.git_commit"]) == 40
+    assert got.data.params == {"svq.codebook_size": "6000", "seeds": "0,1"}
+    assert got.data.metrics["test_mse"] == 1.5
