@@ -44,6 +44,7 @@ import numpy as np
 
 from pipeline.data.prepared import SPLITS, DataError, Prepared, Split, window_starts
 from pipeline.data.sources.weatherbench import _iso, _pos_int, first_nan
+from pipeline.data.sources.settings import open_settings
 from pipeline.errors import ConfigError
 
 POINTER = "custom.json"
@@ -97,17 +98,7 @@ def _span(d: np.timedelta64) -> str:
 
 def parse_settings(settings: dict) -> Settings:
     """Validate ``datasets.<name>.data``; every problem is a ConfigError naming its key."""
-    if not isinstance(settings, dict):
-        raise ConfigError(f"datasets.<name>.data: expected a mapping, got {type(settings).__name__}")
-    name = str(settings.get("name", "<name>"))
-    key = lambda *p: ".".join(("datasets", name, "data") + p)  # noqa: E731
-    unknown = sorted(set(settings) - _KEYS)
-    if unknown:
-        raise ConfigError(f"{key(unknown[0])}: unknown setting for source custom; expected some "
-                          f"of {sorted(_KEYS)}")
-    for k in _REQUIRED:
-        if settings.get(k) is None:
-            raise ConfigError(f"{key(k)}: required setting is missing")
+    name, key = open_settings(settings, _KEYS, _REQUIRED, "custom")
     path = settings["path"]
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise ConfigError(f"{key('path')}: expected a file, glob or Zarr path, got {path!r}")

@@ -41,6 +41,28 @@ def check_settings(settings: Any, spec: Mapping[str, tuple[Any, Callable[[Any, s
     return out
 
 
+def open_settings(settings: Any, allowed: set[str], required: Sequence[str],
+                  source: str) -> tuple[str, Callable[..., str]]:
+    """The common opening of a hand-written settings check: a mapping with no unknown and no
+    missing keys. Returns the dataset name and a function giving full keys
+    (``key("years", "train")`` -> ``datasets.<name>.data.years.train``)."""
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"datasets.<name>.data: expected a mapping, got {type(settings).__name__}")
+    name = str(settings.get("name", "<name>"))
+
+    def key(*parts: str) -> str:
+        return ".".join(("datasets", name, "data") + parts)
+
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{key(unknown[0])}: unknown setting for source {source}; "
+                          f"expected some of {sorted(allowed)}")
+    for k in required:
+        if settings.get(k) is None:
+            raise ConfigError(f"{key(k)}: required setting is missing")
+    return name, key
+
+
 def data_settings(settings: Any, spec: Mapping[str, tuple[Any, Callable[[Any, str], Any]]],
                   default_name: str) -> dict[str, Any]:
     """``datasets.<name>.data`` checked against ``spec``. ``name`` (given by the caller, used in

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.prepared import SPLITS, DataError, Prepared, Split
+from pipeline.data.sources.settings import open_settings
 from pipeline.errors import ConfigError
 
 # long name -> (short name inside the files, has pressure levels, units)
@@ -114,17 +115,7 @@ def _pos_int(value: Any, key: str) -> int:
 
 def parse_settings(settings: dict) -> Settings:
     """Validate ``datasets.<name>.data``; every problem is a ConfigError naming its key."""
-    if not isinstance(settings, dict):
-        raise ConfigError(f"datasets.<name>.data: expected a mapping, got {type(settings).__name__}")
-    name = str(settings.get("name", "<name>"))
-    key = lambda *p: ".".join(("datasets", name, "data") + p)  # noqa: E731
-    unknown = sorted(set(settings) - _KEYS)
-    if unknown:
-        raise ConfigError(f"{key(unknown[0])}: unknown setting for source weatherbench; "
-                          f"expected some of {sorted(_KEYS)}")
-    for k in _REQUIRED:
-        if settings.get(k) is None:
-            raise ConfigError(f"{key(k)}: required setting is missing")
+    name, key = open_settings(settings, _KEYS, _REQUIRED, "weatherbench")
 
     remote = settings.get("remote", "wb1")
     if remote not in REMOTES:
