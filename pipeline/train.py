@@ -223,19 +223,32 @@ def _cost(model, example) -> dict[str, float]:
             "fps_inference": inference_fps(model, example, repeats=5, warmup=1)}
 
 
+# Quantizer diagnostics need the tokens x N weights W: at the paper's size a whole test batch is
+# ~10^8 entries and ~250 GFLOP to build, so they look at evenly spread latent maps up to this many tokens.
+DIAGNOSTIC_TOKENS = 2048
+
+
+@torch.no_grad()
+def _latent_sample(model, x, max_tokens: int = DIAGNOSTIC_TOKENS) -> torch.Tensor:
+    model.eval()
+    z = model.latent(x)
+    per_map = z.shape[-2] * z.shape[-1]
+    n = max(1, min(len(z), max_tokens // per_map))
+    return z[torch.linspace(0, len(z) - 1, n).round().long()]
+
+
 @torch.no_grad()
 def _diagnostics(model, x) -> dict[str, float]:
-    model.eval()
-    return model.quantizer.diagnostics(model.latent(x))
+    return model.quantizer.diagnostics(_latent_sample(model, x))
 
 
 @torch.no_grad()
 def _save_svq_sample(model, x, path: Path) -> None:
-    """Regression weights of one batch and the codebook, for the paper's Figure 5."""
+    """Regression weights of a latent sample and the codebook, for the paper's Figure 5."""
     svq = model.quantizer.svq if hasattr(model.quantizer, "svq") else model.quantizer
-    w = svq.regression_weights(model.latent(x)).flatten()
-    if w.numel() > 200_000:  # a uniform subsample keeps the histogram, not the file size
-        w = w[torch.randperm(w.numel(), generator=torch.Generator().manual_seed(0))[:200_000].to(w.device)]
+    w = svq.regression_weights(_latent_sample(model, x)).flatten()
+    if w.numel() > 500_000:  # an evenly strided subsample keeps the histogram, not the file size
+        w = w[:: w.numel() // 500_000]
     np.savez_compressed(path, weights=w.cpu().numpy(), codebook=svq.codebook.detach().cpu().numpy())
 
 
