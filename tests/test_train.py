@@ -52,3 +52,21 @@ def test_early_stopping_and_seeds(tiny_params, tiny_store, mlflow_uri, tmp_path,
     assert summary["metrics"]["best_val_loss"] == 1.0
     lines = (tmp_path / "out" / "history.csv").read_text().splitlines()
     assert lines[0] == "seed,epoch,train_loss,val_loss,lr" and len(lines) == 1 + 2 * 3
+
+
+def test_noise_reaches_training_inputs_only(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
+    import pipeline.train as train
+
+    wrapped = []
+    real = train.NoisyInputs
+
+    def spy(dataset, proportion, seed):
+        wrapped.append((dataset.split, proportion))
+        return real(dataset, proportion, seed)
+
+    monkeypatch.setattr(train, "NoisyInputs", spy)
+    run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "clean")
+    assert wrapped == []
+    tiny_params["experiments"]["t2m_simvp"]["set"]["train.noise"] = 0.3
+    run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "noisy")
+    assert wrapped == [("train", 0.3)]  # validation and test windows stay clean
