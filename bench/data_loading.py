@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import datetime
 import gc
 import multiprocessing
 import os
-import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +32,7 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, no
 
 import pipeline  # noqa: E402,F401  (installs the torchvision shim first)
 import torch  # noqa: E402
+from machine import print_header, pick_device, reset_peak_rss, peak_rss  # noqa: E402
 import zarr  # noqa: E402
 from torch.utils.data import DataLoader, RandomSampler  # noqa: E402
 
@@ -50,89 +47,6 @@ WORKERS = (0, 1, 2)
 
 
 # ------------------------------------------------------------------------------------ header
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def mem_available() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def print_header(title: str, device: torch.device) -> None:
-    load = os.getloadavg()
-    avail = mem_available()
-    print(f"# {title}")
-    print(f"date        : {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(f"command     : {' '.join([Path(sys.executable).name] + sys.argv)}")
-    print(f"git commit  : {git_commit()}")
-    print(f"cpu         : {cpu_model()}, {os.cpu_count()} logical cores "
-          f"({len(os.sched_getaffinity(0))} usable)")
-    print(f"memory      : {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB total, "
-          f"{avail / 2**30:.1f} GiB available" if avail else "memory      : unknown")
-    print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)")
-    print(f"python      : {platform.python_version()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} intra-op threads")
-    if device.type == "cuda":
-        print(f"cuda device : {torch.cuda.get_device_name(device)} (batches copied to it, pinned memory)")
-    else:
-        print("device      : cpu")
-    print()
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        print("note: --device cuda asked but CUDA is not available; running on cpu\n")
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-def _status_bytes(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise OSError(f"/proc/self/status has no {key}")
-
-
-def reset_peak_rss() -> tuple[int, str]:
-    """Baseline for a peak-RSS measurement: (bytes, how).
-
-    Linux lets a process reset its own RSS high-water mark (``/proc/self/clear_refs`` = 5), so
-    imports and set-up do not hide the measured step's peak; ``VmHWM`` then reads it
-    (``ru_maxrss`` also keeps the peak inherited from the parent at fork). Where the reset is
-    refused, the baseline is the lifetime ``ru_maxrss`` so far and the increase is a lower bound.
-    """
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_bytes("VmRSS"), "reset"
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "lifetime"
-
-
-def peak_rss(how: str) -> int:
-    if how == "reset":
-        return _status_bytes("VmHWM")
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def run_in_fresh_process(fn, *args):
