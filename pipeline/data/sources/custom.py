@@ -44,7 +44,7 @@ import numpy as np
 
 from pipeline.data.prepared import SPLITS, DataError, Prepared, Split, window_starts
 from pipeline.data.sources.weatherbench import _iso, _pos_int, first_nan
-from pipeline.data.sources.settings import open_settings
+from pipeline.data.sources.settings import open_settings, split_strides
 from pipeline.errors import ConfigError
 
 POINTER = "custom.json"
@@ -143,14 +143,7 @@ def parse_settings(settings: dict) -> Settings:
                 raise ConfigError(f"{key('splits', b)}: {list(splits[b])} overlaps {a} "
                                   f"{list(splits[a])}")
 
-    stride_in = settings.get("stride", 1)
-    if isinstance(stride_in, dict):
-        extra = sorted(set(stride_in) - set(SPLITS))
-        if extra:
-            raise ConfigError(f"{key('stride', str(extra[0]))}: unknown split; expected {list(SPLITS)}")
-        stride = {s: _pos_int(stride_in.get(s, 1), key("stride", s)) for s in SPLITS}
-    else:
-        stride = dict.fromkeys(SPLITS, _pos_int(stride_in, key("stride")))
+    stride = split_strides(settings.get("stride", 1), key)
     levels = settings.get("levels")
     if levels is not None:
         if isinstance(levels, str) or not isinstance(levels, (list, tuple)) or not levels:

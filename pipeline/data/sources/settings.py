@@ -86,6 +86,19 @@ def int_at_least(low: int) -> Callable[[Any, str], int]:
     return check
 
 
+def split_strides(value: Any, key: Callable[..., str]) -> dict[str, int]:
+    """``stride``: one int for every split, or ``{train: .., val: .., test: ..}`` (missing: 1)."""
+    from pipeline.data.prepared import SPLITS
+
+    positive = int_at_least(1)
+    if isinstance(value, dict):
+        extra = sorted(set(value) - set(SPLITS))
+        if extra:
+            raise ConfigError(f"{key('stride', str(extra[0]))}: unknown split; expected {list(SPLITS)}")
+        return {s: positive(value.get(s, 1), key("stride", s)) for s in SPLITS}
+    return dict.fromkeys(SPLITS, positive(value, key("stride")))
+
+
 def fraction(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise ConfigError(f"{key}: expected a fraction strictly between 0 and 1, got {value!r}")

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.prepared import SPLITS, DataError, Prepared, Split
-from pipeline.data.sources.settings import open_settings
+from pipeline.data.sources.settings import open_settings, split_strides
 from pipeline.errors import ConfigError
 
 # long name -> (short name inside the files, has pressure levels, units)
@@ -177,14 +177,7 @@ def parse_settings(settings: dict) -> Settings:
     if step % native_h:
         raise ConfigError(f"{key('step')}: {step} h is not a multiple of remote {remote}'s "
                           f"{native_h}-hourly time steps")
-    stride_in = settings.get("stride", 1)
-    if isinstance(stride_in, dict):
-        extra = sorted(set(stride_in) - set(SPLITS))
-        if extra:
-            raise ConfigError(f"{key('stride', str(extra[0]))}: unknown split; expected {list(SPLITS)}")
-        stride = {s: _pos_int(stride_in.get(s, 1), key("stride", s)) for s in SPLITS}
-    else:
-        stride = dict.fromkeys(SPLITS, _pos_int(stride_in, key("stride")))
+    stride = split_strides(settings.get("stride", 1), key)
 
     wb1_url = settings.get("wb1_url", WB1_URL)
     if not isinstance(wb1_url, str) or "{var}" not in wb1_url:

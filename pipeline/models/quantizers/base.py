@@ -1,6 +1,7 @@
 """What every registered quantizer shares: settings resolution, validation, the forward contract."""
 from __future__ import annotations
 
+import abc
 import copy
 import math
 from collections.abc import Mapping
@@ -12,7 +13,7 @@ from torch import nn
 from pipeline.errors import ConfigError
 
 
-class Quantizer(nn.Module):
+class Quantizer(nn.Module, abc.ABC):
     """Base of every registered quantizer.
 
     Contract: ``forward(z)`` maps a latent (B, C, H, W) to ``(z_q, aux_loss)`` with ``z_q`` of the
@@ -106,8 +107,9 @@ class Quantizer(nn.Module):
             values = self._diagnostics(z)
         return {key: float(value) for key, value in values.items()}
 
+    @abc.abstractmethod
     def _diagnostics(self, z: torch.Tensor) -> Mapping[str, float | torch.Tensor]:
-        raise NotImplementedError
+        """Each quantizer's own statistics (run under no_grad)."""
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, settings={self.settings}"

@@ -20,6 +20,8 @@ codebook state (EMA statistics) is restored afterwards.
 """
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import Any, ClassVar
 
@@ -39,8 +41,9 @@ class LucidrainsQuantizer(Quantizer):
             self._choice("aux_reduction", ("sum", "mean"))
         self.vq = self._build()
 
+    @abc.abstractmethod
     def _build(self) -> torch.nn.Module:
-        raise NotImplementedError
+        """The library module with this quantizer's settings."""
 
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Library call on tokens: (quantized tokens, indices, loss or None)."""
