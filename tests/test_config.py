@@ -56,7 +56,7 @@ def test_dataset_deps(params):
     ("svq.codebook_size", -5, "svq.codebook_size"),
     ("train.loss", "huber", "train.loss"),
     ("train.noise", 1.5, "train.noise"),
-    ("model.N_S", 3, "model.N_S"),
+    ("profiles.sample.model.N_S", 3, "model.N_S"),
     ("data.source", "ftp", "data.source"),
     ("profile", "huge", "profile"),
     ("seeds", [], "seeds"),

@@ -68,7 +68,7 @@ def test_rollout_longer_and_shorter_than_input(params):
 def test_post_translator_placement(params):
     T, C, H, W, n_s = SHAPES["weatherbench"]
     cfg = resolve_run(params, "t2m_svq")
-    mcfg = dataclasses.replace(cfg.model, hid_S=2, hid_T=16, N_T=2, quantizer_position="post")
+    mcfg = dataclasses.replace(cfg.model, hid_S=2, hid_T=16, N_T=2, N_S=2, quantizer_position="post")
     model = SimVP((T, C, H, W), mcfg, dict(cfg.quantizer, codebook_size=32, hidden=8))
     seen = []
     model.quantizer.register_forward_hook(lambda m, i, o: seen.append(i[0]))
