@@ -356,3 +356,12 @@ def extract(archive: Path, dest_dir: Path, *, overwrite: bool = False) -> list[P
         else:
             old.unlink()
     return sorted(p for p in dest_dir.rglob("*") if p.is_file())
+
+
+def fetch_archive(url: str, archive: Path, target: Path, *, sha256: str | None = None) -> DownloadResult:
+    """Download ``archive`` (resumable, checksummed) and unpack it into ``target``, unless an
+    already downloaded archive is unpacked there (a re-run then touches nothing)."""
+    result = download(url, archive, sha256=sha256)
+    if not result.cached or not (target.is_dir() and any(target.iterdir())):
+        extract(result.path, target, overwrite=True)
+    return result

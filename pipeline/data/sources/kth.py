@@ -106,14 +106,12 @@ def _has_actions(d: Path) -> bool:
 
 def fetch(raw_dir: Path, settings: Any) -> list:
     """Download OpenSTL's ``kth_action.zip`` into ``raw_dir`` and unpack it next to it."""
-    from pipeline.data.download import download, extract
+    from pipeline.data.download import fetch_archive
 
     s = _settings(settings)
     raw_dir = Path(raw_dir)
-    result = download(s["url"], raw_dir / ARCHIVE, sha256=s["sha256"])
     target = raw_dir / "kth_action"
-    if not result.cached or not (target.is_dir() and any(target.iterdir())):
-        extract(result.path, target, overwrite=True)
+    result = fetch_archive(s["url"], raw_dir / ARCHIVE, target, sha256=s["sha256"])
     find_dir(target, _has_actions, f"the KTH action folders {list(ACTIONS)}")
     return [result]
 

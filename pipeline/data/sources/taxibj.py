@@ -72,14 +72,12 @@ def _npz(raw_dir: Path) -> Path:
 
 def fetch(raw_dir: Path, settings: Any) -> list:
     """Download OpenSTL's ``taxibj_dataset.zip`` into ``raw_dir`` and unpack ``dataset.npz``."""
-    from pipeline.data.download import download, extract
+    from pipeline.data.download import fetch_archive
 
     s = _settings(settings)
     raw_dir = Path(raw_dir)
-    result = download(s["url"], raw_dir / ARCHIVE, sha256=s["sha256"])
     target = raw_dir / "taxibj_dataset"
-    if not result.cached or not (target.is_dir() and any(target.iterdir())):
-        extract(result.path, target, overwrite=True)
+    result = fetch_archive(s["url"], raw_dir / ARCHIVE, target, sha256=s["sha256"])
     find_dir(target, lambda d: (d / FILE).is_file(), f"{FILE} inside {result.path.name}")
     return [result]
 
