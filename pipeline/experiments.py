@@ -1,7 +1,7 @@
 """The experiment catalogue (params.yaml ``experiments``) expanded into DVC stages.
 
-One download and one preprocess stage per dataset the catalogue uses, one train stage per
-experiment, one report stage. Each stage declares exactly the params.yaml keys it reads (resolved
+One download, one preprocess and one reference-forecast stage per dataset the catalogue uses,
+one train stage per experiment, one report stage. Each stage declares exactly the params.yaml keys it reads (resolved
 by ``pipeline.config``), so ``dvc exp run -S svq.codebook_size=6000`` re-runs only the experiments
 that take the default codebook size, and the report.
 
@@ -25,6 +25,7 @@ HEADER = ("# Generated from params.yaml by `python -m pipeline.experiments` (mak
 DATA_CODE = ["pipeline/data/sources", "pipeline/data/download.py", "pipeline/data/prepared.py"]
 TRAIN_CODE = ["pipeline/models", "pipeline/svq.py", "pipeline/train.py", "pipeline/metrics.py",
               "pipeline/cost.py", "pipeline/config.py", "pipeline/data/windows.py", "pipeline/data/noise.py"]
+REFERENCE_CODE = ["pipeline/references.py", "pipeline/metrics.py", "pipeline/data/windows.py"]
 
 
 def raw_dir(ds: str) -> str:
@@ -37,6 +38,10 @@ def store_path(ds: str) -> str:
 
 def run_dir(exp: str) -> str:
     return f"runs/{exp}"
+
+
+def reference_dir(ds: str) -> str:
+    return f"runs/reference_{ds}"
 
 
 def datasets_used(params: dict[str, Any]) -> list[str]:
@@ -60,6 +65,13 @@ def build_stages(params: dict[str, Any]) -> dict[str, Any]:
             "params": deps,
             "outs": [store_path(ds)],
         }
+    for ds in datasets_used(params):
+        stages[f"reference_{ds}"] = {  # persistence / climatology: no training, seconds
+            "cmd": f"python stages/reference.py {ds}",
+            "deps": ["stages/reference.py", store_path(ds), *REFERENCE_CODE],
+            "params": ["profile", f"datasets.{ds}.metrics", "experiments"],
+            "metrics": [{f"{reference_dir(ds)}/result.json": {"cache": False}}],
+        }
     for name, exp in params["experiments"].items():
         rd = run_dir(name)
         stages[f"train_{name}"] = {
@@ -73,7 +85,8 @@ def build_stages(params: dict[str, Any]) -> dict[str, Any]:
     stages["report"] = {
         "cmd": "python stages/report.py",
         "deps": ["stages/report.py", "pipeline/report",
-                 *[f"{run_dir(n)}/result.json" for n in params["experiments"]]],
+                 *[f"{run_dir(n)}/result.json" for n in params["experiments"]],
+                 *[f"{reference_dir(ds)}/result.json" for ds in datasets_used(params)]],
         "params": ["profile", "seeds", "report", "experiments"],
         "outs": [{"reports/tables": {"cache": False}}, {"reports/figures": {"cache": False}},
                  {"reports/README.md": {"cache": False}}],

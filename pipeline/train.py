@@ -23,7 +23,7 @@ from pipeline.config import RunConfig
 from pipeline.cost import count_parameters, flops_per_sample, inference_fps
 from pipeline.data.noise import NoisyInputs
 from pipeline.data.windows import WindowDataset
-from pipeline.metrics import MetricAccumulator, load_lpips_model
+from pipeline.metrics import evaluation_accumulator
 from pipeline.models.simvp import SimVP
 from pipeline.report.figures import forecast_figure
 
@@ -199,10 +199,7 @@ def _eval_loss(model, loader, criterion, device, T_out, max_batches) -> float:
 @torch.no_grad()
 def _evaluate(model, ds, loader, cfg, device, T_out, max_batches):
     model.eval()
-    # data_range 2 is what the scikit-image version behind the paper's numbers used for float frames
-    acc = MetricAccumulator(list(cfg.metrics), spatial_norm=ds.metric_space == "physical",
-                            lpips_model=load_lpips_model() if "lpips" in cfg.metrics else None,
-                            ssim_data_range=2.0)
+    acc = evaluation_accumulator(cfg.metrics, ds.metric_space)
     sample = None
     for i, (x, y) in enumerate(loader):
         if max_batches is not None and i >= max_batches:

@@ -30,6 +30,19 @@ def test_one_stage_per_experiment_and_shared_runs_once(params):
     assert all(f"runs/{e}/result.json" in stages["report"]["deps"] for e in params["experiments"])
 
 
+
+def test_one_reference_stage_per_dataset_feeding_the_report(params):
+    stages = build_stages(params)["stages"]
+    used = sorted({e["dataset"] for e in params["experiments"].values()})
+    assert sorted(s for s in stages if s.startswith("reference_")) == [f"reference_{d}" for d in used]
+    ref = stages["reference_kth"]
+    assert ref["cmd"].endswith("stages/reference.py kth")
+    assert "data/processed/kth.zarr" in ref["deps"] and "pipeline/references.py" in ref["deps"]
+    assert "datasets.kth.metrics" in ref["params"]
+    assert ref["metrics"] == [{"runs/reference_kth/result.json": {"cache": False}}]
+    assert all(f"runs/reference_{d}/result.json" in stages["report"]["deps"] for d in used)
+
+
 @pytest.fixture
 def git_env(monkeypatch):
     for k, v in {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
