@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_NUM_THREADS ?= 2
 export MLFLOW_ALLOW_FILE_STORE ?= false
 
-.PHONY: install repro test dvc.yaml mlflow-ui clean-runs
+.PHONY: install repro test dvc.yaml fidelity mlflow-ui clean-runs
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 dvc.yaml: $(STAMP)
 	$(BIN)/python -m pipeline.experiments
+
+# reports/fidelity.md: the paper profile against the public configs, key by key (committed, checked by a test)
+fidelity: $(STAMP)
+	$(BIN)/python -m pipeline.report.fidelity
 
 repro: $(STAMP)
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make repro needs a git checkout (DVC)"; exit 1; }

@@ -111,12 +111,12 @@ class SimVP(nn.Module):
         return y.reshape(B, T, C, H, W), aux
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
-        """The tensor the quantizer sees for input ``x`` (for diagnostics)."""
+        """The tensor the quantizer sees for input ``x`` (for diagnostics): the encoder output
+        (``pre``) or the translator output of the unquantized encoder output (``post``)."""
         B, T, C, H, W = x.shape
         embed, _ = self.enc(x.reshape(B * T, C, H, W))
         if self.position == "post":
             _, C_, H_, W_ = embed.shape
-            embed, _ = self.quantizer(embed)
             embed = self.hid(embed.reshape(B, T * C_, H_, W_)).reshape(B * T, C_, H_, W_)
         return embed
 

@@ -86,9 +86,10 @@ def test_table11_defaults_reach_the_library():
     assert grvq.groups == 2 and len(grvq.rvqs) == 2
     mh = build_quantizer("multihead_vq", DIM, {}).vq
     assert mh.heads == 8 and not mh.separate_codebook_per_head and mh.codebook_size == 1024
-    assert build_quantizer("vq", DIM, {}).vq.codebook_size == 512
+    assert build_quantizer("vq", DIM, {}).vq.codebook_size == 1024   # the public ablation_vq/VQ.py
     lfq = build_quantizer("lfq", DIM, {}).vq
     assert lfq.codebook_size == 8192 and lfq.entropy_loss_weight == 0.1 and lfq.has_projections
+    assert lfq.commitment_loss_weight == 0.25   # 1.12.5's default; 1.32 turned it off
     fsq = build_quantizer("residual_fsq", DIM, {}).vq
     assert fsq.levels == [8, 5, 5, 3] and fsq.num_quantizers == 8 and fsq.has_projections
     rlfq = build_quantizer("residual_lfq", DIM, {}).vq
@@ -220,3 +221,33 @@ def test_eval_outputs_carry_no_graphless_leaves():
         with torch.no_grad():
             zq, aux = q(torch.randn(2, 4, 4, 4))
         assert not aux.requires_grad or aux.grad_fn is not None, name
+
+
+@pytest.mark.parametrize("name", ["vq", "residual_vq", "grouped_residual_vq", "multihead_vq", "residual_vq_stochastic"])
+def test_vq_family_uses_the_straight_through_estimator(name):
+    """As the public code's vector-quantize-pytorch 1.12.5: d(output)/d(input) is the identity
+    (1.32's default rotation trick would rotate the gradient instead). Residual variants sum their
+    stages and each stage is straight-through, so theirs is num_quantizers x identity. Multihead is
+    checked with one head of the latent's width: no projection around the codebook."""
+    torch.manual_seed(0)
+    q = build_quantizer(name, DIM, {"codebook_size": 32} if name != "multihead_vq" else
+                        {"codebook_size": 32, "heads": 1, "codebook_dim": DIM})
+    q.train()
+    z = latent(requires_grad=True)
+    z_q, _ = q(z)
+    g = torch.randn_like(z_q)
+    (grad,) = torch.autograd.grad(z_q, z, g)
+    stages = q.settings.get("num_quantizers", 1)
+    assert torch.allclose(grad, stages * g, atol=1e-5)
+    rotated = build_quantizer(name, DIM, {**q.settings, "rotation_trick": True})
+    rotated.load_state_dict(q.state_dict())
+    z2 = latent(requires_grad=True)
+    (grad2,) = torch.autograd.grad(rotated(z2)[0], z2, g)
+    assert not torch.allclose(grad2, stages * g, atol=1e-3)   # the check tells the two estimators apart
+
+
+def test_lfq_commitment_loss_is_on():
+    q = build_quantizer("lfq", DIM, {"codebook_size": 64, "entropy_loss_weight": 0.0})
+    q.train()
+    _, aux = q(latent())
+    assert aux > 0   # entropy off: what is left is the commitment term (1.32's default weight is 0)

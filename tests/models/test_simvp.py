@@ -96,3 +96,19 @@ def test_every_quantizer_passes_gradient_to_the_encoder(params, quantizer):
     ((pred ** 2).mean() + aux).backward()
     grad = model.enc.enc[0].conv.weight.grad
     assert grad is not None and grad.abs().sum() > 0 and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("position", ["pre", "post"])
+def test_latent_is_what_the_quantizer_sees(params, position):
+    T, C, H, W, _ = SHAPES["taxibj"]
+    cfg = resolve_run(params, "t2m_svq")
+    mcfg = dataclasses.replace(cfg.model, hid_S=4, hid_T=16, N_T=2, N_S=2, mlp_ratio=2.0, drop_path=0.0,
+                               quantizer_position=position)
+    model = SimVP((T, C, H, W), mcfg, dict(cfg.quantizer, codebook_size=32, hidden=8)).eval()
+    seen = []
+    model.quantizer.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    x = torch.randn(2, T, C, H, W)
+    with torch.no_grad():
+        model(x)
+        z = model.latent(x)
+    assert len(seen) == 1 and torch.allclose(z, seen[0], atol=1e-6)

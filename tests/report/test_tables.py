@@ -162,7 +162,7 @@ def test_cost_and_codebook_tables_scale_and_pick_metrics():
     assert c["ours"] == pytest.approx(7.01) and c["paper"] == 7.01 and "MACs" in c["note"]
     assert cell(t12, "SimVP (w/o VQ)", "wbs_params")["ours"] == pytest.approx(12.76)
     assert cell(t12, "SVQ overhead (%)", "wbs_flops")["ours"] == pytest.approx((8.0 - 7.01) / 7.01 * 100)
-    t13 = build_table13([rec("t2m_vq_1024", {"q_perplexity": 40.0, "epoch_time_mean_s": 120.0}),
+    t13 = build_table13([rec("t2m_vq", {"q_perplexity": 40.0, "epoch_time_mean_s": 120.0}),
                          rec("t2m_svq_1024", {"q_perplexity_theta3": 200.0, "q_perplexity_theta2": 300.0})])
     assert cell(t13, "VQ", "perplexity")["ours"] == 40.0
     assert cell(t13, "VQ", "epoch_min")["ours"] == pytest.approx(2.0)

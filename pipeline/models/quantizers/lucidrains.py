@@ -1,7 +1,10 @@
 """The VQ comparators of Table 4, from ``vector_quantize_pytorch`` (lucidrains).
 
-Defaults are the paper's Table 11 settings (argument names checked against the installed 1.32.0;
-the public code pinned 1.12.5 and used the same names). Each library module sees the tokens
+Defaults are the public code's settings (its ``ablation_vq/*.py``), which ran vector-quantize-pytorch
+1.12.5; we install 1.32.0, whose argument names are the same but two defaults changed, so both are
+passed explicitly: the VQ family's ``rotation_trick`` (1.32: on; 1.12.5 had only the
+straight-through estimator, the one the paper argues against: ``rotation_trick: false``) and LFQ's
+``commitment_loss_weight`` (1.32: 0; 1.12.5: 0.25). Each library module sees the tokens
 (B, H*W, C) and returns its own auxiliary loss (commitment for the VQ family, entropy for LFQ,
 none for FSQ), which becomes ``aux_loss``. Where the library returns one loss per quantizer
 (residual and grouped variants) ``aux_reduction`` decides how they become a scalar: ``sum``
@@ -89,14 +92,16 @@ class _VQFamily(LucidrainsQuantizer):
         if decay > 1:
             raise self._bad("decay", "in (0, 1]")
         return {"codebook_size": self._int("codebook_size"), "decay": decay,
-                "commitment_weight": self._float("commitment_weight", 0.0)}
+                "commitment_weight": self._float("commitment_weight", 0.0),
+                "rotation_trick": self._bool("rotation_trick")}
 
 
 class VQQuantizer(_VQFamily):
     """``vq``: classic VQ (van den Oord et al. 2017), EMA codebook, commitment loss."""
 
     name = "vq"
-    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 512, "decay": 0.8, "commitment_weight": 1.0}
+    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 1024, "decay": 0.8, "commitment_weight": 1.0,
+                                          "rotation_trick": False}
 
     def _build(self):
         return VectorQuantize(dim=self.dim, **self._vq_kwargs())
@@ -110,7 +115,8 @@ class MultiHeadVQQuantizer(_VQFamily):
 
     name = "multihead_vq"
     defaults: ClassVar[dict[str, Any]] = {"codebook_size": 1024, "heads": 8, "separate_codebook_per_head": False,
-                                          "codebook_dim": None, "decay": 0.8, "commitment_weight": 1.0}
+                                          "codebook_dim": None, "decay": 0.8, "commitment_weight": 1.0,
+                                          "rotation_trick": False}
 
     def _build(self):
         codebook_dim = None if self.settings["codebook_dim"] is None else self._int("codebook_dim")
@@ -124,7 +130,8 @@ class ResidualVQQuantizer(_VQFamily):
 
     name = "residual_vq"
     defaults: ClassVar[dict[str, Any]] = {"num_quantizers": 8, "codebook_size": 1024, "shared_codebook": True,
-                                          "decay": 0.8, "commitment_weight": 1.0, "aux_reduction": "sum"}
+                                          "decay": 0.8, "commitment_weight": 1.0, "rotation_trick": False,
+                                          "aux_reduction": "sum"}
 
     def _extra_kwargs(self) -> dict[str, Any]:
         return {}
@@ -153,7 +160,7 @@ class GroupedResidualVQQuantizer(_VQFamily):
     name = "grouped_residual_vq"
     defaults: ClassVar[dict[str, Any]] = {"num_quantizers": 8, "codebook_size": 1024, "groups": 2,
                                           "shared_codebook": True, "decay": 0.8, "commitment_weight": 1.0,
-                                          "aux_reduction": "sum"}
+                                          "rotation_trick": False, "aux_reduction": "sum"}
 
     def _build(self):
         groups = self._int("groups")
@@ -194,23 +201,27 @@ class LFQQuantizer(LucidrainsQuantizer):
     """``lfq``: lookup-free quantization, 8192 codes (13 bits), entropy loss weight 0.1."""
 
     name = "lfq"
-    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 8192, "entropy_loss_weight": 0.1, "diversity_gamma": 1.0}
+    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 8192, "entropy_loss_weight": 0.1, "diversity_gamma": 1.0,
+                                          "commitment_loss_weight": 0.25}
 
     def _build(self):
         return LFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
                    entropy_loss_weight=self._float("entropy_loss_weight", 0.0),
-                   diversity_gamma=self._float("diversity_gamma", 0.0))
+                   diversity_gamma=self._float("diversity_gamma", 0.0),
+                   commitment_loss_weight=self._float("commitment_loss_weight", 0.0))
 
 
 class ResidualLFQQuantizer(LucidrainsQuantizer):
     """``residual_lfq``: 8 residual LFQs of 256 codes each."""
 
     name = "residual_lfq"
-    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 256, "num_quantizers": 8, "aux_reduction": "sum"}
+    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 256, "num_quantizers": 8, "commitment_loss_weight": 0.25,
+                                          "aux_reduction": "sum"}
 
     def _build(self):
         return ResidualLFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
-                           num_quantizers=self._int("num_quantizers"))
+                           num_quantizers=self._int("num_quantizers"),
+                           commitment_loss_weight=self._float("commitment_loss_weight", 0.0))
 
 
 COMPARATORS = (VQQuantizer, ResidualVQQuantizer, GroupedResidualVQQuantizer, MultiHeadVQQuantizer,

@@ -1,0 +1,248 @@
+"""The fidelity ledger: every catalogue run's paper-profile settings against the public config file
+of that run, key by key, with every deliberate difference and its reason.
+
+Inputs: the catalogue (params.yaml, resolved under ``profile: paper``) and the committed facts table
+``pipeline/report/public_configs.yaml`` (values transcribed from the public repository's files, in
+their key names, plus the parser/library defaults a file leaves implicit). Output:
+``reports/fidelity.md``, generated and committed like dvc.yaml:
+
+    python -m pipeline.report.fidelity            # rewrite reports/fidelity.md
+    python -m pipeline.report.fidelity --check    # exit 1 if stale or if a difference is undocumented
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.config import RunConfig, load_params, resolve_run
+from pipeline.errors import ConfigError
+
+FACTS = Path(__file__).with_name("public_configs.yaml")
+OUT = Path("reports/fidelity.md")
+MODEL_KEYS = ("translator", "hid_S", "hid_T", "N_S", "N_T", "spatio_kernel_enc", "spatio_kernel_dec",
+              "mlp_ratio", "drop_path")
+TRAIN_KEYS = ("lr", "batch_size", "epochs", "patience", "sched", "warmup_epochs", "warmup_lr", "min_lr",
+              "final_div_factor", "weight_decay", "loss", "noise")
+# ours -> theirs (file / parser key names)
+TRAIN_NAMES = {"epochs": "epoch", "warmup_epochs": "warmup_epoch"}
+SVQ_NAMES = {"codebook_size": "codebook_size", "hidden": "middim", "init": "init_method",
+             "freeze_codebook": "freeze_codebook", "nonlinear": "nonlinear", "out_relu": "out_relu"}
+VQ_FAMILY = {"vq", "residual_vq", "residual_vq_stochastic", "grouped_residual_vq", "multihead_vq"}
+NO_FILE = "—"
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    ours: Any
+    theirs: Any
+    status: str          # same | documented | DIFFERS | no public value
+    reason: str = ""
+
+
+def load_facts(path: Path = FACTS) -> dict[str, Any]:
+    facts = yaml.safe_load(path.read_text())
+    for name, run in facts["runs"].items():
+        f = run.get("file")
+        if f is not None and f not in facts["files"]:
+            raise ConfigError(f"{path}: runs.{name}.file {f!r} is not transcribed under files")
+        if f is None and not run.get("note"):
+            raise ConfigError(f"{path}: runs.{name}: a run without a file needs a note saying why")
+    return facts
+
+
+def theirs_for(facts: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The public run's settings in OUR key names (file values over parser/library defaults)."""
+    run = facts["runs"][name]
+    if run.get("file") is None:
+        return None
+    f = {**facts["files"][run["file"]]}
+    f["vq_kwargs"] = dict(f.get("vq_kwargs") or {})
+    for dotted, value in (run.get("changes") or {}).items():
+        if dotted.startswith("vq_kwargs."):
+            f["vq_kwargs"][dotted.split(".", 1)[1]] = value
+        else:
+            f[dotted] = value
+    p = facts["parser_defaults"]
+    get = lambda k: f.get(k, p.get(k))  # noqa: E731
+    out: dict[str, Any] = {"translator": facts["model_types"][f["model_type"]]}
+    for k in ("hid_S", "hid_T", "N_S", "N_T"):
+        out[k] = f[k]
+    out |= facts["model_defaults"]
+    out["drop_path"] = get("drop_path")
+    for k in TRAIN_KEYS:
+        out[k] = get(TRAIN_NAMES.get(k, k))
+    out["batch_size"] = f.get("batch_size", p["batch_size"]) * run.get("gpus", 1)
+    if f["method"] == "SimVP":
+        out |= {"quantizer": "none", "quantizer_position": NO_FILE}
+        out["loss"] = f.get("loss", "mse")  # OpenSTL's SimVP trains with MSE
+        return out
+    kw = f["vq_kwargs"]
+    quantizer = facts["vq_types"][f["vq_type"]]
+    if quantizer == "residual_vq" and kw.get("stochastic_sample_codes"):
+        quantizer = "residual_vq_stochastic"
+    out["quantizer"] = quantizer
+    out["quantizer_position"] = "post" if get("post_vq") else "pre"
+    if quantizer == "svq":
+        d = facts["svq_defaults"]
+        for ours, theirs in SVQ_NAMES.items():
+            out[f"q.{ours}"] = kw.get(theirs, d.get(theirs))
+        out["q.freeze_projection"] = get("freeze_projection")
+        out["q.hid_relu"] = kw.get("hid_relu", True)
+    else:
+        lib = facts["library_defaults"]
+        family = lib["vq_family"] if quantizer in VQ_FAMILY else lib.get(quantizer, {})
+        for k, v in {**family, **facts.get("wrapper_defaults", {}).get(quantizer, {}), **kw}.items():
+            out[f"q.{k}"] = f["hid_S"] if v == "hid_S" else v
+    return out
+
+
+def ours_for(cfg: RunConfig) -> dict[str, Any]:
+    m, t = cfg.model, cfg.train
+    out: dict[str, Any] = {k: getattr(m, k) for k in MODEL_KEYS}
+    out |= {k: getattr(t, k) for k in TRAIN_KEYS}
+    out["loss"] = cfg.loss
+    out["quantizer"] = m.quantizer
+    out["quantizer_position"] = m.quantizer_position if m.quantizer != "none" else NO_FILE
+    from pipeline.models.quantizers import QUANTIZERS
+
+    # what the quantizer is built with: params.yaml's block over the class defaults
+    for k, v in QUANTIZERS[m.quantizer].resolve_settings(cfg.quantizer).items():
+        if k == "codebook_dim" and v is None:
+            v = m.hid_S  # the library's default: the latent's channels
+        out[f"q.{k}"] = v
+    if m.quantizer == "svq":
+        out["q.hid_relu"] = True  # the hidden ReLU is always there; the public ablation can drop it
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) <= 1e-12 * max(abs(a), abs(b), 1.0)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _deviation(facts: dict[str, Any], name: str, key: str) -> str | None:
+    for d in facts.get("deviations") or []:
+        if d.get("key") == key and any(fnmatch.fnmatchcase(name, pat) for pat in d["runs"]):
+            return d["reason"]
+    return None
+
+
+def ledger_rows(params: dict[str, Any], facts: dict[str, Any], name: str) -> list[Row]:
+    cfg = resolve_run(params, name, "paper")
+    ours = ours_for(cfg)
+    theirs = theirs_for(facts, name)
+    rows = []
+    keys = list(ours) + [k for k in (theirs or {}) if k not in ours]
+    for key in keys:
+        a = ours.get(key, NO_FILE)
+        if theirs is None:
+            rows.append(Row(key, a, NO_FILE, "no public value"))
+            continue
+        b = theirs.get(key, NO_FILE)
+        if _same(a, b):
+            rows.append(Row(key, a, b, "same"))
+            continue
+        reason = _deviation(facts, name, key)
+        rows.append(Row(key, a, b, "documented" if reason else "DIFFERS", reason or ""))
+    return rows
+
+
+def undocumented(params: dict[str, Any], facts: dict[str, Any]) -> list[str]:
+    """``experiment.key: ours != theirs`` for every difference no deviation entry explains."""
+    out = []
+    for name in params["experiments"]:
+        if name not in facts["runs"]:
+            out.append(f"{name}: not in {FACTS.name} runs (name its public file, or null with a note)")
+            continue
+        out += [f"{name}.{r.key}: ours {r.ours!r} != theirs {r.theirs!r}"
+                for r in ledger_rows(params, facts, name) if r.status == "DIFFERS"]
+    out += [f"{name}: in {FACTS.name} runs but not in the catalogue" for name in facts["runs"]
+            if name not in params["experiments"]]
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}"
+    if v is None:
+        return "null"
+    return str(v)
+
+
+def render(params: dict[str, Any], facts: dict[str, Any]) -> str:
+    src = facts["source"]
+    lines = ["# Fidelity ledger: the paper profile against the public configs", "",
+             "Generated by `python -m pipeline.report.fidelity` from params.yaml (each experiment resolved",
+             "under `profile: paper`) and `pipeline/report/public_configs.yaml` (values transcribed from",
+             f"{src['repository']} @ {src['commit'][:12]}). Do not edit by hand; `make test` fails when it is stale.",
+             "", "Status: `same`; `documented` (a deliberate difference, reason given); `no public value` (the",
+             "public repository has no file for this run). `DIFFERS` would be an undocumented difference.", "",
+             "## Deliberate differences shared by every run", ""]
+    for note in facts.get("general") or []:
+        lines.append(f"* **{note['what']}**: {note['reason']}")
+    lines += ["", "## Summary", "", "| experiment | tables | public config | same | documented | no public value | undocumented |",
+              "|---|---|---|---|---|---|---|"]
+    per_run = {}
+    for name, exp in params["experiments"].items():
+        rows = ledger_rows(params, facts, name) if name in facts["runs"] else []
+        per_run[name] = rows
+        count = lambda s: sum(r.status == s for r in rows)  # noqa: E731
+        f = facts["runs"].get(name, {}).get("file") or NO_FILE
+        lines.append(f"| [{name}](#{name}) | {', '.join(map(str, exp.get('tables') or [])) or NO_FILE} | `{f}` | "
+                     f"{count('same')} | {count('documented')} | {count('no public value')} | {count('DIFFERS')} |")
+    for name, rows in per_run.items():
+        run = facts["runs"].get(name, {})
+        lines += ["", f"### {name}", "", f"Public config: `{run.get('file') or NO_FILE}`"
+                  + (f" (x{run['gpus']} GPUs)" if run.get("gpus") else "")]
+        if run.get("changes"):
+            lines.append(f"with {', '.join(f'{k} = {_fmt(v)}' for k, v in run['changes'].items())}")
+        if run.get("note"):
+            lines.append(f"Note: {run['note']}.")
+        lines += ["", "| key | ours | theirs | status |", "|---|---|---|---|"]
+        for r in rows:
+            status = f"{r.status}: {r.reason}" if r.reason else r.status
+            lines.append(f"| {r.key} | {_fmt(r.ours)} | {_fmt(r.theirs)} | {status} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--check", action="store_true", help="fail if stale or if a difference is undocumented")
+    args = ap.parse_args(argv)
+    params, facts = load_params(args.params), load_facts()
+    text = render(params, facts)
+    out = Path(args.out)
+    if args.check:
+        bad = undocumented(params, facts)
+        for line in bad:
+            print(f"undocumented difference: {line}", file=sys.stderr)
+        if not out.exists() or out.read_text() != text:
+            print(f"{out} is stale: run `python -m pipeline.report.fidelity`", file=sys.stderr)
+            return 1
+        return 1 if bad else 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    print(f"wrote {out}: {len(params['experiments'])} experiments")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The fidelity ledger: committed, current, and every difference from the public configs explained."""
+import copy
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import set_dotted
+from pipeline.report import fidelity
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def facts():
+    return fidelity.load_facts()
+
+
+def test_committed_ledger_is_current_and_fully_explained():
+    # stale ledger or an undocumented difference: rerun `python -m pipeline.report.fidelity`
+    assert fidelity.main(["--params", str(ROOT / "params.yaml"), "--out", str(ROOT / "reports/fidelity.md"),
+                          "--check"]) == 0
+
+
+def test_a_changed_setting_is_caught(params, facts):
+    changed = set_dotted(params, "experiments.t2m_hornet.set", {**params["experiments"]["t2m_hornet"]["set"],
+                                                                "train.lr": 5.0e-3})
+    assert fidelity.undocumented(changed, facts) == ["t2m_hornet.lr: ours 0.005 != theirs 0.001"]
+
+
+def test_a_documented_difference_passes_with_its_reason(params, facts):
+    changed = set_dotted(params, "quantizers.lfq.commitment_loss_weight", 0.0)
+    assert fidelity.undocumented(changed, facts) == ["t2m_lfq.q.commitment_loss_weight: ours 0.0 != theirs 0.25"]
+    documented = copy.deepcopy(facts)
+    documented["deviations"] = [{"runs": ["t2m_l*"], "key": "q.commitment_loss_weight", "reason": "a test"}]
+    assert fidelity.undocumented(changed, documented) == []
+    row = next(r for r in fidelity.ledger_rows(changed, documented, "t2m_lfq") if r.key == "q.commitment_loss_weight")
+    assert (row.status, row.reason) == ("documented", "a test")
+
+
+def test_public_facts_read_as_the_paper_ran_them(facts):
+    # a file without `epoch` trains the parser's 200 epochs; 4-GPU runs multiply the batch
+    assert fidelity.theirs_for(facts, "t2m_convmixer")["epochs"] == 200
+    assert fidelity.theirs_for(facts, "kth_svq")["batch_size"] == 16
+    wbm = fidelity.theirs_for(facts, "wbm_svq_frozen")
+    assert (wbm["quantizer_position"], wbm["q.freeze_codebook"], wbm["epochs"]) == ("post", False, 200)
+    assert fidelity.theirs_for(facts, "t2m_rvq_stoch")["quantizer"] == "residual_vq_stochastic"
+    assert fidelity.theirs_for(facts, "t2m_svq_raw") is None
+
+
+def test_every_catalogue_run_is_in_the_facts_table(params, facts):
+    assert set(params["experiments"]) == set(facts["runs"])
