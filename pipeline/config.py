@@ -36,6 +36,7 @@ class ModelConfig:
     mlp_ratio: float
     quantizer: str
     quantizer_position: str
+    pad: str
 
     def check(self) -> None:
         from pipeline.models.quantizers import QUANTIZERS
@@ -60,6 +61,8 @@ class ModelConfig:
         if self.quantizer_position not in ("pre", "post"):
             raise ConfigError(f"model.quantizer_position: expected 'pre' or 'post', "
                               f"got {self.quantizer_position!r}")
+        if self.pad not in ("reflect", "edge"):
+            raise ConfigError(f"model.pad: expected reflect or edge, got {self.pad!r}")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import xarray as xr
 from pipeline.config import resolve_run, validate_params
 from pipeline.data import prepare
 from pipeline.data.prepared import DataError
+from pipeline.data.store import read_meta
+from pipeline.errors import ConfigError
 from pipeline.train import run_experiment
 
 
@@ -56,3 +58,75 @@ def test_own_data_with_a_gap_names_the_file(own_params, tmp_path):
     with pytest.raises(DataError, match="gappy.nc"):
         prepare.preprocess(own_params, "mine")
     assert not (tmp_path / "data" / "processed" / "mine.zarr").exists()
+
+
+# ---------------------------------------------------------------- climate files as they come
+def _climate(times, shape=(37, 49), var="tas"):
+    """A field on a North-America-like lat/lon box, cftime (or numpy) dates, units as CF files."""
+    lat, lon = np.linspace(15, 75, shape[0]), np.linspace(190, 310, shape[1])
+    t = np.arange(len(times))[:, None, None]
+    field = 270 + 15 * np.cos(np.deg2rad(lat))[None, :, None] + 2 * np.sin(2 * np.pi * t / 12) \
+        + np.random.default_rng(1).normal(0, 0.3, (len(times), *shape))
+    return xr.Dataset({var: (("time", "lat", "lon"), field.astype("f4"), {"units": "K"})},
+                      coords={"time": times, "lat": lat, "lon": lon})
+
+
+def _cftime_axis(start, periods, freq, calendar):
+    return xr.date_range(start, periods=periods, freq=freq, calendar=calendar, use_cftime=True)
+
+
+def _layouts(tmp_path):
+    """The three layouts of the issue: annual 360-day netCDF on a 37 x 49 grid, monthly noleap
+    netCDF with mid-month stamps, and a Zarr store (standard calendar, annual, 365/366-day steps)."""
+    annual = tmp_path / "tas_Ayr_360day.nc"
+    _climate(_cftime_axis("1850-07-01", 60, "YS-JUL", "360_day")).to_netcdf(annual)
+    import cftime
+
+    mid = [cftime.datetime(1990 + i // 12, i % 12 + 1, 15 if i % 12 == 1 else 16, 0 if i % 12 == 1 else 12,
+                           calendar="noleap") for i in range(72)]
+    monthly = tmp_path / "tas_Amon_noleap.nc"
+    _climate(xr.CFTimeIndex(mid), shape=(20, 30)).to_netcdf(monthly)
+    store = tmp_path / "tas_annual.zarr"
+    _climate(pd.date_range("1950-01-01", periods=60, freq="YS"), shape=(18, 27)).to_zarr(store)
+    return {
+        "annual_360day": (annual, {"train": ["1850", "1889"], "val": ["1890", "1899"], "test": ["1900", "1909"]}),
+        "monthly_noleap": (monthly, {"train": ["1990-01", "1993-12"], "val": ["1994-01", "1994-12"],
+                                     "test": ["1995-01", "1995-12"]}),
+        "zarr_annual": (store, {"train": ["1950", "1989"], "val": ["1990", "1999"], "test": ["2000", "2009"]}),
+    }
+
+
+@pytest.mark.parametrize("layout", ["annual_360day", "monthly_noleap", "zarr_annual"])
+def test_climate_files_train_as_they_come(own_params, tmp_path, mlflow_uri, layout):
+    path, splits = _layouts(tmp_path)[layout]
+    data = own_params["datasets"]["mine"]["data"]
+    data.update(path=str(path), variables=["tas"], splits=splits, T_in=3, T_out=2)
+    if layout == "annual_360day":
+        data["box"] = {"lat": [20, 70], "lon": [-160, -60]}  # -160..-60 = 200..300 east
+    validate_params(own_params)
+    prepare.download(own_params, "mine")
+    store = prepare.preprocess(own_params, "mine")
+    meta = xr.open_zarr(store, group="test", consolidated=False)
+    prov = read_meta(store)["provenance"]
+    assert prov["calendar"] == {"annual_360day": "360_day", "monthly_noleap": "noleap",
+                                "zarr_annual": "standard"}[layout]
+    assert prov["time_step"]["train"] == ("1 month" if layout == "monthly_noleap" else "1 year")
+    assert prov["units"] == ["K"] and meta.sizes["frame"] == (12 if layout == "monthly_noleap" else 10)
+    exp = "mine_svq" if layout == "annual_360day" else "mine_simvp"  # SVQ once: seconds per test
+    summary = run_experiment(resolve_run(own_params, exp), store, tmp_path / layout)
+    assert np.isfinite(summary["metrics"]["test_mse"])
+    if layout == "annual_360day":  # the box cut 37 x 49 to 31 x 41; N_S=6 pads it to 32 x 48
+        grid = meta["frames"].shape[2:]
+        assert grid == (31, 41) and len(prov["grid"]["lat"]) == 31
+        assert min(prov["grid"]["lon"]) >= 200 and max(prov["grid"]["lon"]) <= 300
+
+
+def test_a_date_missing_from_the_calendar_names_the_setting(own_params, tmp_path):
+    path, _ = _layouts(tmp_path)["monthly_noleap"]
+    own_params["datasets"]["mine"]["data"].update(
+        path=str(path), variables=["tas"],
+        splits={"train": ["1990-01", "1993-12"], "val": ["1994-01", "1994-12"], "test": ["1995-01", "1996-02-29"]})
+    prepare.download(own_params, "mine")
+    with pytest.raises(ConfigError, match=r"^datasets.mine.data.splits.test: 1995-01 .. 1996-02-29 is not a "
+                                          r"valid range in the file's noleap calendar"):
+        prepare.preprocess(own_params, "mine")

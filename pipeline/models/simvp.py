@@ -11,6 +11,7 @@ from torch import nn
 from timm.layers import trunc_normal_
 
 from pipeline.config import ModelConfig
+from pipeline.models.padding import GridPad
 from pipeline.models.quantizers import build_quantizer
 from pipeline.models.translators import build_translator
 
@@ -85,10 +86,10 @@ class SimVP(nn.Module):
         super().__init__()
         T, C, H, W = in_shape
         factor = 2 ** (cfg.N_S // 2)
-        if H % factor or W % factor:
-            raise ValueError(f"frame size {H}x{W} is not divisible by 2^(N_S/2) = {factor} (model.N_S={cfg.N_S})")
+        self.grid_pad = GridPad(H, W, factor, cfg.pad)  # any grid: padded in, cropped out
+        Hp, Wp = self.grid_pad.padded
         self.in_shape = in_shape
-        self.latent_shape = (cfg.hid_S, H // factor, W // factor)
+        self.latent_shape = (cfg.hid_S, Hp // factor, Wp // factor)
         self.enc = Encoder(C, cfg.hid_S, cfg.N_S, cfg.spatio_kernel_enc)
         self.hid = build_translator(cfg.translator, in_channels=T * cfg.hid_S, hidden=cfg.hid_T,
                                     depth=cfg.N_T, input_resolution=self.latent_shape[1:],
@@ -99,7 +100,7 @@ class SimVP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, T, C, H, W = x.shape
-        embed, skip = self.enc(x.reshape(B * T, C, H, W))
+        embed, skip = self.enc(self.grid_pad.pad(x.reshape(B * T, C, H, W)))
         _, C_, H_, W_ = embed.shape
         aux = embed.new_zeros(())
         if self.position == "pre":
@@ -107,14 +108,14 @@ class SimVP(nn.Module):
         hid = self.hid(embed.reshape(B, T * C_, H_, W_)).reshape(B * T, C_, H_, W_)
         if self.position == "post":
             hid, aux = self.quantizer(hid)
-        y = self.dec(hid, skip)
+        y = self.grid_pad.crop(self.dec(hid, skip))
         return y.reshape(B, T, C, H, W), aux
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """The tensor the quantizer sees for input ``x`` (for diagnostics): the encoder output
         (``pre``) or the translator output of the unquantized encoder output (``post``)."""
         B, T, C, H, W = x.shape
-        embed, _ = self.enc(x.reshape(B * T, C, H, W))
+        embed, _ = self.enc(self.grid_pad.pad(x.reshape(B * T, C, H, W)))
         if self.position == "post":
             _, C_, H_, W_ = embed.shape
             embed = self.hid(embed.reshape(B, T * C_, H_, W_)).reshape(B * T, C_, H_, W_)

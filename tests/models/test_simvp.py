@@ -76,10 +76,29 @@ def test_post_translator_placement(params):
     assert len(seen) == 1 and seen[0].shape == (T, 2, 16, 32)
 
 
-def test_frame_size_must_fit_the_strides(params):
+@pytest.mark.parametrize("pad", ["reflect", "edge"])
+def test_any_grid_is_padded_for_the_encoder_and_cropped_back(params, pad):
     cfg = resolve_run(params, "t2m_simvp")
-    with pytest.raises(ValueError, match="not divisible"):
-        SimVP((4, 1, 30, 30), dataclasses.replace(cfg.model, N_S=4), {})
+    mcfg = dataclasses.replace(cfg.model, hid_S=4, hid_T=8, N_T=2, N_S=4, pad=pad)
+    model = SimVP((3, 1, 37, 49), mcfg, {})
+    assert model.grid_pad.padded == (40, 52) and model.latent_shape[1:] == (10, 13)
+    assert model.grid_pad.describe() == f"37x49 -> 40x52 ({pad})"
+    x = torch.randn(2, 3, 1, 37, 49)
+    pred, _ = model(x)
+    assert pred.shape == x.shape
+    seen = []
+    model.enc.enc[0].register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    model(x)
+    inner = seen[0][:, :, 1:38, 1:50]  # 3 rows -> 1 top, 2 bottom; 3 columns -> 1 left, 2 right
+    torch.testing.assert_close(inner, x.reshape(6, 1, 37, 49))
+    edge = seen[0][:, :, 0, 1:50]  # the row above the grid: a mirror (reflect) or a copy (edge)
+    torch.testing.assert_close(edge, x.reshape(6, 1, 37, 49)[:, :, 1 if pad == "reflect" else 0])
+
+
+def test_a_divisible_grid_is_not_padded(params):
+    cfg = resolve_run(params, "t2m_simvp")
+    model = SimVP((2, 1, 32, 64), dataclasses.replace(cfg.model, hid_S=4, hid_T=8, N_T=2, N_S=4), {})
+    assert not model.grid_pad.active and model.grid_pad.describe() == ""
 
 
 @pytest.mark.parametrize("quantizer", ["svq", "svq_raw", "vq", "residual_vq", "grouped_residual_vq", "multihead_vq",

@@ -9,9 +9,10 @@ Settings (``datasets.<name>.data``; ``name`` is passed in by the caller and only
                working directory (the project root when the pipeline runs).
 ``variables``  required, non-empty list of variable names in the files; channels follow it.
 ``time``       name of the time coordinate (default "time").
-``splits``     required, ``{train: [start, end], val: [...], test: [...]}`` as ISO dates or
-               date-times; both ends inclusive (a bare date covers its whole day); splits must
-               not overlap.
+``splits``     required, ``{train: [start, end], val: [...], test: [...]}`` as dates in the
+               file's own calendar (``2010``, ``2010-03``, ``2010-02-30`` on a 360-day axis,
+               ``2010-01-01T06:00``); both ends inclusive (a bare year, month or day covers all
+               of it); splits must not overlap.
 ``T_in``, ``T_out``  required positive ints.
 ``step``       frames of a window are ``step`` time steps of the data apart (default 1); frames are
                subsampled to that spacing from each split's first time, so ``Prepared.step`` is 1.
@@ -22,9 +23,17 @@ Settings (``datasets.<name>.data``; ``name`` is passed in by the caller and only
 ``level_dim``  name of the level dimension (default "level").
 ``time_chunk`` dask chunk length along time (default 1024).
 
-Every variable must be ``(time, [level_dim], y, x)`` with the same 2-D grid (any dim names).
-Inside each split the time axis must be strictly increasing and evenly spaced; gaps between
-splits are fine. All windows that fit are used: ``window_starts(n, T_in, T_out, 1, stride)``.
+``box``        optional ``{lat: [south, north], lon: [west, east]}`` (degrees; either may be
+               left out): keep only that part of the grid. Needs 1-D coordinates named
+               ``lat``/``latitude`` and ``lon``/``longitude``; ``west > east`` wraps through the
+               date line (``[350, 10]``).
+
+Every variable must be ``(time, [level_dim], y, x)`` with the same 2-D grid (any dim names, any
+size: the model pads what its stride does not divide, ``model.pad``). Time may be decoded to
+numpy dates or cftime dates in any CF calendar (``pipeline.data.calendar``). Inside each split
+the time axis must be strictly increasing and regular: the same duration every step (hourly,
+daily), or for monthly/annual data the same number of calendar months; gaps between splits are
+fine. All windows that fit are used: ``window_starts(n, T_in, T_out, 1, stride)``.
 
 Which files ``load`` reads: ``fetch`` (checks ``path``, hashes the files) and ``make_sample``
 (writes a small twin into ``raw_dir``) both record their choice in ``raw_dir/custom.json``;
@@ -42,14 +51,15 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.data import calendar as cal
 from pipeline.data.prepared import SPLITS, DataError, Prepared, Split, window_starts
-from pipeline.data.sources.weatherbench import _iso, _pos_int, first_nan
+from pipeline.data.sources.weatherbench import _pos_int, first_nan
 from pipeline.data.sources.settings import open_settings, split_strides
 from pipeline.errors import ConfigError
 
 POINTER = "custom.json"
 _KEYS = {"source", "name", "path", "variables", "time", "splits", "T_in", "T_out", "step",
-         "stride", "levels", "level_dim", "time_chunk"}
+         "stride", "levels", "level_dim", "time_chunk", "box"}
 _REQUIRED = ("path", "variables", "splits", "T_in", "T_out")
 _SAMPLE_KEYS = {"frames_per_split", "interval", "height", "width"}
 
@@ -60,7 +70,7 @@ class Settings:
     path: str
     variables: tuple[str, ...]
     time: str
-    splits: dict[str, tuple[str, str]]
+    splits: dict[str, tuple[cal.DateSetting, cal.DateSetting]]
     T_in: int
     T_out: int
     step: int
@@ -68,32 +78,10 @@ class Settings:
     levels: tuple | None
     level_dim: str
     time_chunk: int
+    box: dict[str, tuple[float, float]]
 
     def key(self, *parts: str) -> str:
         return ".".join(("datasets", self.name, "data") + parts)
-
-
-def _date(value: Any, key: str) -> np.datetime64:
-    try:
-        if isinstance(value, (int, float)) or value is None:
-            raise ValueError
-        return np.datetime64(str(value), "ns")
-    except ValueError:
-        raise ConfigError(f"{key}: expected an ISO date such as 2016-01-01 or 2016-01-01T06:00, "
-                          f"got {value!r}") from None
-
-
-def _end(value: str) -> np.datetime64:
-    """Inclusive end as the last nanosecond: a bare date (or month, year) covers its whole period."""
-    t = np.datetime64(str(value))
-    unit = np.datetime_data(t.dtype)[0]
-    return (t + np.timedelta64(1, unit)).astype("datetime64[ns]") - np.timedelta64(1, "ns")
-
-
-def _span(d: np.timedelta64) -> str:
-    import pandas as pd
-
-    return str(pd.Timedelta(d))
 
 
 def parse_settings(settings: dict) -> Settings:
@@ -122,26 +110,24 @@ def parse_settings(settings: dict) -> Settings:
     extra = sorted(set(splits_in) - set(SPLITS))
     if extra:
         raise ConfigError(f"{key('splits', str(extra[0]))}: unknown split; expected {list(SPLITS)}")
-    splits, bounds = {}, {}
+    splits = {}
     for split in SPLITS:
         span = splits_in.get(split)
         k = key("splits", split)
         if span is None:
-            raise ConfigError(f"{k}: required setting is missing ([start, end] ISO dates)")
+            raise ConfigError(f"{k}: required setting is missing ([start, end] dates)")
         if isinstance(span, str) or not isinstance(span, (list, tuple)) or len(span) != 2:
-            raise ConfigError(f"{k}: expected [start, end] ISO dates, got {span!r}")
-        start = _date(span[0], k)
-        _date(span[1], k)
-        end = _end(str(span[1]))
-        if start > end:
+            raise ConfigError(f"{k}: expected [start, end] dates, got {span!r}")
+        start, end = cal.parse_date(span[0], k), cal.parse_date(span[1], k)
+        if start.fields >= end.end_fields():
             raise ConfigError(f"{k}: start {span[0]} is after end {span[1]}")
-        splits[split] = (str(span[0]), str(span[1]))
-        bounds[split] = (start, end)
-    for i, a in enumerate(SPLITS):
+        splits[split] = (start, end)
+    for i, a in enumerate(SPLITS):  # field tuples order dates the same way in every calendar
         for b in SPLITS[i + 1:]:
-            if bounds[a][0] <= bounds[b][1] and bounds[b][0] <= bounds[a][1]:
-                raise ConfigError(f"{key('splits', b)}: {list(splits[b])} overlaps {a} "
-                                  f"{list(splits[a])}")
+            (a0, a1), (b0, b1) = splits[a], splits[b]
+            if a0.fields < b1.end_fields() and b0.fields < a1.end_fields():
+                raise ConfigError(f"{key('splits', b)}: [{b0.text}, {b1.text}] overlaps {a} "
+                                  f"[{a0.text}, {a1.text}]")
 
     stride = split_strides(settings.get("stride", 1), key)
     levels = settings.get("levels")
@@ -151,11 +137,33 @@ def parse_settings(settings: dict) -> Settings:
         if len(set(levels)) != len(levels):
             raise ConfigError(f"{key('levels')}: duplicate level in {list(levels)}")
         levels = tuple(levels)
+    box = _box(settings.get("box"), key)
     return Settings(
         name, str(path), tuple(variables), time, splits,
         T_in=_pos_int(settings["T_in"], key("T_in")), T_out=_pos_int(settings["T_out"], key("T_out")),
         step=_pos_int(settings.get("step", 1), key("step")), stride=stride, levels=levels,
-        level_dim=level_dim, time_chunk=_pos_int(settings.get("time_chunk", 1024), key("time_chunk")))
+        level_dim=level_dim, time_chunk=_pos_int(settings.get("time_chunk", 1024), key("time_chunk")),
+        box=box)
+
+
+def _box(value: Any, key) -> dict[str, tuple[float, float]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not value or set(value) - {"lat", "lon"}:
+        raise ConfigError(f"{key('box')}: expected {{lat: [south, north], lon: [west, east]}}, "
+                          f"got {value!r}")
+    out = {}
+    for axis, (lo_ok, hi_ok) in (("lat", (-90, 90)), ("lon", (-360, 360))):
+        if axis not in value:
+            continue
+        pair = value[axis]
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and lo_ok <= v <= hi_ok for v in pair)
+        if not ok or (axis == "lat" and pair[0] > pair[1]):
+            raise ConfigError(f"{key('box', axis)}: expected [{'south, north' if axis == 'lat' else 'west, east'}] "
+                              f"in degrees, got {pair!r}")
+        out[axis] = (float(pair[0]), float(pair[1]))
+    return out
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -201,15 +209,18 @@ def _check_vars(ds, source: str, cfg: Settings) -> None:
         if cfg.time not in ds[var].dims:
             raise DataError(f"{source}: variable {var!r} has dims {ds[var].dims}, none of them {cfg.time!r}")
     times = ds[cfg.time].values
-    if not np.issubdtype(times.dtype, np.datetime64):
-        raise DataError(f"{source}: time coordinate {cfg.time!r} is not decodable to dates "
-                        f"(dtype {times.dtype})")
-    d = np.diff(times)
-    bad = np.flatnonzero(d <= np.timedelta64(0))
-    if bad.size:
-        i = bad[0]
-        raise DataError(f"{source}: time axis is not strictly increasing: {_iso(times[i])} is followed "
-                        f"by {_iso(times[i + 1])}")
+    try:
+        cal.calendar(times)
+    except TypeError:
+        raise DataError(f"{source}: time coordinate {cfg.time!r} is not decodable to dates (dtype "
+                        f"{times.dtype}; it needs CF 'units' such as 'days since 1850-01-01' and a "
+                        f"'calendar' attribute, or set {cfg.key('time')} to the right coordinate)") from None
+    if times.size > 1:
+        bad = np.flatnonzero(np.asarray(times[1:] <= times[:-1], dtype=bool))
+        if bad.size:
+            i = bad[0]
+            raise DataError(f"{source}: time axis is not strictly increasing: {cal.stamp(times[i])} is "
+                            f"followed by {cal.stamp(times[i + 1])}; sort the file by time")
 
 
 def _open(path: str, cfg: Settings):
@@ -219,7 +230,8 @@ def _open(path: str, cfg: Settings):
     files = _files(path, cfg.key("path"))
     if _is_zarr(path):
         try:
-            ds = xr.open_zarr(path, chunks={cfg.time: cfg.time_chunk})
+            ds = xr.open_zarr(path, chunks={cfg.time: cfg.time_chunk},
+                              decode_times=xr.coders.CFDatetimeCoder(use_cftime=None))
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{path}: cannot be read as a Zarr store ({type(exc).__name__}: {exc})") from exc
         _check_vars(ds, path, cfg)
@@ -233,13 +245,15 @@ def _open(path: str, cfg: Settings):
         _check_vars(ds, source, cfg)
         times = ds[cfg.time].values
         if seen and times.size and seen[-1][1].size and times[0] <= seen[-1][1][-1]:
-            raise DataError(f"{source}: starts at {_iso(times[0])}, not after the end of {seen[-1][0]} "
-                            f"({_iso(seen[-1][1][-1])}); files overlap or sort out of time order")
+            raise DataError(f"{source}: starts at {cal.stamp(times[0])}, not after the end of "
+                            f"{seen[-1][0]} ({cal.stamp(seen[-1][1][-1])}); files overlap or sort out of "
+                            f"time order (name them so that {cfg.key('path')} sorts them by time)")
         seen.append((source, times))
         return ds[list(cfg.variables)]
 
     try:
-        ds = xr.open_mfdataset(files, combine="nested", concat_dim=cfg.time, preprocess=preprocess,
+        # model calendars decode to cftime dates; standard ones to numpy dates where they fit
+        ds = xr.open_mfdataset(files, decode_times=xr.coders.CFDatetimeCoder(use_cftime=None), combine="nested", concat_dim=cfg.time, preprocess=preprocess,
                                data_vars="minimal", coords="minimal", compat="override",
                                join="override", chunks={cfg.time: cfg.time_chunk}, parallel=False)
     except OSError as exc:
@@ -249,9 +263,60 @@ def _open(path: str, cfg: Settings):
     return ds, origin
 
 
+_LAT, _LON = ("lat", "latitude"), ("lon", "longitude")
+
+
+def _grid_names(arr, space: list[str]) -> tuple[str | None, str | None]:
+    find = lambda names: next((d for d in space if str(d).lower() in names and d in arr.coords), None)  # noqa: E731
+    return find(_LAT), find(_LON)
+
+
+def _cut_box(arr, space: list[str], cfg: Settings, source: str):
+    """``arr`` restricted to ``cfg.box`` (wrapping through the date line when west > east)."""
+    if not cfg.box:
+        return arr
+    lat, lon = _grid_names(arr, space)
+    sel = {}
+    for axis, dim in (("lat", lat), ("lon", lon)):
+        if axis not in cfg.box:
+            continue
+        if dim is None:
+            raise DataError(f"{source}: {cfg.key('box', axis)} needs a 1-D {axis} coordinate on a grid "
+                            f"dim ({' or '.join(_LAT if axis == 'lat' else _LON)}); grid dims are {space}")
+        lo, hi = cfg.box[axis]
+        v = np.asarray(arr[dim].values, dtype=np.float64)
+        if axis == "lat":
+            keep = (v >= lo) & (v <= hi)
+        else:
+            v, lo, hi = v % 360, lo % 360, hi % 360
+            keep = ((v >= lo) & (v <= hi)) if lo <= hi else ((v >= lo) | (v <= hi))
+        idx = np.flatnonzero(keep)
+        if axis == "lon" and lo > hi:  # west of the date line first, so the box stays contiguous
+            idx = np.concatenate([idx[v[idx] >= lo], idx[v[idx] <= hi]])
+        if idx.size == 0:
+            raise DataError(f"{source}: {cfg.key('box', axis)} = {list(cfg.box[axis])} selects no "
+                            f"{dim} (the file spans {v.min():g} .. {v.max():g})")
+        sel[dim] = idx
+    return arr.isel(sel)
+
+
+def _grid(arr, space: list[str]) -> dict[str, Any]:
+    """Grid dims and their 1-D coordinates (lat/lon when the file has them), for the store."""
+    lat, lon = _grid_names(arr, space)
+    out: dict[str, Any] = {"dims": [str(d) for d in space]}
+    for d in space:
+        if d in arr.coords and arr[d].ndim == 1 and np.issubdtype(arr[d].dtype, np.number):
+            out[str(d)] = [float(v) for v in arr[d].values]
+    if lat is not None:
+        out["lat"] = [float(v) for v in arr[lat].values]
+    if lon is not None:
+        out["lon"] = [float(v) for v in arr[lon].values]
+    return out
+
+
 def _channels(ds, cfg: Settings, source: str):
-    """Per variable a DataArray (time, level, y, x) and the channel names."""
-    arrays, names, grid = [], [], None
+    """Per variable a DataArray (time, level, y, x), the channel names, their units and the grid."""
+    arrays, names, units, grid, coords = [], [], [], None, None
     for var in cfg.variables:
         arr = ds[var]
         if cfg.level_dim in arr.dims:
@@ -275,14 +340,16 @@ def _channels(ds, cfg: Settings, source: str):
         if len(space) != 2:
             raise DataError(f"{source}: {var!r} has dims {arr.dims}; expected {cfg.time!r}, an optional "
                             f"{cfg.level_dim!r} and two grid dims")
-        arr = arr.transpose(cfg.time, cfg.level_dim, *space)
+        arr = _cut_box(arr.transpose(cfg.time, cfg.level_dim, *space), space, cfg, source)
+        units += [str(ds[var].attrs.get("units", ""))] * (len(names) - len(units))
         shape = tuple(arr.shape[2:])
         if grid is not None and shape != grid:
             raise DataError(f"{source}: {var!r} is on a {shape[0]} x {shape[1]} grid, "
                             f"{cfg.variables[0]!r} on {grid[0]} x {grid[1]}")
         grid = shape
+        coords = coords or _grid(arr, space)
         arrays.append(arr)
-    return arrays, names
+    return arrays, names, units, coords
 
 
 def _rel(path: str, raw_dir: Path) -> str:
@@ -302,42 +369,50 @@ def load(raw_dir: Path | str, settings: dict) -> Prepared:
     raw_dir = Path(raw_dir)
     path, is_sample = _resolve(raw_dir, cfg)
     ds, origin = _open(path, cfg)
-    arrays, channels = _channels(ds, cfg, path)
+    arrays, channels, units, grid = _channels(ds, cfg, path)
     times = ds[cfg.time].values
     length = (cfg.T_in + cfg.T_out)
-    splits, spans, counts, used = {}, {}, {}, {}
+    splits, spans, counts, used, steps = {}, {}, {}, {}, {}
     for split in SPLITS:
         start, end = cfg.splits[split]
-        lo, hi = np.datetime64(start, "ns"), _end(end)
-        idx = np.flatnonzero((times >= lo) & (times <= hi))
-        where = f"split {split!r} ({start} .. {end}) of {path}"
-        d = np.diff(times[idx])
-        uneven = np.flatnonzero(d != d[0]) if d.size else d
-        if uneven.size:  # increasing order was checked per file and across files on opening
-            i = int(uneven[0])
+        k = cfg.key("splits", split)
+        idx = cal.select(times, *cal.bounds(start, end, times, k))
+        where = f"split {split!r} ({start.text} .. {end.text}) of {path}"
+        step, i = cal.regular_step(times[idx])
+        if i is not None:  # increasing order was checked per file and across files on opening
             a, b = origin[idx[i]], origin[idx[i + 1]]
             raise DataError(f"{a if a == b else f'{a} / {b}'}: time axis of split {split!r} is not "
-                            f"evenly spaced (a gap or an irregular step): steps of {_span(d[0])}, but "
-                            f"{_iso(times[idx[i]])} -> {_iso(times[idx[i + 1]])} is {_span(d[i])}")
+                            f"evenly spaced (a gap or an irregular step): steps of {step.describe()}, but "
+                            f"{cal.stamp(times[idx[i]])} -> {cal.stamp(times[idx[i + 1]])} is "
+                            f"{cal.step_between(times[idx[i]], times[idx[i + 1]])}; choose {k} to "
+                            f"avoid it or fill the gap")
         keep = idx[::cfg.step]
         starts = window_starts(keep.size, cfg.T_in, cfg.T_out, 1, cfg.stride[split])
         if starts.size == 0:
             raise DataError(f"{where}: {keep.size} frames (every {cfg.step} time step(s) of "
-                            f"{idx.size}); one window needs T_in + T_out = {length}")
+                            f"{idx.size}); one window needs T_in + T_out = {length}: widen {k} "
+                            f"or lower T_in/T_out")
+        steps[split] = step.describe() if step else None
         frames = da.concatenate([a.data for a in arrays], axis=1)[keep]
         # whole frames per chunk: consumers chunk along time only
         frames = frames.astype(np.float32).rechunk({1: -1, 2: -1, 3: -1})
         bad = first_nan(frames, channels)
         if bad is not None:
             i, ch = bad
-            raise DataError(f"{origin[keep[i]]}: NaN in {ch!r} at {_iso(times[keep[i]])} (split "
-                            f"{split!r}); fill or mask the gaps before using the data")
+            raise DataError(f"{origin[keep[i]]}: NaN in {ch!r} at {cal.stamp(times[keep[i]])} (split "
+                            f"{split!r}); fill the gaps, or cut them off with {cfg.key('box')} or "
+                            f"{cfg.key('splits', split)}")
         splits[split] = Split(frames=frames, starts=starts, time=times[keep])
-        spans[split] = [_iso(times[keep[0]]), _iso(times[keep[-1]])]
+        spans[split] = [cal.stamp(times[keep[0]]), cal.stamp(times[keep[-1]])]
         counts[split] = {"frames": int(keep.size), "windows": int(starts.size)}
         used[split] = sorted({_rel(f, raw_dir) for f in origin[keep]})
     attrs: dict[str, Any] = {"reader": "custom", "path": _rel(path, raw_dir), "sample": is_sample,
                              "variables": list(cfg.variables), "step_in_time_steps": cfg.step,
+                             "levels": list(cfg.levels) if cfg.levels else None,
+                             "level_dim": cfg.level_dim, "time": cfg.time,
+                             "box": {a: list(v) for a, v in cfg.box.items()},
+                             "calendar": cal.calendar(times) or "standard", "time_step": steps,
+                             "units": units, "grid": grid,
                              "stride": dict(cfg.stride), "files": used, "time_span": spans,
                              "counts": counts,
                              "window_rule": "all windows: window_starts(n, T_in, T_out, 1, stride)"}
@@ -406,10 +481,11 @@ def make_sample(raw_dir: Path | str, settings: dict, sample: dict | None, seed: 
     parts = []
     for split in SPLITS:
         start, end = cfg.splits[split]
-        t = np.datetime64(start, "ns") + np.arange(n) * interval
-        if t[-1] > _end(end):
+        lo, hi = cal.bounds(start, end, np.zeros(0, "datetime64[ns]"), cfg.key("splits", split))
+        t = lo + np.arange(n) * interval
+        if t[-1] >= hi:
             raise ConfigError(f"{skey('frames_per_split')}: {n} steps of {sample.get('interval', '1h')} "
-                              f"from {start} run past the end of split {split!r} ({end})")
+                              f"from {start.text} run past the end of split {split!r} ({end.text})")
         parts.append(t)
     times = np.concatenate(parts)
 
