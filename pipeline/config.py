@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import yaml
-
 from pipeline.errors import ConfigError
+from pipeline.paths import check_name
+from pipeline.yamlfile import read_yaml
 
 TOP_LEVEL = ("profile", "seeds", "data", "model", "svq", "quantizers", "train", "datasets",
              "profiles", "experiments", "report")
@@ -87,7 +87,11 @@ class TrainConfig:
 
     def check(self) -> None:
         _positive("train", epochs=self.epochs, batch_size=self.batch_size,
-                  val_batch_size=self.val_batch_size, lr=self.lr, patience=self.patience)
+                  val_batch_size=self.val_batch_size, lr=self.lr, patience=self.patience,
+                  final_div_factor=self.final_div_factor)
+        for key in ("weight_decay", "min_lr", "warmup_lr", "warmup_epochs"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"train.{key}: expected a value >= 0, got {getattr(self, key)!r}")
         if self.sched not in ("cosine", "onecycle", "none"):
             raise ConfigError(f"train.sched: expected cosine, onecycle or none, got {self.sched!r}")
         if self.loss not in ("auto", "mse", "mae"):
@@ -123,14 +127,21 @@ class RunConfig:
     quantizer: dict[str, Any]
     train: TrainConfig
     deps: tuple[str, ...] = field(compare=False)
+    origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (key, params.yaml key)
 
     @property
     def loss(self) -> str:
         return self.train.loss_for(self.model.quantizer)
 
+    def key_of(self, key: str) -> str:
+        """The params.yaml key that set ``key`` (e.g. ``train.batch_size``), for error messages."""
+        origin = dict(self.origins).get(key, key)
+        return f"{origin}.set.{key}" if origin == f"experiments.{self.name}" else origin
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("deps")
+        d.pop("origins")
         d["train"]["loss"] = self.loss  # record what ran, not "auto"
         return d
 
@@ -147,10 +158,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: parameters file not found")
-    try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    params = read_yaml(path)
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     validate_params(params)
@@ -175,6 +183,7 @@ def validate_params(params: dict[str, Any]) -> None:
     if params["data"].get("source") not in ("sample", "remote"):
         raise ConfigError(f"data.source: expected 'sample' or 'remote', got {params['data'].get('source')!r}")
     for name, ds in params["datasets"].items():
+        check_name(f"datasets.{name}", name)
         if not isinstance(ds, dict):
             raise ConfigError(f"datasets.{name}: expected a mapping")
         bad = set(ds) - DATASET_KEYS
@@ -200,6 +209,7 @@ def validate_params(params: dict[str, Any]) -> None:
 def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -> RunConfig:
     """The run configuration of experiment ``name`` under ``profile`` (default: the active one)."""
     experiments = params["experiments"]
+    check_name(f"experiments.{name}", name)
     if name not in experiments:
         raise ConfigError(f"experiments.{name}: no such experiment; known: {sorted(experiments)}")
     exp = experiments[name]
@@ -260,20 +270,24 @@ def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -
             raise ConfigError(f"experiments.{name}.set.{key}: only model.*, train.*, svq.* and "
                               f"quantizers.<name>.* can be overridden per experiment")
 
-    model = _build(ModelConfig, "model", _section(resolved, "model"))
-    model.check()
-    train = _build(TrainConfig, "train", _section(resolved, "train"))
-    train.check()
+    model = _checked(ModelConfig, "model", resolved, name)
+    train = _checked(TrainConfig, "train", resolved, name)
     qsettings = _section(qresolved, qsection) if quantizer != "none" else {}
     _check_quantizer(quantizer, qsection, qsettings)
 
-    tables = tuple(exp.get("tables") or ())
+    tables = exp.get("tables") or []
+    if not isinstance(tables, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                                               for n in tables):
+        raise ConfigError(f"experiments.{name}.tables: expected a list of paper table numbers, "
+                          f"e.g. [1, 3], got {tables!r}")
+    tables = tuple(tables)
     deps = {origin for _, origin in resolved.values()} | {origin for _, origin in qresolved.values()}
     deps |= {"profile", "seeds", f"experiments.{name}", f"datasets.{ds_name}.metrics"}
     return RunConfig(
         name=name, dataset=ds_name, profile=profile, seeds=tuple(params["seeds"]), tables=tables,
         dataset_title=ds.get("title", ds_name), metrics=tuple(ds["metrics"]), model=model,
         quantizer=qsettings, train=train, deps=tuple(sorted(deps)),
+        origins=tuple(sorted((k, o) for k, (_, o) in (resolved | qresolved).items())),
     )
 
 
@@ -350,6 +364,23 @@ def _overlay_sets(resolved, sets, prefixes, origin):
             if key not in resolved:
                 raise ConfigError(f"{origin}.set.{key}: unknown key; expected one of {sorted(resolved)}")
             resolved[key] = (value, origin)
+
+
+def _checked(cls, section, resolved, exp_name):
+    """Build and check one section; an error names the params.yaml key the value came from
+    (``datasets.t2m.train.lr``, ``experiments.x.set.train.lr``), not just ``train.lr``."""
+    try:
+        obj = _build(cls, section, _section(resolved, section))
+        obj.check()
+        return obj
+    except ConfigError as err:
+        key, sep, rest = str(err).partition(":")
+        origin = resolved.get(key, (None, key))[1]
+        if not sep or origin == key:
+            raise
+        if origin == f"experiments.{exp_name}":
+            origin = f"{origin}.set.{key}"
+        raise ConfigError(f"{origin}{sep}{rest}") from None
 
 
 def _section(resolved, section):

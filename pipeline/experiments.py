@@ -11,6 +11,7 @@ that take the default codebook size, and the report.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import dataset_deps, load_params, run_deps_all_profiles
+from pipeline.paths import check_name, inside
 
 HEADER = ("# Generated from params.yaml by `python -m pipeline.experiments` (make dvc.yaml).\n"
           "# Edit the experiment catalogue in params.yaml, not this file.\n")
@@ -29,19 +31,24 @@ REFERENCE_CODE = ["pipeline/references.py", "pipeline/metrics.py", "pipeline/dat
 
 
 def raw_dir(ds: str) -> str:
-    return f"data/raw/{ds}"
+    return inside("data/raw", check_name("dataset", ds)).as_posix()
 
 
 def store_path(ds: str) -> str:
-    return f"data/processed/{ds}.zarr"
+    return inside("data/processed", f"{check_name('dataset', ds)}.zarr").as_posix()
 
 
-def run_dir(exp: str) -> str:
-    return f"runs/{exp}"
+def run_dir(exp: str) -> Path:
+    return inside("runs", check_name("experiment", exp))
+
+
+def command(*args: str) -> str:
+    """A stage command line; every argument quoted for the shell DVC runs it in."""
+    return " ".join(shlex.quote(a) for a in args)
 
 
 def reference_dir(ds: str) -> str:
-    return f"runs/reference_{ds}"
+    return inside("runs", f"reference_{check_name('dataset', ds)}").as_posix()
 
 
 def datasets_used(params: dict[str, Any]) -> list[str]:
@@ -53,34 +60,36 @@ def build_stages(params: dict[str, Any]) -> dict[str, Any]:
     for ds in datasets_used(params):
         deps = dataset_deps(params, ds)
         stages[f"download_{ds}"] = {
-            "cmd": f"python stages/download.py {ds}",
+            "cmd": command("python", "stages/download.py", ds),
             "deps": ["stages/download.py", *DATA_CODE],
             "params": deps,
             # persist: a re-run resumes/reuses downloads instead of deleting them first
             "outs": [{raw_dir(ds): {"persist": True, "cache": False}}],
         }
         stages[f"preprocess_{ds}"] = {
-            "cmd": f"python stages/preprocess.py {ds}",
+            "cmd": command("python", "stages/preprocess.py", ds),
             "deps": ["stages/preprocess.py", raw_dir(ds), *DATA_CODE, "pipeline/data/store.py"],
             "params": deps,
-            "outs": [store_path(ds)],
+            # persist: the store is swapped in atomically; DVC must not delete it before the run
+            "outs": [{store_path(ds): {"persist": True}}],
         }
     for ds in datasets_used(params):
         stages[f"reference_{ds}"] = {  # persistence / climatology: no training, seconds
-            "cmd": f"python stages/reference.py {ds}",
+            "cmd": command("python", "stages/reference.py", ds),
             "deps": ["stages/reference.py", store_path(ds), *REFERENCE_CODE],
             "params": ["profile", f"datasets.{ds}.metrics", "experiments"],
-            "metrics": [{f"{reference_dir(ds)}/result.json": {"cache": False}}],
+            "metrics": [{f"{reference_dir(ds)}/result.json": {"cache": False, "persist": True}}],
         }
     for name, exp in params["experiments"].items():
-        rd = run_dir(name)
+        rd = run_dir(name).as_posix()
         stages[f"train_{name}"] = {
-            "cmd": f"python stages/train.py {name}",
+            "cmd": command("python", "stages/train.py", name),
             "deps": ["stages/train.py", store_path(exp["dataset"]), *TRAIN_CODE],
             "params": run_deps_all_profiles(params, name),
-            "outs": [{f"{rd}/artifacts": {"cache": False}}],
-            "metrics": [{f"{rd}/result.json": {"cache": False}}],
-            "plots": [{f"{rd}/history.csv": {"cache": False, "x": "epoch", "y": "val_loss"}}],
+            # persist: the stage swaps its outputs in when done, so a killed run keeps the old ones
+            "outs": [{f"{rd}/artifacts": {"cache": False, "persist": True}}],
+            "metrics": [{f"{rd}/result.json": {"cache": False, "persist": True}}],
+            "plots": [{f"{rd}/history.csv": {"cache": False, "persist": True, "x": "epoch", "y": "val_loss"}}],
         }
     stages["report"] = {
         "cmd": "python stages/report.py",

@@ -7,8 +7,12 @@ feeds, which git commit it ran from and which DVC experiment, if any, launched i
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import socket
 import subprocess
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,11 +43,36 @@ def experiment_name(profile: str) -> str:
     return f"svq-{profile}"
 
 
+@contextmanager
+def store_lock() -> Iterator[None]:
+    """Held while a process first touches the store: MLflow creates a fresh store's tables on
+    first use, and concurrent creators race (most of them crash) unless they take turns."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        lock = Path(uri[len("sqlite:///"):] + ".lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        lock = Path(tempfile.gettempdir()) / f"svq-mlflow-{hashlib.sha1(uri.encode()).hexdigest()[:12]}.lock"
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def ensure_experiment(name: str) -> str:
     """Create the MLflow experiment once (artifacts beside the database) and return its id."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
+    with store_lock():
+        exp_id = _ensure_experiment(mlflow, name)
+        mark_dead_runs(exp_id)
+    return exp_id
+
+
+def _ensure_experiment(mlflow, name: str) -> str:
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -55,6 +84,43 @@ def ensure_experiment(name: str) -> str:
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def process_tag() -> str:
+    """host:pid:start-time of this process, so a later process can tell whether it still runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def mark_dead_runs(exp_id: str) -> list[str]:
+    """Runs still RUNNING whose process (on this host) is gone were killed: say so in the store."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    dead = []
+    for run in client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=10_000):
+        owner = run.data.tags.get(f"{TAG_PREFIX}process", "")
+        host, _, rest = owner.partition(":")
+        pid, _, started = rest.partition(":")
+        if host == socket.gethostname() and pid.isdigit() and _start_time(int(pid)) != started:
+            client.set_terminated(run.info.run_id, "KILLED")
+            dead.append(run.info.run_id)
+    return dead
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot ('' when it does not exist); a reused
+    pid has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)  # no /proc: existence is all we can tell
+        except ProcessLookupError:
+            return ""
+        except PermissionError:
+            pass
+        return "alive"
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def git_commit() -> str | None:
@@ -72,21 +138,41 @@ def dvc_experiment() -> str | None:
 
 
 @contextmanager
-def start_run(run_name: str, *, profile: str, tags: dict[str, Any], params: dict[str, Any]) -> Iterator[Any]:
+def start_run(run_name: str, *, profile: str, tags: dict[str, Any], params: dict[str, Any],
+              run_id: str | None = None) -> Iterator[Any]:
+    """A new run, or with ``run_id`` the continuation of a killed one (see pipeline.checkpoint)."""
     import mlflow
 
     exp_id = ensure_experiment(experiment_name(profile))
     all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items()}
+    all_tags[f"{TAG_PREFIX}process"] = process_tag()
     commit = git_commit()
     if commit:
         all_tags["mlflow.source.git.commit"] = commit
         all_tags[f"{TAG_PREFIX}git_commit"] = commit
     if dvc_experiment():
         all_tags[f"{TAG_PREFIX}dvc_experiment"] = dvc_experiment()
+    if run_id is not None and not _run_exists(run_id):
+        run_id = None  # the store was replaced since the checkpoint: start a new run
+    if run_id is not None:
+        with mlflow.start_run(run_id=run_id, tags=all_tags | {f"{TAG_PREFIX}resumed": "true"}) as run:
+            yield run  # its params were logged when it started
+        return
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags) as run:
         # MLflow caps a param value at 6000 chars; ours are short scalars and lists
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         yield run
+
+
+def _run_exists(run_id: str) -> bool:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(tracking_uri()).get_run(run_id)
+    except MlflowException:
+        return False
+    return True
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:

@@ -7,7 +7,7 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline import tracking
+from pipeline import checkpoint, tracking
 from pipeline.config import RunConfig
 from pipeline.cost import count_parameters, flops_per_sample, inference_fps
 from pipeline.data.noise import NoisyInputs
+from pipeline.errors import ConfigError
 from pipeline.data.windows import WindowDataset
 from pipeline.metrics import evaluation_accumulator
 from pipeline.models.simvp import SimVP
@@ -64,7 +65,7 @@ def make_scheduler(opt, cfg: RunConfig, steps_per_epoch: int):
 def run_experiment(cfg: RunConfig, store: Path, out_dir: Path) -> dict[str, Any]:
     """Train ``cfg`` once per seed; write ``result.json`` and ``history.csv`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = [fit_one(cfg, store, seed, out_dir) for seed in cfg.seeds]
+    results = [_seed_result(cfg, store, seed, out_dir) for seed in cfg.seeds]
     names = sorted(results[0].metrics)
     summary = {
         "experiment": cfg.name, "dataset": cfg.dataset, "profile": cfg.profile,
@@ -75,7 +76,14 @@ def run_experiment(cfg: RunConfig, store: Path, out_dir: Path) -> dict[str, Any]
     }
     _write_history(out_dir / "history.csv", results)
     _atomic_write(out_dir / "result.json", json.dumps(summary, indent=2) + "\n")
+    checkpoint.clear(out_dir)  # complete: a rerun trains afresh, it never resumes this run
     return summary
+
+
+def _seed_result(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult:
+    """A seed finished before a kill is not trained again."""
+    done = checkpoint.finished_seed(out_dir, cfg, seed, store)
+    return SeedResult(**done) if done else fit_one(cfg, store, seed, out_dir)
 
 
 def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult:
@@ -84,6 +92,9 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
     device = pick_device(t.device)
     train_ds = WindowDataset(store, "train")
     val_ds, test_ds = WindowDataset(store, "val"), WindowDataset(store, "test")
+    if t.batch_size > len(train_ds):
+        raise ConfigError(f"{cfg.key_of('train.batch_size')}: {t.batch_size} is larger than the "
+                          f"{len(train_ds)} training windows of {store}")
     fit_ds = NoisyInputs(train_ds, t.noise, seed) if t.noise > 0 else train_ds
     gen = torch.Generator().manual_seed(seed)
     train_dl = DataLoader(fit_ds, batch_size=t.batch_size, shuffle=True, drop_last=len(fit_ds) > t.batch_size,
@@ -107,9 +118,14 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
                                    "data.windows_train": len(train_ds), "data.windows_val": len(val_ds),
                                    "data.windows_test": len(test_ds)}
     ckpt = out_dir / f"best-seed{seed}.pt"
-    with tracking.start_run(f"{cfg.name}/seed{seed}", profile=cfg.profile, tags=tags, params=params) as run:
-        best, best_state, bad_epochs, history, epoch_times = math.inf, None, 0, [], []
-        for epoch in range(t.epochs):
+    resume = checkpoint.Checkpoint.for_seed(out_dir, cfg, seed, store)
+    progress = resume.load(model, opt, sched, gen, fit_ds) or checkpoint.Progress()
+    with tracking.start_run(f"{cfg.name}/seed{seed}", profile=cfg.profile, tags=tags, params=params,
+                            run_id=progress.run_id) as run:
+        progress.run_id = run.info.run_id
+        best, best_state, bad_epochs = progress.best, progress.best_state, progress.bad_epochs
+        history, epoch_times = progress.history, progress.epoch_times
+        for epoch in range(progress.epochs_done, 0 if progress.stopped else t.epochs):
             t0 = time.perf_counter()
             train_loss = _train_epoch(model, train_dl, opt, sched if per_step else None, criterion,
                                       device, T_out, steps, desc=f"{cfg.name} s{seed} ep{epoch + 1}/{t.epochs}")
@@ -127,8 +143,11 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
-                if bad_epochs >= t.patience:
-                    break
+            progress.best, progress.best_state, progress.bad_epochs = best, best_state, bad_epochs
+            progress.stopped = bad_epochs >= t.patience
+            resume.save(progress, model, opt, sched, gen, fit_ds)
+            if progress.stopped:
+                break
         model.load_state_dict(best_state)
         torch.save({"state_dict": best_state, "config": cfg.to_dict(), "in_shape": in_shape,
                     "best_val_loss": best, "epoch": len(history)}, ckpt)
@@ -156,7 +175,9 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
             _save_svq_sample(model, sample[0].to(device), weights_path)
             tracking.log_artifact(weights_path)
         run_id = run.info.run_id
-    return SeedResult(seed, run_id, metrics, history)
+    result = SeedResult(seed, run_id, metrics, history)
+    resume.finish(asdict(result))
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,6 +197,7 @@ def _train_epoch(model, loader, opt, step_sched, criterion, device, T_out, steps
         opt.step()
         if step_sched is not None:
             step_sched.step()
+        checkpoint.training_step_hook()
         total += loss.item() * len(x)
         n += len(x)
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)

@@ -1,11 +1,16 @@
 """DVC stage: read a dataset's raw files and write its Zarr store (splits, scaling, provenance)."""
 import argparse
 
-from pipeline.config import load_params
-from pipeline.data.prepare import preprocess
+from pipeline.errors import stage_errors
 
 ap = argparse.ArgumentParser(description=__doc__)
 ap.add_argument("dataset")
 ap.add_argument("--params", default="params.yaml")
 args = ap.parse_args()
-print(f"wrote {preprocess(load_params(args.params), args.dataset)}")
+
+with stage_errors("preprocess"):
+    from pipeline.config import load_params
+    from pipeline.data.prepare import preprocess
+
+    store = preprocess(load_params(args.params), args.dataset)
+print(f"wrote {store}")

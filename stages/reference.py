@@ -2,12 +2,10 @@
 of one dataset on its whole test split, log them to MLflow, write runs/reference_<ds>/result.json."""
 import argparse
 import json
-import sys
 
 from pipeline.config import load_params
 from pipeline.data.prepare import store_path
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import stage_errors
 from pipeline.experiments import reference_dir
 from pipeline.references import run_references
 
@@ -16,9 +14,7 @@ ap.add_argument("dataset")
 ap.add_argument("--params", default="params.yaml")
 args = ap.parse_args()
 
-try:
+with stage_errors(f"reference {args.dataset}"):
     params = load_params(args.params)
     record = run_references(params, args.dataset, store_path(params, args.dataset), reference_dir(args.dataset))
-except (ConfigError, DataError) as err:
-    sys.exit(f"reference {args.dataset}: {err}")
 print(json.dumps({r: e["metrics"] for r, e in record["references"].items()}, indent=2))

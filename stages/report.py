@@ -2,11 +2,9 @@
 records of every trained experiment (runs/<exp>/result.json names the runs)."""
 import argparse
 import logging
-import sys
 
 from pipeline.config import load_params
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import stage_errors
 from pipeline.report.build import build_report
 
 ap = argparse.ArgumentParser(description=__doc__)
@@ -17,8 +15,6 @@ ap.add_argument("--metrics", default="reports/metrics.json")
 args = ap.parse_args()
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-try:
+with stage_errors("report"):
     written = build_report(load_params(args.params), runs_dir=args.runs, readme=args.readme, metrics=args.metrics)
-except (ConfigError, DataError) as err:
-    sys.exit(f"report: {err}")
 print(f"wrote {len(written['tables'])} tables, {len(written['figures'])} figures, {args.readme}, {args.metrics}")

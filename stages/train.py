@@ -1,32 +1,29 @@
-"""DVC stage: train and evaluate one experiment of the catalogue, logging to MLflow."""
+"""DVC stage: train and evaluate one experiment of the catalogue, logging to MLflow.
+
+Training happens in ``runs/.<exp>.tmp-resume`` with a checkpoint per epoch: rerunning a killed
+stage resumes it; the finished run replaces ``runs/<exp>`` only once complete."""
 import argparse
 import json
-import shutil
-from pathlib import Path
 
-from pipeline.config import load_params, resolve_run
-from pipeline.data.prepare import store_path
-from pipeline.experiments import run_dir
-from pipeline.train import run_experiment
+from pipeline.errors import stage_errors
 
 ap = argparse.ArgumentParser(description=__doc__)
 ap.add_argument("experiment")
 ap.add_argument("--params", default="params.yaml")
 args = ap.parse_args()
 
-params = load_params(args.params)
-cfg = resolve_run(params, args.experiment)
-out = Path(run_dir(args.experiment))
-artifacts = out / "artifacts"
-tmp = out.with_name(f".{out.name}.tmp")
-shutil.rmtree(tmp, ignore_errors=True)
-try:  # train into a scratch folder: a failed run leaves no half-written outputs behind
-    summary = run_experiment(cfg, store_path(params, cfg.dataset), tmp / "artifacts")
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    for name in ("result.json", "history.csv"):
-        (tmp / "artifacts" / name).replace(out / name)
-    (tmp / "artifacts").replace(artifacts)
-finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+with stage_errors("train"):
+    from pipeline import outputs
+    from pipeline.config import load_params, resolve_run
+    from pipeline.data.prepare import store_path
+    from pipeline.experiments import run_dir
+    from pipeline.train import run_experiment
+
+    params = load_params(args.params)
+    cfg = resolve_run(params, args.experiment)
+    out = run_dir(args.experiment)
+    work = outputs.scratch(out, tag="resume")
+    outputs.clean_stale(out, keep=work)
+    summary = run_experiment(cfg, store_path(params, cfg.dataset), work / "artifacts")
+    outputs.replace_run_outputs(work, out, ("result.json", "history.csv"))
 print(json.dumps(summary["metrics"], indent=2))

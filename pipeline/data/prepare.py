@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import data_source, dataset_settings
 from pipeline.data.sources import get_source
 from pipeline.data.store import write_store
+from pipeline.outputs import clean_stale, replace_dir, scratch
+from pipeline.paths import check_name, inside
 
 
 def raw_dir(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
-    return root / params["data"]["root"] / "raw" / ds / data_source(params, ds)
+    return inside(root / params["data"]["root"] / "raw", check_name("dataset", ds), data_source(params, ds))
 
 
 def store_path(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
-    return root / params["data"]["root"] / "processed" / f"{ds}.zarr"
+    return inside(root / params["data"]["root"] / "processed", f"{check_name('dataset', ds)}.zarr")
 
 
 def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
@@ -40,14 +41,13 @@ def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
     marker = raw / ".sample-settings.json"
     if marker.exists() and marker.read_text() == stamp:
         return raw
-    tmp = raw.with_name(f".{raw.name}.tmp-{uuid.uuid4().hex[:8]}")
+    clean_stale(raw)
+    tmp = scratch(raw)
     try:
         tmp.mkdir(parents=True)
         source.make_sample(tmp, settings, sample, 0)
         (tmp / marker.name).write_text(stamp)
-        if raw.exists():
-            shutil.rmtree(raw)  # a twin is cheap to regenerate; real downloads live under remote/
-        tmp.rename(raw)
+        replace_dir(tmp, raw)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -62,4 +62,5 @@ def preprocess(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
     prepared.attrs.setdefault("source", data_source(params, ds))
     out = store_path(params, ds, root)
     out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)  # scratch stores of a killed earlier run
     return write_store(prepared, out, scheduler=params["data"].get("dask_scheduler"))

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import ProjectError
+
 SPLITS = ("train", "val", "test")
 
 
-class DataError(ValueError):
+class DataError(ProjectError):
     """Bad input data or data settings; the message names the file/key and what was expected."""
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +30,7 @@ import xarray as xr
 import zarr
 
 from pipeline.data.prepared import SPLITS, DataError, Prepared
+from pipeline.outputs import replace_dir, scratch
 
 SHARD_BYTES = 128 * 2**20  # big enough for few files, small enough for one dask task's memory
 
@@ -40,7 +40,7 @@ def write_store(prepared: Prepared, path: str | Path, *, scheduler: str | None =
     path = Path(path)
     _check(prepared)
     offset, scale = _scaling(prepared)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = scratch(path)
     try:
         with _scheduler(scheduler):
             for split in SPLITS:
@@ -61,13 +61,7 @@ def write_store(prepared: Prepared, path: str | Path, *, scheduler: str | None =
             "windows": {s: int(len(prepared.splits[s].starts)) for s in SPLITS},
             "provenance": prepared.attrs,
         }))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
+        replace_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

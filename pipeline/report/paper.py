@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.errors import ConfigError
+from pipeline.yamlfile import read_yaml
 
 PAPER_YAML = Path(__file__).with_name("paper.yaml")
 TABLE_NUMBERS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15)
@@ -94,10 +93,7 @@ def _load_default() -> dict[int, PaperTable]:
 def _parse(path: Path) -> dict[int, PaperTable]:
     if not path.exists():
         raise ConfigError(f"{path}: the paper's reference values file is missing")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    raw = read_yaml(path)
     tables = (raw or {}).get("tables")
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: expected a top-level 'tables' mapping")

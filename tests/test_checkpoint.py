@@ -1,0 +1,108 @@
+"""Resume: a run killed with SIGKILL mid-epoch continues from its last epoch checkpoint, in the
+same MLflow run, and ends exactly where an uninterrupted run ends (CPU)."""
+import json
+import os
+import runpy
+import subprocess
+import sys
+
+import mlflow
+import torch
+import yaml
+
+from pipeline import checkpoint
+from pipeline.config import resolve_run
+from pipeline.data.store import write_store
+from pipeline.train import run_experiment
+from tests.conftest import ROOT, make_prepared
+
+TIMING = {"fps_inference", "epoch_time_mean_s"}
+
+
+def _project(tmp_path, tiny_params, epochs=4):
+    tiny_params["profiles"]["sample"]["train"].update(epochs=epochs, max_steps_per_epoch=3, patience=10)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params, sort_keys=False))
+    write_store(make_prepared(), tmp_path / "data" / "processed" / "t2m.zarr")
+    return tiny_params
+
+
+def _stage_killed_at(tmp_path, step):
+    env = dict(os.environ, OMP_NUM_THREADS="1", **{checkpoint.KILL_AT_STEP_ENV: str(step)})
+    return subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "t2m_svq"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def _stage_in_process(monkeypatch, tmp_path):
+    """The stage script itself, run in this interpreter (a second one would only re-import torch)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train.py", "t2m_svq"])
+    runpy.run_path(str(ROOT / "stages" / "train.py"), run_name="__main__")
+
+
+def _untimed(metrics):
+    return {k: v for k, v in metrics.items() if k not in TIMING}
+
+
+def test_kill9_mid_epoch_resumes_to_the_uninterrupted_result(tiny_params, mlflow_uri, tmp_path, monkeypatch):
+    params = _project(tmp_path, tiny_params)
+    reference = run_experiment(resolve_run(params, "t2m_svq"), tmp_path / "data" / "processed" / "t2m.zarr",
+                               tmp_path / "reference")
+
+    killed = _stage_killed_at(tmp_path, 5)  # a real SIGKILL at epoch 2, step 2 of 3
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    work = tmp_path / "runs" / ".t2m_svq.tmp-resume" / "artifacts"
+    saved = torch.load(work / checkpoint.RESUME_DIR / "resume-seed0.pt", weights_only=True)
+    assert len(saved["progress"]["history"]) == 1
+    run_id = saved["progress"]["run_id"]
+    assert not (tmp_path / "runs" / "t2m_svq").exists()
+
+    _stage_in_process(monkeypatch, tmp_path)
+    result = json.loads((tmp_path / "runs" / "t2m_svq" / "result.json").read_text())
+    assert result["run_ids"] == [run_id]  # the same MLflow run, continued
+    assert _untimed(result["metrics"]) == _untimed(reference["metrics"])  # bit-identical
+    assert ((tmp_path / "runs" / "t2m_svq" / "history.csv").read_text()
+            == (tmp_path / "reference" / "history.csv").read_text())
+    assert not (tmp_path / "runs" / ".t2m_svq.tmp-resume").exists()
+    assert not (tmp_path / "runs" / "t2m_svq" / "artifacts" / checkpoint.RESUME_DIR).exists()
+
+    client = mlflow.MlflowClient(mlflow_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["svq.resumed"] == "true"
+    assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [1, 2, 3, 4]
+
+
+def test_completed_run_is_never_resumed(tiny_params, tiny_store, mlflow_uri, tmp_path):
+    tiny_params["profiles"]["sample"]["train"].update(epochs=2)
+    cfg = resolve_run(tiny_params, "t2m_simvp")
+    first = run_experiment(cfg, tiny_store, tmp_path / "out")
+    assert not (tmp_path / "out" / checkpoint.RESUME_DIR).exists()
+    second = run_experiment(cfg, tiny_store, tmp_path / "out")
+    assert second["run_ids"] != first["run_ids"]  # trained afresh, in a new run
+    client = mlflow.MlflowClient(mlflow_uri)
+    assert len(client.get_metric_history(second["run_ids"][0], "val_loss")) == 2
+
+
+def test_checkpoint_of_other_settings_is_discarded(tiny_params, tiny_store, mlflow_uri, tmp_path):
+    cfg = resolve_run(tiny_params, "t2m_simvp")
+    other = resolve_run(tiny_params, "t2m_svq")
+    ck = checkpoint.Checkpoint.for_seed(tmp_path, other, 0, tiny_store)
+    ck.path.parent.mkdir(parents=True)
+    torch.save({"fingerprint": ck.fingerprint}, ck.path)
+    mine = checkpoint.Checkpoint.for_seed(tmp_path, cfg, 0, tiny_store)
+    assert mine.path == ck.path and mine.fingerprint != ck.fingerprint
+    assert mine.load(None, None, None, None, None) is None and not ck.path.exists()
+
+
+def test_dead_running_run_is_marked_killed(tiny_params, tiny_store, mlflow_uri, tmp_path):
+    from pipeline import tracking
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = f"{tracking.socket.gethostname()}:{child.stdout.strip()}:0"
+    exp_id = tracking.ensure_experiment("svq-sample")
+    client = mlflow.MlflowClient(mlflow_uri)
+    ghost = client.create_run(exp_id, tags={"svq.process": dead}).info.run_id
+    alive = client.create_run(exp_id, tags={"svq.process": tracking.process_tag()}).info.run_id
+    tracking.ensure_experiment("svq-sample")
+    assert client.get_run(ghost).info.status == "KILLED"
+    assert client.get_run(alive).info.status == "RUNNING"
+    client.set_terminated(alive)
