@@ -39,7 +39,7 @@ def test_one_reference_stage_per_dataset_feeding_the_report(params):
     assert ref["cmd"].endswith("stages/reference.py kth")
     assert "data/processed/kth.zarr" in ref["deps"] and "pipeline/references.py" in ref["deps"]
     assert "datasets.kth.metrics" in ref["params"]
-    assert ref["metrics"] == [{"runs/reference_kth/result.json": {"cache": False}}]
+    assert ref["metrics"] == [{"runs/reference_kth/result.json": {"cache": False, "persist": True}}]
     assert all(f"runs/reference_{d}/result.json" in stages["report"]["deps"] for d in used)
 
 
