@@ -4,7 +4,8 @@ Every source, whatever its raw format, reduces to the same thing per split: a st
 ``(N, C, H, W)`` in raw units (physical units for weather, uint8 pixels for video) and the
 positions where a window may start. A window is ``frames[s + k * step]`` for ``k`` in
 ``range(T_in + T_out)``: this covers continuous series (weather), pre-cut samples (TaxiBJ) and
-many videos concatenated (starts never cross a video boundary).
+many videos concatenated (starts never cross a video boundary). A source may instead give the
+window's frame ``offsets`` from its start (T_in + T_out increasing ints; WB-M's OpenSTL indices).
 """
 from __future__ import annotations
 
@@ -51,9 +52,15 @@ class Prepared:
     offset: list[float] | None = None
     scale: list[float] | None = None
     attrs: dict[str, Any] = field(default_factory=dict)  # provenance: sources, checksums, spans
+    offsets: list[int] | None = None  # frames of a window from its start; None: k * step
+
+    def window_offsets(self) -> list[int]:
+        if self.offsets is not None:
+            return [int(o) for o in self.offsets]
+        return [k * self.step for k in range(self.T_in + self.T_out)]
 
     def window_length(self) -> int:
-        return (self.T_in + self.T_out - 1) * self.step + 1
+        return self.window_offsets()[-1] + 1
 
 
 def window_starts(n_frames: int, T_in: int, T_out: int, step: int = 1, stride: int = 1,

@@ -56,7 +56,7 @@ def write_store(prepared: Prepared, path: str | Path, *, scheduler: str | None =
         root.attrs.update(_jsonable({
             "channels": list(prepared.channels),
             "T_in": prepared.T_in, "T_out": prepared.T_out, "step": prepared.step,
-            "offset": offset, "scale": scale, "scaling": prepared.scaling,
+            "window_offsets": prepared.window_offsets(), "offset": offset, "scale": scale, "scaling": prepared.scaling,
             "metric_space": prepared.metric_space,
             "windows": {s: int(len(prepared.splits[s].starts)) for s in SPLITS},
             "provenance": prepared.attrs,
@@ -90,6 +90,10 @@ def _check(p: Prepared) -> None:
     if missing:
         raise DataError(f"prepared dataset lacks split(s) {missing}")
     length = p.window_length()
+    offs = p.window_offsets()
+    if len(offs) != p.T_in + p.T_out or offs[0] != 0 or any(b <= a for a, b in zip(offs, offs[1:])):
+        raise DataError(f"window offsets {offs}: expected T_in + T_out = {p.T_in + p.T_out} increasing "
+                        f"frame offsets starting at 0")
     for name in SPLITS:
         split = p.splits[name]
         if split.frames.ndim != 4:

@@ -41,7 +41,9 @@ class WindowDataset(Dataset):
         nbytes = group["frames"].nbytes
         self._cache = nbytes <= cache_bytes
         self._frames = None
-        self._offsets = np.arange(self.T_in + self.T_out, dtype=np.int64) * self.step
+        # stores written before window_offsets existed hold only k * step windows
+        offsets = meta.get("window_offsets") or [k * self.step for k in range(self.T_in + self.T_out)]
+        self._offsets = np.asarray(offsets, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.starts)

@@ -391,3 +391,51 @@ def test_wb1_fetch_zip_missing_years(tmp_path, http_dir):
         zf.write(made / "2m_temperature" / "2m_temperature_2010_5.625deg.nc", "2m_temperature_2010_5.625deg.nc")
     with pytest.raises(DataError, match=r"does not contain 2 needed file\(s\), first .*2016_5\.625deg\.nc"):
         wb.fetch(tmp_path / "raw", s)
+
+
+# ------------------------------------------------------------------------------- WB-M as the public code
+WBM_IDX = {"idx_in": [-17, -11, -5, 0], "idx_out": [1, 7, 13, 19]}
+
+
+def _hourly(y0, y1):
+    return np.arange(np.datetime64(f"{y0}-01-01T00", "h"), np.datetime64(f"{y1 + 1}-01-01T00", "h"))
+
+
+def test_wbm_window_counts_equal_table9_from_the_time_axis_alone(params):
+    s = dict(params["datasets"]["wbm"]["data"], name="wbm")
+    cfg = wb.parse_settings(s)
+    assert cfg.window_offsets() == [0, 6, 12, 17, 18, 24, 30, 36]
+    counts = {split: len(wb.split_window_starts(_hourly(*cfg.years[split]), cfg, split)[1])
+              for split in ("train", "test")}
+    assert counts == {"train": 54_019, "test": 2_883}   # paper Table 9
+
+
+def test_wbm_windows_read_the_public_offsets(tmp_path):
+    from pipeline.data.store import write_store
+    from pipeline.data.windows import WindowDataset
+
+    s = {"name": "wbm", "variables": ["temperature"], "levels": [500],
+         "years": {"train": [1979, 1979], "val": [2016, 2016], "test": [2017, 2017]},
+         "T_in": 4, "T_out": 4, "step": 6, **WBM_IDX}
+    wb.make_sample(tmp_path / "raw", s, {"hours_per_year": 252}, 0)
+    p = wb.load(tmp_path / "raw", s)
+    tr = p.splits["train"]
+    # 252 h -> 42 frames 6 h apart after dropping the last hour; a window spans 37 frames: 42 - 37 starts
+    assert tr.frames.shape[0] == 42 and list(tr.starts) == [0, 1, 2, 3, 4]
+    ds = WindowDataset(write_store(p, tmp_path / "wbm.zarr"), "train")
+    x, y = ds[2]
+    assert x.shape[0] == 4 and y.shape[0] == 4
+    hours = (tr.time[2 + np.array(ds._offsets)] - tr.time[2 + 17]) / np.timedelta64(1, "h")
+    assert list(hours) == [-102, -66, -30, 0, 6, 42, 78, 114]
+    raw = np.asarray(tr.frames)[2 + np.array([0, 6, 12, 17, 18, 24, 30, 36])]
+    np.testing.assert_allclose(ds.raw_window(2), raw)
+
+
+def test_bad_window_indices_name_the_key():
+    s = {"name": "wbm", "variables": ["temperature"], "levels": [500],
+         "years": {"train": [1979, 1979], "val": [2016, 2016], "test": [2017, 2017]},
+         "T_in": 4, "T_out": 4, "step": 6, "idx_in": [-17, -11, 0, -5], "idx_out": [1, 7, 13, 19]}
+    with pytest.raises(ConfigError, match=r"datasets\.wbm\.data\.idx_in: expected 4 increasing"):
+        wb.parse_settings(s)
+    with pytest.raises(ConfigError, match=r"idx_out: targets"):
+        wb.parse_settings({**s, "idx_in": [-3, -2, -1, 0], "idx_out": [0, 1, 2, 3]})

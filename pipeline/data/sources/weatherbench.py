@@ -22,6 +22,9 @@ Settings (``datasets.<name>.data``; ``name`` is passed in by the caller and only
                this spacing before windows are cut, as OpenSTL does, so ``Prepared.step`` is 1 and
                ``attrs["frame_interval_hours"]`` records the spacing. Must be a multiple of the
                files' own interval (1 h for wb1, 6 h for wb2).
+``idx_in``, ``idx_out``  optional OpenSTL frame indices of a window's inputs and targets on the
+               subsampled series, relative to the last input (e.g. ``[-17, -11, -5, 0]`` and
+               ``[1, 7, 13, 19]`` for WB-M); default ``-T_in+1..0`` and ``1..T_out``.
 ``stride``     distance between window starts, in (subsampled) frames: an int, or
                ``{train: .., val: .., test: ..}`` (default 1, as OpenSTL).
 ``remote``     "wb1" (default): fetch downloads the WeatherBench 1 zips from the TUM server.
@@ -36,10 +39,12 @@ Window rule (OpenSTL's ``WeatherBenchDataset``)
 For each split the selected years' time steps are taken, the very last one dropped and every
 ``step``-hours one kept counted from the first (``isel(time=slice(None, -1, step))``). In each run
 of consecutive frames of length ``n`` (one run for real data; one per year in the twin, which
-holds only a few hours per year) the starts are ``0, stride, ... < n - (T_in + T_out)``: OpenSTL's
-``range(-idx_in[0], n - idx_out[-1] - 1)`` shifted to window starts, which leaves out the last
-complete window. WB-M differs from OpenSTL on purpose: OpenSTL's indices ``[-17, -11, -5, 0]`` /
-``[1, 7, 13, 19]`` on 6-hourly frames are read here as 4 inputs and 4 outputs 6 h apart.
+holds only a few hours per year) the starts are ``0, stride, ... < n - span`` with
+``span = idx_out[-1] - idx_in[0] + 1``: OpenSTL's ``range(-idx_in[0], n - idx_out[-1] - 1)``
+shifted to window starts, which leaves out the last complete window. WB-M is what the public code
+built: hourly data subsampled to 6-hourly frames (``step: 6``), then ``idx_in [-17, -11, -5, 0]``,
+``idx_out [1, 7, 13, 19]`` on that series: inputs at -102, -66, -30, 0 h, targets at +6, +42, +78,
++114 h; 1979-2015 gives Table 9's 54,019 training windows (``split_window_starts``).
 """
 from __future__ import annotations
 
@@ -80,7 +85,7 @@ GRID = (32, 64)
 LAT = np.linspace(-87.1875, 87.1875, GRID[0])
 LON = np.arange(GRID[1]) * 5.625
 _KEYS = {"source", "name", "variables", "levels", "years", "T_in", "T_out", "step", "stride",
-         "remote", "wb1_url", "wb2_store", "time_chunk"}
+         "idx_in", "idx_out", "remote", "wb1_url", "wb2_store", "time_chunk"}
 _REQUIRED = ("variables", "years", "T_in", "T_out")
 _SAMPLE_KEYS = {"hours_per_year"}
 
@@ -95,6 +100,8 @@ class Settings:
     T_out: int
     step: int
     stride: dict[str, int]
+    idx_in: tuple[int, ...]
+    idx_out: tuple[int, ...]
     remote: str
     wb1_url: str
     wb2_store: str
@@ -105,6 +112,10 @@ class Settings:
 
     def channels(self) -> list[str]:
         return [c for c, _ in _channel_vars(self)]
+
+    def window_offsets(self) -> list[int]:
+        """Frames of a window counted from its first input."""
+        return [i - self.idx_in[0] for i in self.idx_in + self.idx_out]
 
 
 def _pos_int(value: Any, key: str) -> int:
@@ -178,6 +189,10 @@ def parse_settings(settings: dict) -> Settings:
         raise ConfigError(f"{key('step')}: {step} h is not a multiple of remote {remote}'s "
                           f"{native_h}-hourly time steps")
     stride = split_strides(settings.get("stride", 1), key)
+    idx_in = _indices(settings.get("idx_in"), tuple(range(1 - T_in, 1)), T_in, key("idx_in"), "T_in")
+    idx_out = _indices(settings.get("idx_out"), tuple(range(1, T_out + 1)), T_out, key("idx_out"), "T_out")
+    if idx_out[0] <= idx_in[-1]:
+        raise ConfigError(f"{key('idx_out')}: targets {list(idx_out)} must come after the inputs {list(idx_in)}")
 
     wb1_url = settings.get("wb1_url", WB1_URL)
     if not isinstance(wb1_url, str) or "{var}" not in wb1_url:
@@ -186,8 +201,28 @@ def parse_settings(settings: dict) -> Settings:
     if not isinstance(wb2_store, str) or not wb2_store:
         raise ConfigError(f"{key('wb2_store')}: expected a Zarr path or URL, got {wb2_store!r}")
     time_chunk = _pos_int(settings.get("time_chunk", 2190), key("time_chunk"))
-    return Settings(name, tuple(variables), levels, years, T_in, T_out, step, stride, remote,
-                    wb1_url, wb2_store, time_chunk)
+    return Settings(name, tuple(variables), levels, years, T_in, T_out, step, stride, idx_in, idx_out,
+                    remote, wb1_url, wb2_store, time_chunk)
+
+
+def _indices(value: Any, default: tuple[int, ...], n: int, key: str, n_key: str) -> tuple[int, ...]:
+    if value is None:
+        return default
+    if (isinstance(value, (str, int)) or not isinstance(value, (list, tuple)) or len(value) != n
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+            or any(b <= a for a, b in zip(value, value[1:]))):
+        raise ConfigError(f"{key}: expected {n} increasing integer frame indices (one per {n_key}), got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def split_window_starts(times: np.ndarray, cfg: Settings, split: str) -> tuple[np.ndarray, np.ndarray, list]:
+    """(kept frame indices, window starts into the kept frames, runs) of one split's time axis:
+    the window rule of the module docstring, from the time axis alone."""
+    step = np.timedelta64(cfg.step, "h")
+    keep = select_frames(times, step, drop_last=True)
+    bounds = runs(times[keep], step)
+    span = cfg.window_offsets()[-1] + 1
+    return keep, run_starts(bounds, span, cfg.stride[split], openstl=True), bounds
 
 
 def year_file(raw_dir: Path | str, var: str, year: int) -> Path:
@@ -373,7 +408,7 @@ def load(raw_dir: Path | str, settings: dict) -> Prepared:
     cfg = parse_settings(settings)
     raw_dir = Path(raw_dir)
     channels = cfg.channels()
-    length = cfg.T_in + cfg.T_out
+    length = cfg.window_offsets()[-1] + 1
     step = np.timedelta64(cfg.step, "h")
     splits, spans, rel_files, counts = {}, {}, {}, {}
     for split in SPLITS:
@@ -386,16 +421,14 @@ def load(raw_dir: Path | str, settings: dict) -> Prepared:
             if arr.sizes["time"] != times.size or not np.array_equal(arr["time"].values, times):
                 raise DataError(f"split {split!r}: times of {var} ({paths[0].parent}) differ from "
                                 f"those of {cfg.variables[0]} ({files[0][0].parent})")
-        keep = select_frames(times, step, drop_last=True)
+        keep, starts, bounds = split_window_starts(times, cfg, split)
         sel_times = times[keep]
-        bounds = runs(sel_times, step)
-        starts = run_starts(bounds, length, cfg.stride[split], openstl=True)
         if starts.size == 0:
             longest = max((b - a for a, b in bounds), default=0)
             y0, y1 = cfg.years[split]
             raise DataError(f"split {split!r} ({y0}-{y1}): {keep.size} frames {cfg.step} h apart, "
-                            f"longest unbroken run {longest}; one window needs T_in + T_out + 1 = "
-                            f"{length + 1} consecutive frames (OpenSTL leaves out the last window)")
+                            f"longest unbroken run {longest}; one window needs span + 1 = {length + 1} "
+                            f"consecutive frames (OpenSTL leaves out the last window)")
         frames = da.concatenate([a.data for a in per_var], axis=1)[_as_index(keep)]
         # whole frames per chunk: consumers chunk along time only
         frames = frames.astype(np.float32).rechunk({1: -1, 2: -1, 3: -1})
@@ -418,8 +451,9 @@ def load(raw_dir: Path | str, settings: dict) -> Prepared:
         "levels": list(cfg.levels) if cfg.levels else None,
         "frame_interval_hours": cfg.step,
         "stride": dict(cfg.stride),
-        "window_rule": "openstl: per run of n frames, starts 0..n-(T_in+T_out)-1 every stride; "
+        "window_rule": "openstl: per run of n frames, starts 0..n-span-1 every stride; "
                        "last time step of each split dropped before subsampling",
+        "idx_in": list(cfg.idx_in), "idx_out": list(cfg.idx_out),
         "files": rel_files,
         "time_span": spans,
         "counts": counts,
@@ -430,7 +464,7 @@ def load(raw_dir: Path | str, settings: dict) -> Prepared:
 
         attrs["manifest"] = load_manifest(manifest)
     return Prepared(splits=splits, channels=channels, T_in=cfg.T_in, T_out=cfg.T_out, step=1,
-                    scaling="zscore", metric_space="physical", attrs=attrs)
+                    scaling="zscore", metric_space="physical", attrs=attrs, offsets=cfg.window_offsets())
 
 
 def _channel_vars(cfg: Settings) -> list[tuple[str, str]]:
