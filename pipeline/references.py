@@ -75,39 +75,51 @@ def reference_scores(store: str | Path, metrics: Sequence[str],
     ``{reference: {"test_<metric>": value}}``, keys named as in a trained run's result.json;
     an unavailable metric (LPIPS offline) is NaN, as for trained runs.
     """
-    store = Path(store)
-    refs = tuple(references) if references is not None else default_references(store)
-    unknown = [r for r in refs if r not in REFERENCES]
-    if unknown:
-        raise DataError(f"references: unknown reference(s) {unknown}; expected among {list(REFERENCES)}")
     test = WindowDataset(store, "test")
-    climatology = hourly = None
-    if "climatology" in refs or "climatology_hour" in refs:
-        climatology, hourly = _train_means(store, test, with_hours="climatology_hour" in refs)
-    target_hours = None
-    if "climatology_hour" in refs:
-        hours = _hours(store, "test")
-        if hourly is None or hours is None:
-            raise DataError(f"{store}: climatology_hour needs sub-daily timestamps in the train and test "
-                            f"splits; this store has none")
-        # hour of day of every target frame, (windows, T_out)
-        target_hours = hours[test.starts[:, None] + np.arange(test.T_in, test.T_in + test.T_out) * test.step]
-    accs = {r: evaluation_accumulator(metrics, test.metric_space) for r in refs}
+    forecasts = ReferenceForecasts(store, test, references)
+    accs = {r: evaluation_accumulator(metrics, test.metric_space) for r in forecasts.names}
     for lo in range(0, len(test), BATCH):
         idx = range(lo, min(lo + BATCH, len(test)))
         pairs = [test[i] for i in idx]
         x = np.stack([p[0].numpy() for p in pairs])
         y = np.stack([p[1].numpy() for p in pairs])
         truth = test.to_metric_space(y)
-        for r in refs:
-            if r == "persistence":
-                pred = np.repeat(x[:, -1:], test.T_out, axis=1)
-            elif r == "climatology":
-                pred = np.broadcast_to(climatology, y.shape)
-            else:
-                pred = hourly[target_hours[lo:lo + len(idx)]]
-            accs[r].update(test.to_metric_space(pred), truth)
+        for r in forecasts.names:
+            accs[r].update(test.to_metric_space(forecasts.predict(r, x, np.asarray(idx))), truth)
     return {r: {f"test_{k}": v for k, v in acc.compute().items()} for r, acc in accs.items()}
+
+
+class ReferenceForecasts:
+    """The reference forecasts of the test windows of one store, in the model's space (also used
+    for the per-lead skill scores of trained runs, ``pipeline.scores``)."""
+
+    def __init__(self, store: str | Path, test: WindowDataset, references: Sequence[str] | None = None):
+        store = Path(store)
+        refs = tuple(references) if references is not None else default_references(store)
+        unknown = [r for r in refs if r not in REFERENCES]
+        if unknown:
+            raise DataError(f"references: unknown reference(s) {unknown}; expected among {list(REFERENCES)}")
+        self.names, self.T_out = refs, test.T_out
+        self.climatology = self.hourly = self.target_hours = None
+        if "climatology" in refs or "climatology_hour" in refs:
+            self.climatology, self.hourly = _train_means(store, test, with_hours="climatology_hour" in refs)
+        if "climatology_hour" in refs:
+            hours = _hours(store, "test")
+            if self.hourly is None or hours is None:
+                raise DataError(f"{store}: climatology_hour needs sub-daily timestamps in the train and "
+                                f"test splits; this store has none")
+            # hour of day of every target frame, (windows, T_out)
+            self.target_hours = hours[test.starts[:, None]
+                                      + np.arange(test.T_in, test.T_in + test.T_out) * test.step]
+
+    def predict(self, reference: str, x: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """Forecast of ``reference`` for inputs ``x`` (B, T_in, C, H, W) of test windows ``windows``."""
+        if reference == "persistence":
+            return np.repeat(x[:, -1:], self.T_out, axis=1)
+        shape = (len(x), self.T_out, *x.shape[2:])
+        if reference == "climatology":
+            return np.broadcast_to(self.climatology, shape)
+        return self.hourly[self.target_hours[windows]]
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pipeline.errors import ConfigError
 from pipeline.data.windows import WindowDataset
 from pipeline.metrics import evaluation_accumulator
 from pipeline.models.simvp import SimVP
+from pipeline.scores import LeadEvaluation, mlflow_series
 from pipeline.report.figures import forecast_figure
 
 
@@ -116,7 +117,9 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
             "translator": cfg.model.translator}
     params = cfg.flat_params() | {"seed": seed, "data.store": str(store),
                                    "data.windows_train": len(train_ds), "data.windows_val": len(val_ds),
-                                   "data.windows_test": len(test_ds)}
+                                   "data.windows_test": len(test_ds),
+                                   # grids the encoder's stride does not divide: padded in, cropped out
+                                   "model.grid_padding": model.grid_pad.describe() or "none"}
     ckpt = out_dir / f"best-seed{seed}.pt"
     resume = checkpoint.Checkpoint.for_seed(out_dir, cfg, seed, store)
     progress = resume.load(model, opt, sched, gen, fit_ds) or checkpoint.Progress()
@@ -152,7 +155,8 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
         torch.save({"state_dict": best_state, "config": cfg.to_dict(), "in_shape": in_shape,
                     "best_val_loss": best, "epoch": len(history)}, ckpt)
 
-        metrics, sample = _evaluate(model, test_ds, test_dl, cfg, device, T_out, t.max_eval_batches)
+        lead = _lead_evaluation(store, test_ds)
+        metrics, sample = _evaluate(model, test_ds, test_dl, cfg, device, T_out, t.max_eval_batches, lead)
         metrics["best_val_loss"] = best
         metrics["epochs_run"] = len(history)
         metrics["epoch_time_mean_s"] = float(np.mean(epoch_times))  # not epoch_time_s: that is per epoch
@@ -170,6 +174,8 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
         np.savez_compressed(out_dir / f"forecast-seed{seed}.npz", inputs=x, truth=y, prediction=pred)
         for path in (config_path, ckpt, fig_path, out_dir / f"forecast-seed{seed}.npz"):
             tracking.log_artifact(path)
+        if lead is not None:
+            _log_lead_scores(lead.result(), out_dir / f"lead_scores-seed{seed}.json")
         if cfg.model.quantizer == "svq":
             weights_path = out_dir / f"svq-weights-seed{seed}.npz"
             _save_svq_sample(model, sample[0].to(device), weights_path)
@@ -219,7 +225,7 @@ def _eval_loss(model, loader, criterion, device, T_out, max_batches) -> float:
 
 
 @torch.no_grad()
-def _evaluate(model, ds, loader, cfg, device, T_out, max_batches):
+def _evaluate(model, ds, loader, cfg, device, T_out, max_batches, lead=None):
     model.eval()
     acc = evaluation_accumulator(cfg.metrics, ds.metric_space)
     sample = None
@@ -229,9 +235,31 @@ def _evaluate(model, ds, loader, cfg, device, T_out, max_batches):
         pred, _ = model.forecast(x.to(device), T_out)
         pred = pred.float().cpu().numpy()
         acc.update(ds.to_metric_space(pred), ds.to_metric_space(y.numpy()))
+        if lead is not None:
+            lead.update(x.numpy(), y.numpy(), pred, i * loader.batch_size)
         if sample is None:
             sample = (x, y, pred)
     return acc.compute(), sample
+
+
+def _lead_evaluation(store: Path, test_ds: WindowDataset) -> LeadEvaluation | None:
+    """Per-lead, latitude-weighted scores with reference skill, for physical-unit (weather) data."""
+    if test_ds.metric_space != "physical":
+        return None
+    from pipeline.data.store import read_meta
+    from pipeline.references import ReferenceForecasts
+
+    lat = (read_meta(store).get("provenance", {}).get("grid") or {}).get("lat")
+    return LeadEvaluation(test_ds, ReferenceForecasts(store, test_ds), lat)
+
+
+def _log_lead_scores(result: dict, path: Path) -> None:
+    for name, values in mlflow_series(result).items():
+        for lead, v in enumerate(values, start=1):
+            if math.isfinite(v):
+                tracking.log_metrics({name: v}, step=lead)
+    _atomic_write(path, json.dumps(result, indent=2) + "\n")
+    tracking.log_artifact(path)
 
 
 def _cost(model, example) -> dict[str, float]:

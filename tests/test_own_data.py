@@ -1,4 +1,7 @@
 """A user's own netCDF, declared only in params, trained through the same pipeline."""
+import json
+
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,6 +122,14 @@ def test_climate_files_train_as_they_come(own_params, tmp_path, mlflow_uri, layo
         grid = meta["frames"].shape[2:]
         assert grid == (31, 41) and len(prov["grid"]["lat"]) == 31
         assert min(prov["grid"]["lon"]) >= 200 and max(prov["grid"]["lon"]) <= 300
+    # the field's scores: per lead, cos(lat)-weighted, with skill vs the references, in MLflow
+    lead = json.loads((tmp_path / layout / "lead_scores-seed0.json").read_text())
+    assert lead["weighting"] == "cos(lat)" and lead["lead"] == [1, 2]
+    assert set(lead["skill_rmse"]) == {"persistence", "climatology"}
+    history = mlflow.tracking.MlflowClient(mlflow_uri).get_metric_history(summary["run_ids"][0], "lead_rmse_tas")
+    assert sorted(m.step for m in history) == [1, 2]
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
+        [row[0] for row in lead["scores"]["model"]["rmse"]])
 
 
 def test_a_date_missing_from_the_calendar_names_the_setting(own_params, tmp_path):

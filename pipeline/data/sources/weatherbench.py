@@ -457,6 +457,8 @@ def load(raw_dir: Path | str, settings: dict) -> Prepared:
         "files": rel_files,
         "time_span": spans,
         "counts": counts,
+        "grid": {"dims": ["lat", "lon"], "lat": [float(v) for v in LAT], "lon": [float(v) for v in LON]},
+        "units": [VARIABLES[var][2] for _, var in _channel_vars(cfg)],
     }
     manifest = raw_dir / "manifest.json"
     if manifest.is_file():
