@@ -23,6 +23,7 @@ from pipeline.config import RunConfig
 from pipeline.cost import count_parameters, flops_per_sample, inference_fps
 from pipeline.data.noise import NoisyInputs
 from pipeline.errors import ConfigError
+from pipeline.data.store import data_card
 from pipeline.data.windows import WindowDataset
 from pipeline.metrics import evaluation_accumulator
 from pipeline.models.simvp import SimVP
@@ -153,7 +154,8 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
                 break
         model.load_state_dict(best_state)
         torch.save({"state_dict": best_state, "config": cfg.to_dict(), "in_shape": in_shape,
-                    "best_val_loss": best, "epoch": len(history)}, ckpt)
+                    "best_val_loss": best, "epoch": len(history),
+                    "data": data_card(store, cfg.dataset)}, ckpt)  # what pipeline.forecast needs
 
         lead = _lead_evaluation(store, test_ds)
         metrics, sample = _evaluate(model, test_ds, test_dl, cfg, device, T_out, t.max_eval_batches, lead)

@@ -84,6 +84,21 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+CARD_KEYS = ("reader", "variables", "levels", "level_dim", "time", "box", "grid", "units", "calendar",
+             "time_step", "step_in_time_steps", "frame_interval_hours")
+
+
+def data_card(store: str | Path, dataset: str) -> dict[str, Any]:
+    """What a forecast needs from a run's store, kept in its checkpoint (written by training)."""
+    meta = read_meta(store)
+    prov = meta.get("provenance") or {}
+    return {"dataset": dataset, "channels": list(meta["channels"]), "offset": list(meta["offset"]),
+            "scale": list(meta["scale"]), "metric_space": meta["metric_space"], "T_in": int(meta["T_in"]),
+            "T_out": int(meta["T_out"]), "step": int(meta["step"]),
+            "window_offsets": meta.get("window_offsets"),
+            "provenance": {k: prov[k] for k in CARD_KEYS if k in prov}}
+
+
 # --------------------------------------------------------------------------------------------
 def _check(p: Prepared) -> None:
     missing = [s for s in SPLITS if s not in p.splits]
