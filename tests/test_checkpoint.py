@@ -48,13 +48,17 @@ def test_kill9_mid_epoch_resumes_to_the_uninterrupted_result(tiny_params, mlflow
     reference = run_experiment(resolve_run(params, "t2m_svq"), tmp_path / "data" / "processed" / "t2m.zarr",
                                tmp_path / "reference")
 
+    previous = tmp_path / "runs" / "t2m_svq" / "result.json"  # what an earlier run left
+    previous.parent.mkdir(parents=True)
+    previous.write_text("{}")
+
     killed = _stage_killed_at(tmp_path, 5)  # a real SIGKILL at epoch 2, step 2 of 3
     assert killed.returncode == -9, killed.stderr[-2000:]
+    assert previous.read_text() == "{}"  # a killed run keeps the previous results
     work = tmp_path / "runs" / ".t2m_svq.tmp-resume" / "artifacts"
     saved = torch.load(work / checkpoint.RESUME_DIR / "resume-seed0.pt", weights_only=True)
     assert len(saved["progress"]["history"]) == 1
     run_id = saved["progress"]["run_id"]
-    assert not (tmp_path / "runs" / "t2m_svq").exists()
 
     _stage_in_process(monkeypatch, tmp_path)
     result = json.loads((tmp_path / "runs" / "t2m_svq" / "result.json").read_text())

@@ -91,3 +91,29 @@ def test_flat_params_record_what_ran(params):
     assert flat["quantizer.codebook_size"] == 10000
     assert flat["train.loss"] == "mae"
     assert flat["model.translator"] == "gsta"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train.weight_decay", -1, "train.weight_decay: expected a value >= 0"),
+    ("train.min_lr", -1, "train.min_lr: expected a value >= 0"),
+    ("profiles.sample.train.warmup_epochs", -3, "profiles.sample.train.warmup_epochs: expected a value >= 0"),
+    ("experiments.t2m_svq.tables", "abc", "experiments.t2m_svq.tables: expected a list of paper table numbers"),
+    ("experiments.t2m_svq.tables", [1, "x"], "experiments.t2m_svq.tables"),
+    ("datasets.t2m.train.lr", "fast", "datasets.t2m.train.lr: expected a number"),
+    ("datasets.t2m.train.lr", -0.1, "datasets.t2m.train.lr: expected a positive value"),
+    ("experiments.t2m_svq.set", {"model.quantizer": "svq", "train.weight_decay": -2},
+     "experiments.t2m_svq.set.train.weight_decay: expected a value >= 0"),
+])
+def test_bad_values_name_the_exact_key(params, key, value, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        validate_params(set_dotted(params, key, value))
+
+
+def test_batch_larger_than_the_split_refused_before_training(params, tiny_store, mlflow_uri, tmp_path):
+    from pipeline.train import run_experiment
+
+    p = set_dotted(params, "datasets.t2m.train.batch_size", 64)
+    p["profiles"]["sample"]["train"].pop("batch_size")
+    with pytest.raises(ConfigError, match=r"datasets\.t2m\.train\.batch_size: 64 is larger than the 37 training windows"):
+        run_experiment(resolve_run(p, "t2m_simvp"), tiny_store, tmp_path / "out")
+    assert not (tmp_path / "mlflow.db").exists()  # nothing ran

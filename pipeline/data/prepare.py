@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import data_source, dataset_settings
+from pipeline.data.prepared import DataError
 from pipeline.data.sources import get_source
 from pipeline.data.store import write_store
 from pipeline.outputs import clean_stale, replace_dir, scratch
@@ -57,10 +58,31 @@ def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
 def preprocess(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
     section = dataset_settings(params, ds)
     source = get_source(section["source"])
-    prepared = source.load(raw_dir(params, ds, root), dict(section["data"], name=ds))
-    prepared.attrs.setdefault("dataset", ds)
-    prepared.attrs.setdefault("source", data_source(params, ds))
+    raw = raw_dir(params, ds, root)
     out = store_path(params, ds, root)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(out)  # scratch stores of a killed earlier run
-    return write_store(prepared, out, scheduler=params["data"].get("dask_scheduler"))
+    try:
+        prepared = source.load(raw, dict(section["data"], name=ds))
+        prepared.attrs.setdefault("dataset", ds)
+        prepared.attrs.setdefault("source", data_source(params, ds))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(out)  # scratch stores of a killed earlier run
+        return write_store(prepared, out, scheduler=params["data"].get("dask_scheduler"))
+    except (OSError, RuntimeError) as exc:
+        # netCDF/HDF5 report a corrupt chunk as "NetCDF: HDF error", naming no file: find it
+        bad = _first_unreadable(raw)
+        if bad is None:
+            raise
+        raise DataError(f"{bad}: corrupt or unreadable ({type(exc).__name__}: {exc}); "
+                        f"delete it and rerun the download stage") from exc
+
+
+def _first_unreadable(raw: Path) -> Path | None:
+    import xarray as xr
+
+    for path in sorted(Path(raw).rglob("*.nc")):
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                ds.load()
+        except Exception:  # noqa: BLE001 - any failure to read it whole is the answer
+            return path
+    return None

@@ -1,0 +1,56 @@
+"""The preprocess step: a failed or killed run keeps the previous store, leaves no scratch
+folder behind, and a corrupt raw file is named."""
+import types
+
+import pytest
+
+import pipeline.data.prepare as prepare
+import pipeline.data.store as store
+from pipeline.data.prepared import DataError
+from pipeline.data.sources import weatherbench as wb
+from pipeline.data.store import read_meta
+from tests.conftest import make_prepared
+
+
+def _fake_source(monkeypatch, prepared):
+    monkeypatch.setattr(prepare, "get_source", lambda name: types.SimpleNamespace(load=lambda raw, s: prepared))
+
+
+def test_failed_preprocess_keeps_the_old_store_and_cleans_scratch(params, tmp_path, monkeypatch):
+    _fake_source(monkeypatch, make_prepared())
+    path = prepare.preprocess(params, "t2m", tmp_path)
+    killed = path.with_name(f".{path.name}.tmp-dead1234")  # what a kill -9 mid-write leaves
+    (killed / "train").mkdir(parents=True)
+
+    _fake_source(monkeypatch, make_prepared(n_frames=(60, 20, 20)))
+    real = store._split_dataset
+    calls = []
+
+    def dies_on_test_split(prepared, split):
+        calls.append(split)
+        if split == "test":
+            raise OSError("disk full")
+        return real(prepared, split)
+
+    monkeypatch.setattr(store, "_split_dataset", dies_on_test_split)
+    with pytest.raises(OSError, match="disk full"):
+        prepare.preprocess(params, "t2m", tmp_path)
+    assert calls == ["train", "val", "test"]  # it failed after writing most of the new store
+    assert read_meta(path)["windows"]["train"] == 37  # the old store, whole
+    assert sorted(p.name for p in path.parent.iterdir()) == ["t2m.zarr"]
+
+
+def test_corrupt_netcdf_is_named(params, tmp_path):
+    raw = prepare.raw_dir(params, "t2m", tmp_path)
+    settings = dict(params["datasets"]["t2m"]["data"], name="t2m",
+                    years={"train": [2010, 2010], "val": [2016, 2016], "test": [2017, 2017]})
+    params["datasets"]["t2m"]["data"] = settings
+    wb.make_sample(raw, settings, {"hours_per_year": 48}, 0)
+    bad = wb.year_file(raw, "2m_temperature", 2016)
+    data = bytearray(bad.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 2000] = bytes(b ^ 0xFF for b in data[mid:mid + 2000])  # a chunk, not the header
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=f"{bad}: corrupt or unreadable"):
+        prepare.preprocess(params, "t2m", tmp_path)
+    assert not prepare.store_path(params, "t2m", tmp_path).exists()

@@ -1,0 +1,46 @@
+"""Names that become folders and stage commands: strict pattern, paths kept inside their folder."""
+import copy
+
+import pytest
+
+from pipeline.config import validate_params
+from pipeline.errors import ConfigError
+from pipeline.experiments import render, run_dir
+from pipeline.paths import check_name, inside
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "x;true", "x y", "", "$(rm)", "a\\b", "é"])
+def test_bad_names_refused(name):
+    with pytest.raises(ConfigError, match="invalid name"):
+        check_name("experiments", name)
+
+
+@pytest.mark.parametrize("name", ["..", "a/b", "x;true"])
+def test_catalogue_with_bad_names_refused_before_anything_runs(params, name):
+    p = copy.deepcopy(params)
+    p["experiments"][name] = {"dataset": "t2m", "tables": [], "set": {}}
+    with pytest.raises(ConfigError, match=f"experiments.{name}: invalid name"):
+        validate_params(p)
+    with pytest.raises(ConfigError, match="invalid name"):
+        render(p)  # dvc.yaml is never written with it
+    p = copy.deepcopy(params)
+    p["datasets"][name] = copy.deepcopy(p["datasets"]["t2m"])
+    with pytest.raises(ConfigError, match=f"datasets.{name}: invalid name"):
+        validate_params(p)
+
+
+def test_paths_stay_inside(tmp_path):
+    assert inside(tmp_path, "a.b-c_1") == tmp_path / "a.b-c_1"
+    (tmp_path / "link").symlink_to("/")
+    for parts in (("..",), ("../x",), ("link",), ("link", "etc"), ()):
+        with pytest.raises(ConfigError, match="outside"):
+            inside(tmp_path, *parts)
+    assert run_dir("t2m_svq").as_posix() == "runs/t2m_svq"
+
+
+def test_stage_commands_are_quoted(params):
+    p = copy.deepcopy(params)
+    p["experiments"] = {"t2m-a.b": {"dataset": "t2m", "tables": [], "set": {}}}
+    assert "cmd: python stages/train.py t2m-a.b\n" in render(p)
+    from pipeline.experiments import command
+    assert command("python", "stages/train.py", "x;true") == "python stages/train.py 'x;true'"
