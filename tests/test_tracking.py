@@ -35,3 +35,31 @@ def test_runs_are_tagged_with_commit_and_dvc_experiment(mlflow_uri, monkeypatch)
     assert len(got.data.tags["svq.git_commit"]) == 40
     assert got.data.params == {"svq.codebook_size": "6000", "seeds": "0,1"}
     assert got.data.metrics["test_mse"] == 1.5
+
+
+def _first_run(uri: str, artifacts: str, i: int) -> str:
+    import os
+
+    os.environ.update(SVQ_TRACKING_URI=uri, SVQ_ARTIFACT_ROOT=artifacts)
+    with tracking.start_run(f"concurrent/{i}", profile="sample", tags={"i": i}, params={"i": i}) as run:
+        tracking.log_metrics({"x": float(i)}, step=1)
+        return run.info.run_id
+
+
+def test_concurrent_first_runs_on_a_fresh_store_all_land(tmp_path):
+    """8 stages starting at once on a store that does not exist yet: MLflow creates its tables on
+    first use, and without the store lock most of them crashed racing to do it."""
+    import multiprocessing as mp
+
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    ctx = mp.get_context("forkserver")  # fresh children that do not inherit torch's threads
+    ctx.set_forkserver_preload(["mlflow", "pipeline.tracking"])
+    with ctx.Pool(8) as pool:
+        ids = pool.starmap(_first_run, [(uri, (tmp_path / "art").as_uri(), i) for i in range(8)])
+    assert len(set(ids)) == 8
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("svq-sample").experiment_id])
+    assert sorted(r.data.metrics["x"] for r in runs) == [float(i) for i in range(8)]
+    assert {r.info.status for r in runs} == {"FINISHED"}
