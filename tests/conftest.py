@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)  # tests are small; more threads only contend on the 2-core CI machine
 
 
+@pytest.fixture(autouse=True)
+def _own_checksums_file(tmp_path, monkeypatch):
+    """Downloads record first-seen checksums; tests' local servers must not land in the committed file."""
+    monkeypatch.setenv("SVQ_CHECKSUMS", str(tmp_path / "checksums.json"))
+
+
 @pytest.fixture(scope="session")
 def params() -> dict:
     """The project's params.yaml, as read (not validated, to keep fixtures cheap)."""

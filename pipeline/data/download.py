@@ -3,9 +3,17 @@
 Every raw dataset (WeatherBench netCDF zips, TaxiBJ, KTH, KITTI...) comes through ``download``.
 ``record_manifest`` keeps the provenance (url, size, sha256, time) that the Zarr store records,
 and ``extract`` unpacks archives without ever leaving a half-written folder behind.
+
+Verification: a file is checked against its pinned sha256 (a source setting) or else against
+the committed ``checksums.json`` (url -> sha256, size), which records each url at its first
+download and verifies it on every later one. A file with nothing to check against yet must at
+least be what it claims: an archive must open, an HTML page (an error or login page served with
+status 200) is refused, and so is a body sent without Content-Length unless an archive check or
+checksum proves it whole. A cached file failing its check is fetched again.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import json
@@ -41,6 +49,9 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 _MANIFEST_KEYS = ("url", "file", "size", "sha256", "downloaded_at")
+CHECKSUMS = Path(__file__).with_name("checksums.json")
+CHECKSUMS_ENV = "SVQ_CHECKSUMS"  # another checksums file (tests: never the committed one)
+_ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
 class ChecksumError(DataError):
@@ -98,19 +109,24 @@ def download(url: str, dest: Path, *, sha256: str | None = None, retries: int = 
     """
     _check_args(url, sha256, retries, backoff, timeout, chunk_size)
     dest = Path(dest)
-    expected = sha256.lower() if sha256 else None
+    expected = sha256.lower() if sha256 else known_checksum(url)
 
     if dest.is_file():
         actual = sha256_file(dest)
-        if expected is None or actual == expected:
+        problem = _content_problem(dest, dest.name) if expected is None else None
+        if problem is None and expected in (None, actual):
+            if expected is None:
+                remember_checksum(url, actual, dest.stat().st_size)
             return DownloadResult(dest, actual, dest.stat().st_size, url, cached=True)
-        log.warning("%s exists but has sha256 %s, not %s: downloading it again", dest, actual, expected)
+        log.warning("%s exists but %s: downloading it again", dest,
+                    problem or f"has sha256 {actual}, not {expected}")
     elif dest.exists():
         raise DataError(f"download destination {dest} exists and is not a regular file")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_suffix(dest.suffix + ".part")
 
-    resumed = _fetch_with_retries(url, part, dest.name, retries, backoff, timeout, chunk_size, progress)
+    resumed, unframed = _fetch_with_retries(url, part, dest.name, retries, backoff, timeout, chunk_size,
+                                            progress)
     actual = sha256_file(part)
     if expected is not None and actual != expected and resumed:
         # A stale .part (e.g. from a different upstream version) poisons the resumed file:
@@ -118,19 +134,82 @@ def download(url: str, dest: Path, *, sha256: str | None = None, retries: int = 
         log.warning("%s resumed from a partial file has sha256 %s, not %s: downloading it whole",
                     dest.name, actual, expected)
         part.unlink()
-        resumed = _fetch_with_retries(url, part, dest.name, retries, backoff, timeout, chunk_size,
-                                      progress)
+        resumed, unframed = _fetch_with_retries(url, part, dest.name, retries, backoff, timeout,
+                                                chunk_size, progress)
         actual = sha256_file(part)
     if expected is not None and actual != expected:
         part.unlink()
         raise ChecksumError(f"{dest} downloaded from {url} has sha256 {actual}, expected {expected}; "
                             f"the download was deleted")
     size = part.stat().st_size
+    if expected is None:
+        problem = _content_problem(part, dest.name)
+        if problem is None and unframed and not dest.name.endswith(_ARCHIVES):
+            problem = ("the server sent no Content-Length, so a body cut short cannot be told from a "
+                       "complete one (pin its sha256 to accept it)")
+        if problem is not None:
+            part.unlink()
+            raise DataError(f"{dest} downloaded from {url}: {problem}; the download was deleted")
+        remember_checksum(url, actual, size)
     os.replace(part, dest)
     return DownloadResult(dest, actual, size, url, resumed=resumed, cached=False)
 
 
-def _fetch_with_retries(url, part, name, retries, backoff, timeout, chunk_size, progress) -> bool:
+def checksums_path() -> Path:
+    return Path(os.environ.get(CHECKSUMS_ENV) or CHECKSUMS)
+
+
+def known_checksum(url: str) -> str | None:
+    """The sha256 recorded for ``url`` at its first download, if any."""
+    path = checksums_path()
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_text()).get(url)
+    except (ValueError, AttributeError) as exc:
+        raise DataError(f"{path}: not a valid checksums file ({exc})") from None
+    return entry["sha256"] if isinstance(entry, dict) and "sha256" in entry else None
+
+
+def remember_checksum(url: str, sha256: str, size: int) -> None:
+    """Record ``url``'s checksum on first download (commit the file: later downloads verify it)."""
+    if not url.startswith(("http://", "https://")):
+        return  # a local file:// copy is not a published file
+    path = checksums_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # download stages of several datasets may run at once
+        data = json.loads(path.read_text()) if path.exists() else {}
+        if url in data:
+            return
+        data[url] = {"sha256": sha256, "size": int(size), "recorded_at": _utc_iso()}
+        _atomic_write_text(path, json.dumps(dict(sorted(data.items())), indent=2) + "\n")
+
+
+def _content_problem(path: Path, name: str) -> str | None:
+    """Why ``path`` (to be called ``name``) is not the file it claims to be, or None."""
+    with open(path, "rb") as f:
+        head = f.read(1024).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) and not name.endswith((".html", ".htm")):
+        return "it is an HTML page, not the file (an error or login page served with status 200?)"
+    if name.endswith(".zip"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                zf.infolist()
+        except (zipfile.BadZipFile, OSError) as exc:
+            return f"it does not open as a zip archive (cut short, or not the file?): {exc}"
+    elif name.endswith(_ARCHIVES):
+        try:
+            with tarfile.open(path, "r:*") as tf:
+                for _ in tf:  # reads to the end: a cut-short archive fails here
+                    pass
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            return f"it does not open as a tar archive (cut short, or not the file?): {exc}"
+    return None
+
+
+def _fetch_with_retries(url, part, name, retries, backoff, timeout, chunk_size,
+                        progress) -> tuple[bool, bool]:
     for attempt in range(retries + 1):
         try:
             return _fetch(url, part, name, timeout, chunk_size, progress)
@@ -145,9 +224,11 @@ def _fetch_with_retries(url, part, name, retries, backoff, timeout, chunk_size, 
     raise AssertionError("unreachable")  # the loop either returns or raises
 
 
-def _fetch(url: str, part: Path, name: str, timeout: float, chunk_size: int, progress: bool) -> bool:
+def _fetch(url: str, part: Path, name: str, timeout: float, chunk_size: int,
+           progress: bool) -> tuple[bool, bool]:
     """One attempt: append to (or restart) ``part``. Returns whether bytes were appended to an
-    existing partial file. Raises ``_Transient`` for anything worth retrying."""
+    existing partial file, and whether the body came unframed (neither Content-Length nor chunked
+    encoding: its end cannot be told from a cut). Raises ``_Transient`` for anything worth retrying."""
     offset = part.stat().st_size if part.exists() else 0
     # identity: a compressed transfer would make byte ranges refer to the wrong stream
     headers = {"User-Agent": f"svq-repro/{__version__}", "Accept-Encoding": "identity"}
@@ -162,7 +243,7 @@ def _fetch(url: str, part: Path, name: str, timeout: float, chunk_size: int, pro
         if code == 416 and offset:
             m = _UNSATISFIED_RANGE.match(content_range)
             if m and int(m.group(1)) == offset:
-                return True  # the .part already holds the whole file (cut before the rename)
+                return True, False  # the .part already holds the whole file (cut before the rename)
             part.unlink()
             raise _Transient(f"HTTP 416 for bytes={offset}- (Content-Range {content_range!r}); "
                              f"restarting from zero") from exc
@@ -177,6 +258,7 @@ def _fetch(url: str, part: Path, name: str, timeout: float, chunk_size: int, pro
         status = resp.status or 200  # file:// responses carry no status
         length = resp.headers.get("Content-Length")
         length = int(length) if length and length.isdigit() else None
+        unframed = length is None and not getattr(resp, "chunked", False)
         if status == 206 and offset:
             m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != offset:
@@ -215,7 +297,7 @@ def _fetch(url: str, part: Path, name: str, timeout: float, chunk_size: int, pro
     if length is not None and received != length:
         raise _Transient(f"connection closed after {offset + received} bytes, "
                          f"{length - received} short of Content-Length")
-    return appended
+    return appended, unframed
 
 
 def _utc_iso(ts: float | None = None) -> str:

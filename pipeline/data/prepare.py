@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import data_source, dataset_settings
+from pipeline.data.download import record_manifest
 from pipeline.data.prepared import DataError
 from pipeline.data.sources import get_source
 from pipeline.data.store import write_store
@@ -35,7 +36,9 @@ def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
     settings = dict(section["data"], name=ds)
     if data_source(params, ds) == "remote":
         raw.mkdir(parents=True, exist_ok=True)
-        source.fetch(raw, settings)
+        results = source.fetch(raw, settings)
+        if results:  # provenance (url, size, sha256, time) that the store records
+            record_manifest(results, raw / "manifest.json")
         return raw
     sample = dict(section.get("sample") or {})
     stamp = json.dumps({"data": settings, "sample": sample}, sort_keys=True)

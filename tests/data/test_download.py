@@ -40,6 +40,8 @@ class _Server(ThreadingHTTPServer):
         self.stall = 0.0  # seconds to go silent before hanging up (client timeout)
         self.ignore_range = False
         self.errors: list[int] = []  # statuses answered first, one per request
+        self.no_length = False  # send bodies without Content-Length (their end is the close)
+        self.content_type = "application/octet-stream"
         self.lock = threading.Lock()
 
     def url(self, path: str = "/data.bin") -> str:
@@ -81,7 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", srv.content_type)
+        if not srv.no_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if cut is not None:
             self.wfile.write(body[:cut])
@@ -369,3 +373,68 @@ def test_extract_rejects_non_archive(tmp_path):
     with pytest.raises(DataError, match="neither a zip nor a tar"):
         extract(junk, tmp_path / "out")
     assert _leftovers(tmp_path) == ["junk.zip"]
+
+
+# ------------------------------------------------------------------ verification without a pin
+HTML = b"<!DOCTYPE html>\n<html><body>Service temporarily unavailable</body></html>\n"
+
+
+def _zip_bytes() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("dataset.npz", PAYLOAD)
+    return buf.getvalue()
+
+
+def test_html_page_served_with_200_is_refused_and_the_next_run_refetches(server, tmp_path):
+    server.files["/data.zip"] = HTML
+    server.content_type = "text/html; charset=utf-8"
+    with pytest.raises(DataError, match="data.zip downloaded from .*: it is an HTML page, not the file"):
+        download(server.url("/data.zip"), tmp_path / "data.zip", **FAST)
+    assert _leftovers(tmp_path) == []
+    server.files["/data.zip"] = _zip_bytes()  # the server recovers: no hand cleaning needed
+    server.content_type = "application/zip"
+    res = download(server.url("/data.zip"), tmp_path / "data.zip", **FAST)
+    assert not res.cached and zipfile.ZipFile(res.path).namelist() == ["dataset.npz"]
+
+
+def test_short_body_without_content_length_is_refused(server, tmp_path):
+    server.no_length = True
+    server.cut_after, server.cut_times = 5000, 1
+    with pytest.raises(DataError, match="no Content-Length, so a body cut short cannot be told"):
+        download(server.url(), tmp_path / "data.bin", **FAST)
+    assert not (tmp_path / "data.bin").exists() and not (tmp_path / "data.bin.part").exists()
+    # a cut-short archive fails its opening check instead
+    server.files["/data.zip"] = _zip_bytes()
+    server.cut_after, server.cut_times = 3000, 1
+    with pytest.raises(DataError, match="does not open as a zip archive"):
+        download(server.url("/data.zip"), tmp_path / "data.zip", **FAST)
+    res = download(server.url("/data.zip"), tmp_path / "data.zip", **FAST)  # whole this time
+    assert zipfile.ZipFile(res.path).namelist() == ["dataset.npz"]
+    # with a pinned checksum the unframed body is accepted: the checksum proves it whole
+    res = download(server.url(), tmp_path / "data.bin", sha256=DIGEST, **FAST)
+    assert res.path.read_bytes() == PAYLOAD
+
+
+def test_first_download_records_the_checksum_later_ones_verify_it(server, tmp_path):
+    dest = tmp_path / "data.bin"
+    download(server.url(), dest, **FAST)
+    recorded = json.loads(dl.checksums_path().read_text())[server.url()]
+    assert recorded["sha256"] == DIGEST and recorded["size"] == len(PAYLOAD)
+
+    dest.write_bytes(PAYLOAD[:-1] + b"x")  # the cached file rots: fetched again, not trusted
+    res = download(server.url(), dest, **FAST)
+    assert not res.cached and dest.read_bytes() == PAYLOAD
+
+    server.files["/data.bin"] = b"something else"  # upstream changed under the same url
+    dest.unlink()
+    with pytest.raises(ChecksumError, match=f"expected {DIGEST}"):
+        download(server.url(), dest, **FAST)
+    assert not dest.exists()
+
+
+def test_cached_archive_that_does_not_open_is_refetched(server, tmp_path):
+    server.files["/data.zip"] = _zip_bytes()
+    (tmp_path / "data.zip").write_bytes(b"PK\x03\x04 truncated")
+    res = download(server.url("/data.zip"), tmp_path / "data.zip", **FAST)
+    assert not res.cached and zipfile.ZipFile(res.path).namelist() == ["dataset.npz"]

@@ -54,3 +54,28 @@ def test_corrupt_netcdf_is_named(params, tmp_path):
     with pytest.raises(DataError, match=f"{bad}: corrupt or unreadable"):
         prepare.preprocess(params, "t2m", tmp_path)
     assert not prepare.store_path(params, "t2m", tmp_path).exists()
+
+
+def test_remote_download_writes_the_manifest_and_checksums(params, tmp_path):
+    import json
+    import zipfile
+
+    from pipeline.config import set_dotted
+    from pipeline.data.download import checksums_path
+    from pipeline.data.sources import taxibj
+    from tests.conftest import serve
+
+    twin = tmp_path / "twin"
+    taxibj.make_sample(twin, dict(params["datasets"]["taxibj"]["data"], name="taxibj"),
+                       {"train_samples": 12, "test_samples": 8}, 0)
+    served = tmp_path / "served"
+    served.mkdir()
+    with zipfile.ZipFile(served / taxibj.ARCHIVE, "w") as z:
+        z.write(twin / taxibj.FILE, f"taxibj/{taxibj.FILE}")
+    with serve(served) as base:
+        url = f"{base}/{taxibj.ARCHIVE}"
+        p = set_dotted(set_dotted(params, "datasets.taxibj.raw", "remote"), "datasets.taxibj.data.url", url)
+        raw = prepare.download(p, "taxibj", tmp_path)
+    manifest = json.loads((raw / "manifest.json").read_text())["files"][taxibj.ARCHIVE]
+    assert manifest["url"] == url and manifest["size"] == (served / taxibj.ARCHIVE).stat().st_size
+    assert json.loads(checksums_path().read_text())[url]["sha256"] == manifest["sha256"]
