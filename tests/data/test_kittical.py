@@ -198,7 +198,7 @@ def test_bad_kitti_files(tmp_path, twin):
     with pytest.raises(DataError, match="sources_val.hkl: expected one source name per frame"):
         kittical.load(raw, SETTINGS)
     (raw / "kitti_hkl" / "X_val.hkl").write_bytes(b"garbage")
-    with pytest.raises(DataError, match="X_val.hkl: cannot read hickle file"):
+    with pytest.raises(DataError, match="X_val.hkl: not a readable hickle"):
         kittical.load(raw, SETTINGS)
     shutil.rmtree(raw / "kitti_hkl")
     with pytest.raises(DataError, match="X_train.hkl"):

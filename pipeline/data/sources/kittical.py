@@ -53,7 +53,8 @@ the caller, only names keys in messages (default "kittical"), ``source`` is igno
 Sample knobs (``datasets.<name>.sample``, optional): ``kitti_train`` (recording lengths,
 default [24, 13]), ``kitti_val`` ([12]), ``kitti_test`` ([4]), ``caltech_videos`` (2),
 ``caltech_frames`` (raw frames per video, 36), ``caltech_size`` ([480, 640]). The twin's hkl
-arrays are gzip-compressed HDF5 datasets (same structure; hickle reads both) to stay small.
+arrays are gzip-compressed HDF5 datasets (same structure) to stay small. The files are read
+with h5py (``pipeline.data.hkl``), never unpickled.
 """
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.data.hkl import read_hkl
 from pipeline.data.prepared import DataError, Prepared, Split
 from pipeline.data.sources.frames import backward_starts, blob_video, find_dir, lazy_stack, open_image
 from pipeline.data.sources.settings import REQUIRED, check_settings, choice, data_settings, int_at_least, sha256_or_none, url_string
@@ -209,14 +211,9 @@ def _arrange_caltech(archive: Path, full: Path, caltech: Path, sets: list[str], 
 # KITTI
 
 def _load_hkl(path: Path) -> Any:
-    import hickle
-
     if not path.is_file():
         raise DataError(f"{path}: missing KITTI hickle file (PredNet's kitti_data.zip)")
-    try:
-        return hickle.load(str(path))
-    except Exception as exc:  # hickle/h5py raise many types for a bad file
-        raise DataError(f"{path}: cannot read hickle file ({type(exc).__name__}: {exc})") from exc
+    return read_hkl(path)  # h5py only: hickle.load would unpickle what the file says
 
 
 def _run_ids(names: Sequence) -> np.ndarray:

@@ -1,0 +1,66 @@
+"""KITTI .hkl files are read with h5py: the layouts PredNet's and hickle's files use, and never a
+pickled node (a crafted file must not run code)."""
+import pickle
+
+import h5py
+import hickle
+import numpy as np
+import pytest
+
+from pipeline.data.hkl import read_hkl
+from pipeline.data.prepared import DataError
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):  # what a crafted file's pickle does when unpickled
+        return (open, (str(self.marker), "w"))
+
+
+def test_hickle5_files_read_like_hickle(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (5, 8, 10, 3), dtype=np.uint8)
+    names = ["city-drive_0001"] * 3 + ["road-drive_0002"] * 2
+    hickle.dump(frames, str(tmp_path / "X.hkl"), mode="w", compression="gzip")
+    hickle.dump(names, str(tmp_path / "s.hkl"), mode="w")
+    out = read_hkl(tmp_path / "X.hkl")
+    assert out.dtype == np.uint8 and np.array_equal(out, frames)
+    assert read_hkl(tmp_path / "s.hkl") == names == hickle.load(str(tmp_path / "s.hkl"))
+
+
+def test_hickle3_layout(tmp_path):
+    """hickle 2/3 (PredNet's era): one ``data_0`` dataset typed by a string attribute."""
+    with h5py.File(tmp_path / "X.hkl", "w") as f:
+        f.attrs.update(CLASS=b"hickle", VERSION="3.4.0")
+        f.create_dataset("data_0", data=np.ones((2, 4, 4, 3), np.uint8)).attrs["type"] = [b"ndarray"]
+    with h5py.File(tmp_path / "s.hkl", "w") as f:
+        f.create_dataset("data_0", data=[b"a", b"a", b"b"]).attrs["type"] = [b"<type 'list'>"]
+    assert read_hkl(tmp_path / "X.hkl").shape == (2, 4, 4, 3)
+    assert read_hkl(tmp_path / "s.hkl") == ["a", "a", "b"]
+
+
+@pytest.mark.parametrize("layout", ["hickle5", "hickle5_nested", "hickle3"])
+def test_pickled_node_is_refused_and_never_unpickled(tmp_path, layout):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "X_train.hkl"
+    if layout == "hickle3":
+        with h5py.File(path, "w") as f:
+            d = f.create_dataset("data_0", data=[np.void(pickle.dumps(_RunsCode(marker)))])
+            d.attrs["type"] = [b"pickle"]
+    else:
+        obj = _RunsCode(marker) if layout == "hickle5" else [np.zeros(3), _RunsCode(marker)]
+        with pytest.warns(Warning):
+            hickle.dump(obj, str(path), mode="w")
+    with pytest.raises(DataError, match=r"X_train.hkl: node '/data.*' holds a pickled Python object"):
+        read_hkl(path)
+    assert not marker.exists()
+
+
+def test_not_hdf5_or_unexpected_content_is_named(tmp_path):
+    (tmp_path / "bad.hkl").write_bytes(b"not hdf5")
+    with pytest.raises(DataError, match="bad.hkl: not a readable hickle"):
+        read_hkl(tmp_path / "bad.hkl")
+    hickle.dump({"a": 1}, str(tmp_path / "dict.hkl"), mode="w")
+    with pytest.raises(DataError, match="holds a dict object, not an array or a list of names"):
+        read_hkl(tmp_path / "dict.hkl")
