@@ -26,7 +26,8 @@ HEADER = ("# Generated from params.yaml by `python -m pipeline.experiments` (mak
 
 DATA_CODE = ["pipeline/data/sources", "pipeline/data/download.py", "pipeline/data/prepared.py"]
 TRAIN_CODE = ["pipeline/models", "pipeline/svq.py", "pipeline/train.py", "pipeline/metrics.py",
-              "pipeline/cost.py", "pipeline/config.py", "pipeline/data/windows.py", "pipeline/data/noise.py"]
+              "pipeline/cost.py", "pipeline/config.py", "pipeline/data/windows.py", "pipeline/data/noise.py",
+              "pipeline/plots.py"]
 REFERENCE_CODE = ["pipeline/references.py", "pipeline/metrics.py", "pipeline/data/windows.py"]
 
 
@@ -93,7 +94,7 @@ def build_stages(params: dict[str, Any]) -> dict[str, Any]:
         }
     stages["report"] = {
         "cmd": "python stages/report.py",
-        "deps": ["stages/report.py", "pipeline/report",
+        "deps": ["stages/report.py", "pipeline/report", "pipeline/plots.py",
                  *[f"{run_dir(n)}/result.json" for n in params["experiments"]],
                  *[f"{reference_dir(ds)}/result.json" for ds in datasets_used(params)]],
         "params": ["profile", "seeds", "report", "experiments"],

@@ -285,9 +285,7 @@ def evaluation_accumulator(names: Sequence[str], metric_space: str) -> MetricAcc
     """The accumulator every test evaluation uses (trained runs and reference forecasts alike):
     per-pixel means for physical-unit (weather) data, OpenSTL's per-frame sums otherwise, and
     SSIM with data_range 2, what the scikit-image version behind the paper's numbers used."""
-    return MetricAccumulator(list(names), spatial_norm=metric_space == "physical",
-                             lpips_model=load_lpips_model() if "lpips" in names else None,
-                             ssim_data_range=2.0)
+    return MetricAccumulator(list(names), spatial_norm=metric_space == "physical", ssim_data_range=2.0)
 
 
 def compute_metrics(pred: Any, true: Any, names: Sequence[str], spatial_norm: bool,

@@ -23,12 +23,11 @@ from pipeline.config import RunConfig
 from pipeline.cost import count_parameters, flops_per_sample, inference_fps
 from pipeline.data.noise import NoisyInputs
 from pipeline.errors import ConfigError
-from pipeline.data.store import data_card
+from pipeline.data.store import data_card, display_info, read_meta
 from pipeline.data.windows import WindowDataset
 from pipeline.metrics import evaluation_accumulator
 from pipeline.models.simvp import SimVP
 from pipeline.scores import LeadEvaluation, mlflow_series
-from pipeline.report.figures import forecast_figure
 
 
 @dataclass
@@ -172,8 +171,14 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
         config_path.write_text(yaml.safe_dump(cfg.to_dict() | {"seed": seed}, sort_keys=False))
         fig_path = out_dir / f"forecast-seed{seed}.png"
         x, y, pred = (test_ds.to_metric_space(a) for a in (sample[0][0].numpy(), sample[1][0].numpy(), sample[2][0]))
-        forecast_figure(x, y, pred, fig_path, title=f"{cfg.name} ({cfg.dataset_title})", channels=test_ds.channels)
-        np.savez_compressed(out_dir / f"forecast-seed{seed}.npz", inputs=x, truth=y, prediction=pred)
+        from pipeline.plots import forecast_figure  # matplotlib only once a run has finished
+
+        shown = display_info(read_meta(store))  # units for the colour bar, latitudes for north up
+        forecast_figure(x, y, pred, fig_path, title=f"{cfg.name} ({cfg.dataset_title})", channels=test_ds.channels,
+                        units=shown["units"], lat=shown["lat"])
+        extra = {"lat": np.asarray(shown["lat"])} if shown["lat"] else {}
+        np.savez_compressed(out_dir / f"forecast-seed{seed}.npz", inputs=x, truth=y, prediction=pred,
+                            channels=np.asarray(test_ds.channels), units=np.asarray(shown["units"]), **extra)
         for path in (config_path, ckpt, fig_path, out_dir / f"forecast-seed{seed}.npz"):
             tracking.log_artifact(path)
         if lead is not None:

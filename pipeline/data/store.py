@@ -99,6 +99,23 @@ def data_card(store: str | Path, dataset: str) -> dict[str, Any]:
             "provenance": {k: prov[k] for k in CARD_KEYS if k in prov}}
 
 
+def display_info(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a picture of the frames needs: ``units`` per channel (physical units when the source
+    recorded them; scaled data are in [0, 1]) and ``lat``, each row's latitude (the provenance's
+    ``grid.lat``), or None."""
+    prov = meta.get("provenance") or {}
+    channels = list(meta["channels"])
+    known = prov.get("units") or []
+    if meta["metric_space"] != "physical":
+        units = ["scaled, 0-1"] * len(channels)
+    elif isinstance(known, dict):
+        units = [str(known.get(ch, "")) for ch in channels]
+    else:
+        units = [str(u) for u in known] if len(known) == len(channels) else [""] * len(channels)
+    lat = (prov.get("grid") or {}).get("lat")
+    return {"units": units, "lat": [float(v) for v in lat] if lat else None}
+
+
 # --------------------------------------------------------------------------------------------
 def _check(p: Prepared) -> None:
     missing = [s for s in SPLITS if s not in p.splits]

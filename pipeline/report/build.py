@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data.prepared import DataError
+from pipeline import plots
 from pipeline.report import figures as fig
 from pipeline.report.markdown import render_readme
 from pipeline.report.paper import load_paper
 from pipeline.report.records import RunRecord, download_artifact, load_records, metric_history
+from pipeline.report.references import beats_table, read_references
 from pipeline.report.tables import build_all
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,11 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
     records = {r.experiment: r for r in load_records({e: r["run_ids"] for e, r in results.items()}, tracking_uri)}
     log.info("report (%s): %d of %d experiments have runs", profile, len(records), len(params["experiments"]))
     paper = load_paper()
-    tables = build_all(records, profile=profile, paper=paper)
+    references = read_references(params, Path(runs_dir))
+    tables = build_all(records, profile=profile, paper=paper, references=references,
+                       experiment_datasets={e: x["dataset"] for e, x in params["experiments"].items()
+                                            if isinstance(x, dict) and "dataset" in x})
+    beats = beats_table(records, references)
 
     readme.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=readme.parent))
@@ -90,8 +96,14 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
             staged[path] = tables_dir / path.name
             table_links[number] = _rel(tables_dir / path.name, readme.parent)
 
+        path = staging / "tables" / "references.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        beats.to_csv(path, index=False)
+        staged[path] = tables_dir / path.name
+        beats_link = _rel(tables_dir / path.name, readme.parent)
+
         made = make_figures(params, records, tables, staging / "figures", staging / "artifacts",
-                            tracking_uri=tracking_uri, tsne_max_codes=tsne_max_codes)
+                            tracking_uri=tracking_uri, tsne_max_codes=tsne_max_codes, references=references)
         figure_links = {}
         for caption, path in made.items():
             staged[path] = figures_dir / path.name
@@ -99,10 +111,12 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
 
         missing = [e for e in params["experiments"] if e not in records]
         text = render_readme(tables, profile=profile, figures=figure_links, missing=missing,
-                             n_experiments=len(records), paper=paper, table_links=table_links)
+                             n_experiments=len(records), paper=paper, table_links=table_links,
+                             beats=beats, beats_link=beats_link)
         (staging / "README.md").write_text(text)
         staged[staging / "README.md"] = readme
-        (staging / "metrics.json").write_text(json.dumps(headline_metrics(records, tables, params), indent=2) + "\n")
+        (staging / "metrics.json").write_text(
+            json.dumps(headline_metrics(records, tables, params, references), indent=2) + "\n")
         staged[staging / "metrics.json"] = metrics
 
         for src, dst in staged.items():
@@ -122,12 +136,18 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
 
 
 def headline_metrics(records: Mapping[str, RunRecord], tables: Mapping[int, pd.DataFrame],
-                     params: Mapping[str, Any]) -> dict[str, Any]:
-    """For ``dvc metrics show/diff``: per dataset the test MSE/MAE of the three main models, and the
-    t2m improvement of SVQ over SimVP (Table 1), ours; only what has been measured."""
+                     params: Mapping[str, Any], references: Mapping[str, Mapping] | None = None) -> dict[str, Any]:
+    """For ``dvc metrics show/diff``: per dataset the test MSE/MAE of the three main models and of
+    the reference forecasts, and the t2m improvement of SVQ over SimVP (Table 1), ours; only what
+    has been measured."""
     out: dict[str, Any] = {"profile": params["profile"], "experiments_reported": len(records)}
     for ds in params["datasets"]:
         entry = {}
+        for ref, rec in ((references or {}).get(ds) or {}).items():
+            vals = {m: _finite(rec["metrics"].get(f"test_{m}")) for m in ("mse", "mae")}
+            vals = {k: v for k, v in vals.items() if v is not None}
+            if vals:
+                entry[ref] = vals
         for suffix, _ in MAIN_VARIANTS:
             rec = records.get(f"{ds}_{suffix}")
             if rec is None:
@@ -151,8 +171,9 @@ def headline_metrics(records: Mapping[str, RunRecord], tables: Mapping[int, pd.D
 # --------------------------------------------------------------------------------------------
 def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], tables: Mapping[int, pd.DataFrame],
                  out_dir: Path, scratch: Path, *, tracking_uri: str | None = None,
-                 tsne_max_codes: int = 1000) -> dict[str, Path]:
-    """Every figure whose runs exist: caption -> PNG path (under ``out_dir``)."""
+                 tsne_max_codes: int = 1000, references: Mapping[str, Mapping] | None = None) -> dict[str, Path]:
+    """Every figure whose runs exist: caption -> PNG path (under ``out_dir``). ``references``:
+    dataset -> its reference forecasts' records (lines in the t2m noise / codebook figures)."""
     made: dict[str, Path] = {}
 
     def add(caption: str, path: Path | None) -> None:
@@ -172,7 +193,7 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
         svq, base = f"{ds}_svq", f"{ds}_simvp"
         if svq in records and base in records:
             add(f"Forecast sample, {title}: SVQ vs SimVP",
-                fig.forecast_comparison_figure(_npz(artifact(svq, "forecast")), _npz(artifact(base, "forecast")),
+                plots.forecast_comparison_figure(_npz(artifact(svq, "forecast")), _npz(artifact(base, "forecast")),
                                                out_dir / f"forecast_{ds}.png", title=f"{title}: {svq} vs {base}",
                                                labels=("SimVP+SVQ", "SimVP")))
 
@@ -184,11 +205,15 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
                 continue
             for run_id, seed in zip(rec.run_ids, rec.seeds or [None] * len(rec.run_ids)):
                 name = label if rec.n_seeds == 1 else f"{label} seed {seed}"
-                curves.setdefault(spec.get("title", ds), {})[name] = metric_history(run_id, "val_loss", tracking_uri)
+                loss = rec.params.get("train.loss", "")  # MSE and MAE losses never share an axis
+                group = f"{spec.get('title', ds)}: {loss.upper()} loss" if loss else spec.get("title", ds)
+                curves.setdefault(group, {})[name] = metric_history(run_id, "val_loss", tracking_uri)
     add("Learning curves (validation loss per epoch) of the main runs",
         fig.learning_curves_figure(curves, out_dir / "learning_curves.png"))
 
-    add("MSE vs injected noise, with and without SVQ (Table 5)", fig.noise_figure(tables[5], out_dir / "noise.png"))
+    t2m_refs = _reference_lines((references or {}).get("t2m"))
+    add("MSE vs injected noise, with and without SVQ (Table 5)",
+        fig.noise_figure(tables[5], out_dir / "noise.png", references=t2m_refs))
 
     series, reference = {}, {}
     for label, exps in CODEBOOK_SERIES.items():
@@ -203,7 +228,7 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
             if ref is not None:
                 reference.setdefault(label, []).append((size, ref))
     add("MSE vs codebook size: SVQ vs grouped residual VQ (Figure 4)",
-        fig.codebook_size_figure(series, out_dir / "codebook_size.png", reference=reference))
+        fig.codebook_size_figure(series, out_dir / "codebook_size.png", reference=reference, references=t2m_refs))
 
     samples = {label: _npz(artifact(exp, "svq-weights")) for label, exp in WEIGHT_RUNS.items()}
     add("Regression weights and codebook distributions with kurtosis (Figure 5)",
@@ -213,6 +238,16 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
     add("Codebook t-SNE: VQ vs SVQ (Figure 1)",
         fig.codebook_tsne_figure(codebooks, out_dir / "codebook_tsne.png", max_codes=tsne_max_codes))
     return made
+
+
+def _reference_lines(refs: Mapping[str, Any] | None) -> dict[str, float]:
+    """label -> test MSE of one dataset's reference forecasts."""
+    out = {}
+    for entry in (refs or {}).values():
+        v = _finite(entry["metrics"].get("test_mse"))
+        if v is not None:
+            out[entry.get("label", "reference")] = v
+    return out
 
 
 def _npz(path: Path | None) -> dict[str, np.ndarray] | None:

@@ -1,4 +1,4 @@
-"""Figures: forecast samples (input, truth, prediction, error) and the report's plots."""
+"""The report's figures (the forecast pictures it shares with training live in ``pipeline.plots``)."""
 from __future__ import annotations
 
 import logging
@@ -14,42 +14,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.data.prepared import DataError  # noqa: E402
-
-
-def forecast_figure(inputs: np.ndarray, truth: np.ndarray, prediction: np.ndarray, path: Path,
-                    *, title: str = "", channels: list[str] | None = None, max_frames: int = 6) -> Path:
-    """One test sample, first channel: a row each for input, truth, prediction and |error|.
-
-    Arrays are (T, C, H, W) in metric space (physical units for weather)."""
-    t_in, t_out = inputs.shape[0], truth.shape[0]
-    n = min(max(t_in, t_out), max_frames)
-    rows = [("input", inputs), ("truth", truth), ("prediction", prediction),
-            ("|error|", np.abs(prediction - truth))]
-    vmin = float(min(inputs[:, 0].min(), truth[:, 0].min()))
-    vmax = float(max(inputs[:, 0].max(), truth[:, 0].max()))
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.9 * n, 1.35 * len(rows) * max(0.6, truth.shape[-2] / truth.shape[-1])),
-                             squeeze=False)
-    for r, (label, arr) in enumerate(rows):
-        idx = np.linspace(0, arr.shape[0] - 1, num=min(n, arr.shape[0])).round().astype(int)
-        for c in range(n):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c < len(idx):
-                kw = {"cmap": "magma"} if label == "|error|" else {"cmap": "coolwarm", "vmin": vmin, "vmax": vmax}
-                ax.imshow(arr[idx[c], 0], **kw)
-                ax.set_title(f"t={idx[c] + 1}", fontsize=7)
-            else:
-                ax.axis("off")
-        axes[r][0].set_ylabel(label, fontsize=8)
-    channel = channels[0] if channels else "channel 0"
-    fig.suptitle(f"{title} - {channel}", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+from pipeline.plots import save as _save  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,69 +23,10 @@ def forecast_figure(inputs: np.ndarray, truth: np.ndarray, prediction: np.ndarra
 log = logging.getLogger(__name__)
 
 
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-def forecast_comparison_figure(svq: Mapping[str, np.ndarray] | None, baseline: Mapping[str, np.ndarray] | None,
-                               path: Path, *, title: str = "", labels: tuple[str, str] = ("SimVP+SVQ", "SimVP"),
-                               channel: int = 0, max_frames: int = 6) -> Path | None:
-    """One test sample, one channel: input, truth, both predictions and both |errors| (paper Fig. 15-17).
-
-    ``svq`` / ``baseline``: the runs' forecast npz contents (inputs, truth, prediction; (T, C, H, W)
-    in metric space); both runs forecast the same first test sample."""
-    if svq is None or baseline is None:
-        log.info("forecast figure %s skipped: %s run missing", Path(path).name,
-                 "SVQ" if svq is None else "baseline")
-        return None
-    for name, arrays in ((labels[0], svq), (labels[1], baseline)):
-        missing = [k for k in ("inputs", "truth", "prediction") if k not in arrays]
-        if missing:
-            raise DataError(f"forecast arrays of {name}: missing {missing}; expected inputs, truth, prediction")
-    truth = np.asarray(svq["truth"])
-    rows = [("input", np.asarray(svq["inputs"]), "value"), ("truth", truth, "value"),
-            (f"prediction\n{labels[0]}", np.asarray(svq["prediction"]), "value"),
-            (f"prediction\n{labels[1]}", np.asarray(baseline["prediction"]), "value"),
-            (f"|error|\n{labels[0]}", np.abs(np.asarray(svq["prediction"]) - truth), "error"),
-            (f"|error|\n{labels[1]}", np.abs(np.asarray(baseline["prediction"]) - np.asarray(baseline["truth"])), "error")]
-    for name, arr, _ in rows:
-        if arr.ndim != 4 or channel >= arr.shape[1]:
-            raise DataError(f"forecast arrays ({name}): expected (T, C, H, W) with channel {channel}, "
-                            f"got shape {arr.shape}")
-    values = np.concatenate([a[:, channel].ravel() for _, a, kind in rows if kind == "value"])
-    errors = np.concatenate([a[:, channel].ravel() for _, a, kind in rows if kind == "error"])
-    vmin, vmax = np.nanpercentile(values, [1, 99])
-    emax = float(np.nanpercentile(errors, 99)) or 1.0
-    n = min(max(a.shape[0] for _, a, _ in rows), max_frames)
-    h, w = truth.shape[-2:]
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.8 * n + 0.6, 1.6 * len(rows) * max(0.5, h / w)), squeeze=False)
-    for r, (label, arr, kind) in enumerate(rows):
-        idx = np.linspace(0, arr.shape[0] - 1, num=min(n, arr.shape[0])).round().astype(int)
-        for c in range(n):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c >= len(idx):
-                ax.axis("off")
-                continue
-            if kind == "error":
-                ax.imshow(arr[idx[c], channel], cmap="magma", vmin=0.0, vmax=emax)
-            else:
-                ax.imshow(arr[idx[c], channel], cmap="coolwarm", vmin=vmin, vmax=vmax)
-            ax.set_title(f"t={idx[c] + 1}", fontsize=6)
-        axes[r][0].set_ylabel(label, fontsize=7)
-    fig.suptitle(f"{title} (channel {channel})", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
 def learning_curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]], path: Path,
                            *, metric: str = "val_loss") -> Path | None:
-    """Validation loss per epoch: one panel per group (dataset), one line per run label."""
+    """Validation loss per epoch: one panel per group, one line per run label. Runs trained with
+    different losses (MSE, MAE) must be in different groups: their losses share no scale."""
     panels = {g: {k: v for k, v in lines.items() if v} for g, lines in curves.items()}
     panels = {g: lines for g, lines in panels.items() if lines}
     if not panels:
@@ -145,28 +51,49 @@ def learning_curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int,
     return _save(fig, path)
 
 
-def noise_figure(table5, path: Path) -> Path | None:
-    """MSE vs injected-noise proportion without / with SVQ (Table 5): ours solid, paper dashed.
+def _reference_lines(ax, references: Mapping[str, float] | None) -> None:
+    """Horizontal lines at the reference forecasts' test MSE (our data, so our panel only)."""
+    styles = ((":", "0.2"), ("-.", "tab:green"), ("--", "tab:purple"))
+    for (label, value), (style, color) in zip((references or {}).items(), styles):
+        if value is not None and np.isfinite(value):
+            ax.axhline(value, color=color, linestyle=style, linewidth=1.2, label=label)
 
-    ``table5``: the tidy frame of :func:`pipeline.report.tables.build_table5`."""
+
+def _ours_and_paper(title: str, xlabel: str, ylabel: str):
+    """Two panels with their own y axes: ours (left) and the paper's (right); the scales differ
+    by orders of magnitude on the sample profile, so one axis would flatten one of the curves."""
+    fig, (ours, paper) = plt.subplots(1, 2, figsize=(10.0, 3.8))
+    for ax, who in ((ours, "ours"), (paper, "paper")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title}: {who}", fontsize=9)
+    return fig, ours, paper
+
+
+def noise_figure(table5, path: Path, *, references: Mapping[str, float] | None = None) -> Path | None:
+    """MSE vs injected-noise proportion without / with SVQ (Table 5): ours (left, with the
+    reference forecasts' MSE as lines) and the paper's (right), each on its own axis.
+
+    ``table5``: the tidy frame of :func:`pipeline.report.tables.build_table5`; ``references``:
+    label -> test MSE of the t2m reference forecasts."""
     rows = table5[(table5["kind"] == "measured") & table5["column"].isin(["mse_wo", "mse_w"])]
     if rows["ours"].notna().sum() == 0:
         log.info("noise figure skipped: no Table 5 run")
         return None
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    fig, ours_ax, paper_ax = _ours_and_paper("MSE vs injected noise (Table 5)", "noise proportion η (%)", "test MSE")
     for col, label, color in (("mse_wo", "w/o SVQ", "tab:red"), ("mse_w", "w SVQ", "tab:blue")):
         sub = rows[rows["column"] == col]
-        eta = [_eta(r) for r in sub["row"]]
+        eta = np.array([_eta(r) for r in sub["row"]])
         ours = sub["ours"].to_numpy(dtype=float)
+        std = sub["ours_std"].to_numpy(dtype=float)
         ok = np.isfinite(ours)
         if ok.any():
-            ax.plot(np.array(eta)[ok], ours[ok], marker="o", color=color, label=f"ours {label}")
-        ax.plot(eta, sub["paper"].to_numpy(dtype=float), linestyle="--", marker="x", color=color, alpha=0.6,
-                label=f"paper {label}")
-    ax.set_xlabel("noise proportion η (%)")
-    ax.set_ylabel("test MSE")
-    ax.set_title("MSE vs injected noise (Table 5)", fontsize=9)
-    ax.legend(fontsize=7)
+            err = np.where(np.isfinite(std[ok]), std[ok], 0.0)
+            ours_ax.errorbar(eta[ok], ours[ok], yerr=err, marker="o", color=color, capsize=3, label=label)
+        paper_ax.plot(eta, sub["paper"].to_numpy(dtype=float), linestyle="--", marker="x", color=color, label=label)
+    _reference_lines(ours_ax, references)
+    ours_ax.legend(fontsize=7)
+    paper_ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -177,27 +104,28 @@ def _eta(label: str) -> float:
 
 
 def codebook_size_figure(series: Mapping[str, Sequence[tuple[float, float]]], path: Path, *,
-                         reference: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> Path | None:
-    """Test MSE vs codebook size per method (paper Figure 4); ``reference``: the paper's points, dashed."""
+                         reference: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+                         references: Mapping[str, float] | None = None) -> Path | None:
+    """Test MSE vs codebook size per method (paper Figure 4): ours (left, with the reference
+    forecasts' MSE as lines) and ``reference``, the paper's points (right), each on its own axis."""
     series = {k: sorted(v) for k, v in series.items() if v}
     if not series:
         log.info("codebook-size figure skipped: no SVQ / grouped residual VQ run with a codebook size")
         return None
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    fig, ours_ax, paper_ax = _ours_and_paper("MSE vs codebook size (Figure 4)", "codebook size", "test MSE")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, points) in enumerate(series.items()):
         x, y = zip(*points)
-        ax.plot(x, y, marker="o", color=colors[i % len(colors)], label=f"ours {label}")
+        ours_ax.plot(x, y, marker="o", color=colors[i % len(colors)], label=label)
         ref = (reference or {}).get(label)
         if ref:
             rx, ry = zip(*sorted(ref))
-            ax.plot(rx, ry, linestyle="--", marker="x", alpha=0.6, color=colors[i % len(colors)],
-                    label=f"paper {label}")
-    ax.set_xscale("log")
-    ax.set_xlabel("codebook size")
-    ax.set_ylabel("test MSE")
-    ax.set_title("MSE vs codebook size (Figure 4)", fontsize=9)
-    ax.legend(fontsize=7)
+            paper_ax.plot(rx, ry, linestyle="--", marker="x", color=colors[i % len(colors)], label=label)
+    _reference_lines(ours_ax, references)
+    for ax in (ours_ax, paper_ax):
+        ax.set_xscale("log")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 

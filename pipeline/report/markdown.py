@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.report.paper import PaperTable, load_paper
+from pipeline.report.references import summary_line
 from pipeline.report.tables import fmt_number
 
 SIDES = ("ours", "paper")
@@ -69,6 +70,10 @@ def render_table(df: pd.DataFrame, table: PaperTable) -> str:
                 label = f"*{label}*"
             texts = [_cell_text(cells.get((row.label, c.key))) for c in section.columns]
             lines.append("| " + " | ".join([label] + texts) + " |")
+        refs = sub[sub["kind"] == "reference"]
+        for label in dict.fromkeys(refs["row"]):
+            texts = [_cell_text(cells.get((label, c.key))) for c in section.columns]
+            lines.append("| " + " | ".join([f"{label} ◇"] + texts) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -87,11 +92,20 @@ def _cell_text(cell: Mapping | None) -> str:
         return text
     if cell["kind"] == "reported":
         return f"– / {fmt_number(paper)}" if paper is not None else ""
+    if cell["kind"] == "reference":
+        return cell["ours_text"]
     text = f"{cell['ours_text'] or '–'} / {fmt_number(paper) if paper is not None else '–'}"
     rel = _num(cell["rel_diff_pct"])
     if rel is not None:
         text += f" ({rel:+.1f}%)"
-    return text
+    return text + _beats_mark(cell)
+
+
+def _beats_mark(cell: Mapping) -> str:
+    """⚠P / ⚠C after a cell whose run does not beat persistence / climatology on test MSE."""
+    marks = [m for col, m in (("beats_persistence", "P"), ("beats_climatology", "C"))
+             if cell.get(col) is not None and not pd.isna(cell.get(col)) and not bool(cell[col])]
+    return f" ⚠{''.join(marks)}" if marks else ""
 
 
 def _num(v) -> float | None:
@@ -104,6 +118,21 @@ def _signed(v: float | None, unit: str = "%") -> str:
     if v is None or not math.isfinite(v):
         return "–"
     return f"{v:+.1f}{unit}"
+
+
+def render_beats(df: pd.DataFrame) -> str:
+    """Markdown of the per-run comparison with the references (✓ beats, ✗ does not, – unknown)."""
+    if df.empty:
+        return ""
+    lines = ["| Run | Dataset | Test MSE | Persistence MSE | Climatology MSE | Beats persistence | Beats climatology |",
+             "|---|---|---|---|---|---|---|"]
+    for r in df.to_dict("records"):
+        marks = ["–" if v is None or pd.isna(v) else ("✓" if v else "✗")
+                 for v in (r["beats_persistence"], r["beats_climatology"])]
+        lines.append(f"| `{r['experiment']}` | {r['dataset']} | {fmt_number(_num(r['test_mse']))} | "
+                     f"{fmt_number(_num(r['persistence_mse']))} | {fmt_number(_num(r['climatology_mse']))} | "
+                     f"{marks[0]} | {marks[1]} |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,9 +357,11 @@ SAMPLE_CAVEAT = ("On the `sample` profile the data are generated twins of the da
 def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
                   figures: Mapping[str, str] | None = None, missing: Sequence[str] = (),
                   n_experiments: int = 0, paper: Mapping[int, PaperTable] | None = None,
-                  table_links: Mapping[int, str] | None = None) -> str:
+                  table_links: Mapping[int, str] | None = None, beats: pd.DataFrame | None = None,
+                  beats_link: str | None = None) -> str:
     """The whole report. ``figures``: caption -> link (relative to the README); ``missing``:
-    catalogue experiments without a finished run; ``table_links``: table -> CSV link."""
+    catalogue experiments without a finished run; ``table_links``: table -> CSV link; ``beats``:
+    :func:`pipeline.report.references.beats_table` (its CSV at ``beats_link``)."""
     paper = paper if paper is not None else load_paper()
     out = [
         "# SVQ reproduction: the paper's tables from our runs",
@@ -347,9 +378,18 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
         "seed noise); – marks a value not measured (yet). "
         "† rows are the paper's baselines copied from OpenSTL, not re-run. *Italic* rows are "
         "recomputed from the rows above: ours / the paper's printed value, and in [brackets] the same "
-        "formula applied to the paper's own numbers where it does not give the printed value.",
+        "formula applied to the paper's own numbers where it does not give the printed value. "
+        "◇ rows are reference forecasts computed on the same test windows (no training): persistence "
+        "(the last input frame repeated; copy last frame on video) and the training split's per-pixel "
+        "climatology. ⚠P / ⚠C after a cell: that run's test MSE does not beat persistence / "
+        "climatology.",
         "",
     ]
+    if beats is not None:
+        out += ["## Trained runs vs reference forecasts", "", summary_line(beats), ""]
+        if beats_link:
+            out += [f"CSV: [{beats_link}]({beats_link})", ""]
+        out += [render_beats(beats), ""]
     if missing:
         out += [f"Not run yet ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing), ""]
     if figures:
@@ -370,4 +410,4 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
     return "\n".join(out).rstrip() + "\n"
 
 
-__all__ = ["Check", "READINGS", "render_table", "reading", "render_readme", "value"]
+__all__ = ["Check", "READINGS", "render_table", "render_beats", "reading", "render_readme", "value"]

@@ -6,6 +6,11 @@ paper copied from OpenSTL (``kind == "reported"``) carry the paper's value only.
 (Improvement, Average improvement, % increase over η=0) are recomputed from OUR numbers and,
 with the same formula, from the paper's (``paper_recomputed``), next to what the paper prints
 (``paper``). A cell whose run is absent is empty (NaN), so partial catalogues still render.
+
+Reference forecasts (``kind == "reference"``: persistence, climatology; copy-last-frame for video)
+are rows appended to every section whose columns they can fill, scored on the same test windows;
+each measured cell says whether its run's test MSE beats them (``beats_persistence``,
+``beats_climatology``; see :mod:`pipeline.report.references`).
 """
 from __future__ import annotations
 
@@ -17,12 +22,15 @@ import pandas as pd
 
 from pipeline.report.paper import Column, PaperTable, Row, Section, load_paper
 from pipeline.report.records import RunRecord
+from pipeline.report.references import beats, reference_mse
 
 COLUMNS = ["profile", "table", "section", "row", "kind", "experiment", "column", "column_title",
            "metric", "better", "ours", "ours_std", "n_seeds", "ours_text", "paper",
-           "paper_recomputed", "rel_diff_pct", "note"]
+           "paper_recomputed", "rel_diff_pct", "beats_persistence", "beats_climatology", "note"]
 
 Records = Mapping[str, RunRecord] | Iterable[RunRecord]
+References = Mapping[str, Mapping[str, Mapping]]  # dataset -> reference -> {label, metrics}
+REFERENCE_ORDER = ("persistence", "climatology", "climatology_hour")
 
 
 def fmt_number(v: float | None, digits: int = 5) -> str:
@@ -68,21 +76,76 @@ def increase_pct(base: float | None, target: float | None) -> float | None:
 
 # --------------------------------------------------------------------------------------------
 def build_table(number: int, records: Records, *, profile: str | None = None,
-                paper: Mapping[int, PaperTable] | None = None) -> pd.DataFrame:
-    """Table ``number`` as a tidy frame of cells (see :data:`COLUMNS`), rows in the paper's order."""
+                paper: Mapping[int, PaperTable] | None = None, references: References | None = None,
+                experiment_datasets: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Table ``number`` as a tidy frame of cells (see :data:`COLUMNS`), rows in the paper's order,
+    then the reference forecasts' rows. ``references``: dataset -> its reference records;
+    ``experiment_datasets``: experiment -> dataset (the catalogue's; else the records')."""
     paper = paper if paper is not None else load_paper()
     if number not in paper:
         raise KeyError(f"table {number}: not in the paper's reference values ({sorted(paper)})")
     recs = _by_experiment(records)
     profile = profile if profile is not None else _profile_of(recs)
+    datasets = {e: r.dataset for e, r in recs.items()} | dict(experiment_datasets or {})
     cells: list[dict] = []
     for section in paper[number].sections:
-        cells.extend(_section_cells(number, section, recs, profile))
+        section_cells = _section_cells(number, section, recs, profile)
+        for cell in section_cells:
+            rec = recs.get(cell["experiment"]) if cell["kind"] == "measured" else None
+            if rec is not None and cell["ours"] is not None:
+                pers, clim = reference_mse((references or {}).get(rec.dataset))
+                mse = rec.metrics.get("test_mse")
+                cell.update(beats_persistence=beats(mse, pers), beats_climatology=beats(mse, clim))
+        cells.extend(section_cells)
+        cells.extend(_reference_cells(number, section, references or {}, datasets, profile))
     df = pd.DataFrame(cells, columns=COLUMNS)
     for col in ("ours", "ours_std", "paper", "paper_recomputed", "rel_diff_pct"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["n_seeds"] = df["n_seeds"].astype("Int64")
+    for col in ("beats_persistence", "beats_climatology"):
+        df[col] = df[col].astype("boolean")
     return df
+
+
+def _reference_cells(number: int, section: Section, references: References,
+                     datasets: Mapping[str, str], profile: str) -> list[dict]:
+    """One row per reference forecast of the datasets behind the section's columns; a row that
+    fills no cell (e.g. parameter counts) is left out."""
+    col_ds = {}
+    for col in section.columns:
+        if not col.measured:
+            continue
+        for row in section.rows:
+            exp = row.experiments.get(col.source) if row.kind == "measured" else None
+            if exp and datasets.get(exp) in references:
+                col_ds[col.key] = datasets[exp]
+                break
+    cells = []
+    for ref in REFERENCE_ORDER:
+        have = [(col, references[col_ds[col.key]][ref]) for col in section.columns
+                if col.key in col_ds and ref in references[col_ds[col.key]]]
+        values = {col.key: _first_metric(entry["metrics"], col.metric) for col, entry in have}
+        if not any(v is not None for v in values.values()):
+            continue
+        label = have[0][1].get("label") or ref
+        for col in section.columns:
+            cell = _cell(number, section, Row(label, {}, "reference"), col, profile)
+            v = values.get(col.key)
+            if v is not None:
+                v *= col.scale
+            cell.update(ours=v, ours_text=fmt_number(v), experiment=(
+                f"reference_{col_ds[col.key]}" if col.key in col_ds else ""),
+                note="reference forecast (no training) on the same test windows" if v is not None else "")
+            cells.append(cell)
+    return cells
+
+
+def _first_metric(metrics: Mapping[str, float | None], names: Iterable[str]) -> float | None:
+    for n in names:
+        v = metrics.get(n)
+        if v is not None and math.isfinite(v):
+            return float(v)
+    return None
 
 
 def build_table1(records: Records, **kw) -> pd.DataFrame:
@@ -158,10 +221,12 @@ TABLE_BUILDERS: dict[int, Callable[..., pd.DataFrame]] = {
 
 
 def build_all(records: Records, *, profile: str | None = None,
-              paper: Mapping[int, PaperTable] | None = None) -> dict[int, pd.DataFrame]:
+              paper: Mapping[int, PaperTable] | None = None, references: References | None = None,
+              experiment_datasets: Mapping[str, str] | None = None) -> dict[int, pd.DataFrame]:
     paper = paper if paper is not None else load_paper()
     recs = _by_experiment(records)
-    return {n: builder(recs, profile=profile, paper=paper) for n, builder in TABLE_BUILDERS.items()}
+    return {n: builder(recs, profile=profile, paper=paper, references=references,
+                       experiment_datasets=experiment_datasets) for n, builder in TABLE_BUILDERS.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +306,7 @@ def _cell(number: int, section: Section, row: Row, col: Column, profile: str) ->
             "kind": row.kind, "experiment": "", "column": col.key, "column_title": col.title,
             "metric": "/".join(col.metric), "better": col.better, "ours": None, "ours_std": None,
             "n_seeds": None, "ours_text": "", "paper": None, "paper_recomputed": None,
-            "rel_diff_pct": None, "note": ""}
+            "rel_diff_pct": None, "beats_persistence": None, "beats_climatology": None, "note": ""}
 
 
 def _derived(section: Section, row: Row, col: Column, ours, theirs) -> tuple[float | None, float | None, str]:

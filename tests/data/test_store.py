@@ -85,3 +85,14 @@ def test_write_through_a_dask_distributed_cluster(tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         path = write_store(make_prepared(), tmp_path / "d.zarr", scheduler=cluster.scheduler_address)
     assert read_meta(path)["windows"]["test"] == 17
+
+
+def test_display_info_units_and_latitudes(tmp_path):
+    from pipeline.data.store import display_info
+
+    p = make_prepared()
+    p.attrs.update(units=["K"], grid={"dims": ["lat", "lon"], "lat": [-10.0 + i for i in range(16)]})
+    meta = read_meta(write_store(p, tmp_path / "w.zarr"))
+    assert display_info(meta) == {"units": ["K"], "lat": [-10.0 + i for i in range(16)]}
+    video = read_meta(write_store(make_prepared(scaling="fixed", dtype=np.uint8), tmp_path / "v.zarr"))
+    assert display_info(video) == {"units": ["scaled, 0-1"], "lat": None}

@@ -136,6 +136,10 @@ def test_uv10_stacks_two_channels(tmp_path):
     np.testing.assert_array_equal(x[:, 0], u[2016][:11])
     np.testing.assert_array_equal(x[:, 1], v[2016][:11])
     assert len(p.splits["val"].starts) == 11 - 6
+    # what pictures need: units per channel, and the rows' latitudes (ascending: row 0 is the south)
+    assert p.attrs["units"] == ["m s**-1", "m s**-1"]
+    lat = p.attrs["grid"]["lat"]
+    assert lat == [float(v) for v in wb.LAT] and lat[0] < lat[-1]
 
 
 def test_wbm_twelve_channels_six_hours_apart(tmp_path):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.prepared import DataError
+from pipeline.plots import forecast_comparison_figure
 from pipeline.report.figures import codebook_from_state_dict, codebook_size_figure, codebook_tsne_figure, \
-    forecast_comparison_figure, learning_curves_figure, noise_figure, weight_distribution_figure
+    learning_curves_figure, noise_figure, weight_distribution_figure
 from pipeline.report.records import RunRecord
 from pipeline.report.tables import build_table5
 
@@ -34,7 +34,7 @@ def test_forecast_comparison(tmp_path):
     assert not (tmp_path / "g.png").exists()
     bad = forecast(0)
     del bad["truth"]
-    with pytest.raises(DataError, match="truth"):
+    with pytest.raises(ValueError, match="truth"):
         forecast_comparison_figure(bad, forecast(1), tmp_path / "h.png")
 
 
@@ -52,12 +52,14 @@ def test_noise_figure_from_table5(tmp_path):
     t5 = build_table5([rec("t2m_simvp", 1.0), rec("t2m_svq", 0.9), rec("t2m_simvp_noise20", 1.4),
                        rec("t2m_svq_noise20", 1.0)])
     assert is_png(noise_figure(t5, tmp_path / "noise.png"))
+    assert is_png(noise_figure(t5, tmp_path / "noise_refs.png", references={"Persistence": 1.2, "Climatology": 0.8}))
     assert noise_figure(build_table5([]), tmp_path / "none.png") is None
 
 
 def test_codebook_size_figure(tmp_path):
     series = {"SVQ": [(10, 1.1), (1000, 1.05), (10000, 1.0)], "Grouped residual VQ": [(256, 1.3), (1024, 1.2)]}
-    out = codebook_size_figure(series, tmp_path / "cb.png", reference={"SVQ": [(10, 1.06), (10000, 1.018)]})
+    out = codebook_size_figure(series, tmp_path / "cb.png", reference={"SVQ": [(10, 1.06), (10000, 1.018)]},
+                               references={"Persistence": 1.4})
     assert is_png(out)
     assert codebook_size_figure({"SVQ": []}, tmp_path / "x.png") is None
 

@@ -121,6 +121,9 @@ def test_build_report_end_to_end_and_atomic(store, tmp_path):
     for exp, ids in store["ids"].items():
         (runs / exp).mkdir(parents=True)
         (runs / exp / "result.json").write_text(json.dumps({"experiment": exp, "profile": "sample", "run_ids": ids}))
+    (runs / "reference_t2m").mkdir()
+    (runs / "reference_t2m" / "result.json").write_text(json.dumps({"profile": "sample", "references": {
+        "persistence": {"label": "Persistence (last input frame)", "metrics": {"test_mse": 1.0, "test_mae": 0.8}}}}))
     (runs / "t2m_svq_mse").mkdir()  # trained under another profile: left out, listed as not run
     (runs / "t2m_svq_mse" / "result.json").write_text(json.dumps({"profile": "paper", "run_ids": ["x"]}))
     reports = tmp_path / "reports"
@@ -134,7 +137,8 @@ def test_build_report_end_to_end_and_atomic(store, tmp_path):
     (reports / "figures" / "stale.png").write_bytes(b"old")
     written = build_report(params, **kw)
 
-    assert sorted(p.name for p in written["tables"]) == sorted(f"table{n}.csv" for n in (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15))
+    assert sorted(p.name for p in written["tables"]) == sorted(
+        [f"table{n}.csv" for n in (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15)] + ["references.csv"])
     assert sorted(p.name for p in written["figures"]) == sorted(
         ["forecast_t2m.png", "learning_curves.png", "noise.png", "codebook_size.png", "svq_weights.png",
          "codebook_tsne.png"])
@@ -143,7 +147,13 @@ def test_build_report_end_to_end_and_atomic(store, tmp_path):
     assert (t1["profile"] == "sample").all()
     simvp = t1[(t1["row"] == "SimVP (w/o VQ)") & (t1["column"] == "t2m_mse")].iloc[0]
     assert simvp["ours"] == pytest.approx(1.1) and simvp["ours_text"] == "1.1 ± 0.1" and simvp["paper"] == 1.105
+    pers = t1[(t1["row"] == "Persistence (last input frame)") & (t1["column"] == "t2m_mse")].iloc[0]
+    assert pers["kind"] == "reference" and pers["ours"] == 1.0
+    assert not simvp["beats_persistence"]  # 1.1 vs 1.0
+    beats = pd.read_csv(reports / "tables" / "references.csv").set_index("experiment")
+    assert beats.loc["t2m_svq", "beats_persistence"] and not beats.loc["t2m_simvp", "beats_persistence"]
     readme = (reports / "README.md").read_text()
+    assert "trained runs beat persistence on test MSE" in readme
     assert "(figures/codebook_tsne.png)" in readme and "(tables/table13.csv)" in readme
     assert "`t2m_svq_mse`" in readme and "`r_simvp`" in readme
     metrics = json.loads((reports / "metrics.json").read_text())
