@@ -124,15 +124,21 @@ class ReferenceForecasts:
 
 # --------------------------------------------------------------------------------------------
 def _hours(store: Path | str, split: str) -> np.ndarray | None:
-    """Hour of day of every frame of ``split``; None without timestamps or when every frame falls
-    on the same hour (daily or coarser data: no diurnal cycle to follow)."""
+    """Hour of day of every frame of ``split``; None without timestamps, for daily or coarser
+    steps, or when every frame falls on the same hour (no diurnal cycle to follow)."""
     import xarray as xr
 
     try:
         ds = xr.open_zarr(Path(store), group=split, consolidated=False)
     except Exception as exc:  # xarray/zarr raise several types for an unreadable group
         raise DataError(f"{store}: cannot read split {split!r} ({exc})") from exc
-    if "time" not in ds.variables:
+    if "time" not in ds.variables or ds.sizes.get("frame", 0) < 2:
+        return None
+    import pandas as pd
+
+    # the typical step, not the hours seen: monthly means stamped mid-month fall on varying hours
+    step = pd.to_timedelta(np.diff(ds["time"].values)).median()
+    if not step < pd.Timedelta(days=1):
         return None
     hours = np.asarray(ds["time"].dt.hour.values, dtype=np.int64)
     return hours if np.unique(hours).size > 1 else None

@@ -101,3 +101,14 @@ def test_stage_record_and_mlflow_runs(tiny_params, tiny_store, tmp_path, mlflow_
         assert tags["svq.experiment"] == "reference_t2m" and tags["svq.profile"] == "sample"
         assert run.data.metrics["test_mse"] == pytest.approx(entry["metrics"]["test_mse"])
     assert not list((tmp_path / "reference_t2m").glob(".*tmp"))
+
+
+def test_monthly_means_stamped_mid_month_get_no_hourly_climatology(tmp_path):
+    months = np.arange("1990-01", "1993-01", dtype="datetime64[M]")
+    mid = months.astype("datetime64[h]") + ((months + 1).astype("datetime64[h]") - months.astype("datetime64[h]")) // 2
+    assert np.unique(mid.astype(np.int64) % 24).size > 1  # 00:00 and 12:00 stamps
+    times = {"train": mid[:20], "val": mid[20:28], "test": mid[28:36]}
+    frames = {k: np.random.default_rng(0).normal(280, 3, (len(v), 1, 2, 2)) for k, v in times.items()}
+    store = _weather(tmp_path, frames["train"], frames["test"][:8], {"train": times["train"], "val": times["test"],
+                                                                     "test": times["test"]})
+    assert default_references(store) == ("persistence", "climatology")
