@@ -109,8 +109,7 @@ class ReferenceForecasts:
                 raise DataError(f"{store}: climatology_hour needs sub-daily timestamps in the train and "
                                 f"test splits; this store has none")
             # hour of day of every target frame, (windows, T_out)
-            self.target_hours = hours[test.starts[:, None]
-                                      + np.arange(test.T_in, test.T_in + test.T_out) * test.step]
+            self.target_hours = hours[test.starts[:, None] + test.offsets[None, test.T_in:]]
 
     def predict(self, reference: str, x: np.ndarray, windows: np.ndarray) -> np.ndarray:
         """Forecast of ``reference`` for inputs ``x`` (B, T_in, C, H, W) of test windows ``windows``."""

@@ -11,15 +11,16 @@ from pipeline.references import default_references, reference_scores, run_refere
 T_IN, T_OUT = 2, 2
 
 
-def _weather(tmp_path, train, test, times=None):
+def _weather(tmp_path, train, test, times=None, offsets=None):
     """A physical-unit (z-scored) store; val is a copy of test."""
     splits = {}
+    span = (offsets[-1] + 1) if offsets else T_IN + T_OUT
     for name, frames in (("train", train), ("val", test), ("test", test)):
         t = None if times is None else times[name]
-        splits[name] = Split(frames=np.asarray(frames, np.float32), starts=window_starts(len(frames), T_IN, T_OUT),
+        splits[name] = Split(frames=np.asarray(frames, np.float32), starts=np.arange(len(frames) - span + 1),
                              time=t)
     prepared = Prepared(splits=splits, channels=["t2m"], T_in=T_IN, T_out=T_OUT, step=1, scaling="zscore",
-                        metric_space="physical")
+                        metric_space="physical", offsets=offsets)
     return write_store(prepared, tmp_path / "w.zarr")
 
 
@@ -39,22 +40,24 @@ def test_constant_test_frames_persistence_is_exact_and_climatology_is_the_train_
     assert got["climatology"]["test_rmse"] == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-4)
 
 
-def test_hourly_climatology_follows_the_hour_of_day(tmp_path):
+@pytest.mark.parametrize("offsets", [None, [0, 5, 6, 13]])  # WB-M style uneven windows too
+def test_hourly_climatology_follows_the_hour_of_day(tmp_path, offsets):
     """Frames equal their hour of day: the hourly climatology is exact, the all-hours mean is not,
     and persistence errs by one hour per lead step (two at the day's wrap-around)."""
     start = np.datetime64("2017-01-01T00")
     times = {s: start + np.arange(n).astype("timedelta64[h]") for s, n in (("train", 48), ("val", 30), ("test", 30))}
     field = lambda t: (t.astype("datetime64[h]").astype(np.int64) % 24).astype(np.float32)[:, None, None, None] \
         * np.ones((1, 1, 3, 5), np.float32)  # noqa: E731
-    store = _weather(tmp_path, field(times["train"]), field(times["test"]), times)
+    store = _weather(tmp_path, field(times["train"]), field(times["test"]), times, offsets)
     assert default_references(store) == ("persistence", "climatology", "climatology_hour")
     got = reference_scores(store, ["mse"])
     assert got["climatology_hour"]["test_mse"] == pytest.approx(0.0, abs=1e-8)
     hours = np.arange(30) % 24
-    starts = window_starts(30, T_IN, T_OUT)
-    targets = hours[starts[:, None] + np.arange(T_IN, T_IN + T_OUT)]
+    offs = np.asarray(offsets or range(T_IN + T_OUT))
+    starts = np.arange(30 - offs[-1])
+    targets = hours[starts[:, None] + offs[T_IN:]]
     assert got["climatology"]["test_mse"] == pytest.approx(np.mean((targets - 11.5) ** 2), rel=1e-5)
-    last = hours[starts + T_IN - 1][:, None]
+    last = hours[starts + offs[T_IN - 1]][:, None]
     assert got["persistence"]["test_mse"] == pytest.approx(np.mean((targets - last) ** 2), rel=1e-5)
 
 

@@ -45,6 +45,11 @@ class WindowDataset(Dataset):
         offsets = meta.get("window_offsets") or [k * self.step for k in range(self.T_in + self.T_out)]
         self._offsets = np.asarray(offsets, dtype=np.int64)
 
+    @property
+    def offsets(self) -> np.ndarray:
+        """Each window's frames relative to its start: T_in inputs, then T_out targets."""
+        return self._offsets
+
     def __len__(self) -> int:
         return len(self.starts)
 
