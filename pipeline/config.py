@@ -84,6 +84,9 @@ class TrainConfig:
     max_eval_batches: int | None
     num_workers: int
     device: str
+    precision: str
+    devices: int
+    sync_batchnorm: bool
 
     def check(self) -> None:
         _positive("train", epochs=self.epochs, batch_size=self.batch_size,
@@ -104,6 +107,12 @@ class TrainConfig:
                 raise ConfigError(f"train.{key}: expected null or a positive integer, got {v}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"train.device: expected auto, cpu or cuda[:N], got {self.device!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"train.precision: expected fp32, bf16 or fp16, got {self.precision!r}")
+        _positive("train", devices=self.devices)
+        if self.batch_size % self.devices:
+            raise ConfigError(f"train.batch_size: the global batch {self.batch_size} must split evenly "
+                              f"across train.devices = {self.devices} processes")
 
     def loss_for(self, quantizer: str) -> str:
         """The paper trains SVQ models with MAE and everything else (comparators too) with MSE."""

@@ -264,6 +264,25 @@ class MetricAccumulator:
         if "lpips" in self.names and self._lpips_model is not None:
             self._frame_sums["lpips"] += float(_lpips_frames(pred, true, self._lpips_model).sum())
 
+    def partial_sums(self) -> dict[str, Any]:
+        """The running sums, to add into another accumulator (evaluation split across processes)."""
+        return {"frame_shape": self._frame_shape, "n_frames": self._n_frames, "sse": self._sse,
+                "sae": self._sae, "frame_sums": dict(self._frame_sums)}
+
+    def add_partial_sums(self, sums: dict[str, Any]) -> None:
+        if sums["n_frames"] == 0:
+            return
+        if self._frame_shape is None:
+            self._frame_shape = tuple(sums["frame_shape"])
+        elif tuple(sums["frame_shape"]) != tuple(self._frame_shape):
+            raise DataError(f"metrics: partial sums over (T, C, H, W) = {sums['frame_shape']} cannot be "
+                            f"added to sums over {self._frame_shape}")
+        self._n_frames += sums["n_frames"]
+        self._sse += sums["sse"]
+        self._sae += sums["sae"]
+        for n, v in sums["frame_sums"].items():
+            self._frame_sums[n] += v
+
     def compute(self) -> dict[str, float]:
         if self._n_frames == 0:
             raise DataError("metrics: compute() called before any non-empty batch was added")

@@ -94,6 +94,15 @@ class LeadEvaluation:
             if name != "model":
                 acc.update(self.test.to_metric_space(self.refs.predict(name, x, windows)), truth)
 
+    def partial_sums(self) -> dict:
+        """The error sums so far, to add into another evaluation of other windows (several ranks)."""
+        return {name: (acc.se, acc.ae, acc.n) for name, acc in self.scores.items()}
+
+    def add_partial_sums(self, sums: dict) -> None:
+        for name, (se, ae, n) in sums.items():
+            acc = self.scores[name]
+            acc.se, acc.ae, acc.n = acc.se + se, acc.ae + ae, acc.n + n
+
     def result(self) -> dict:
         """Per lead and channel: the model's and each reference's RMSE and MAE, and the skill."""
         values = {name: acc.compute() for name, acc in self.scores.items()}

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 TAG_PREFIX = "svq."
@@ -33,10 +34,21 @@ def repo_root(start: Path | None = None) -> Path:
 
 
 def tracking_uri() -> str:
+    """``SVQ_TRACKING_URI`` (tests), else the standard ``MLFLOW_TRACKING_URI`` (e.g. a shared
+    server, http://host:5000), else ``mlflow.db`` at the repository root."""
     uri = os.environ.get("SVQ_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     return f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def _remote(uri: str) -> bool:
+    return uri.split(":", 1)[0] in ("http", "https", "databricks")
+
+
+def _main_rank() -> bool:
+    """Under torchrun only rank 0 talks to MLflow (the launcher exports RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def experiment_name(profile: str) -> str:
@@ -76,9 +88,14 @@ def _ensure_experiment(mlflow, name: str) -> str:
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    artifacts = os.environ.get("SVQ_ARTIFACT_ROOT") or (repo_root() / "mlartifacts").as_uri()
+    artifacts = os.environ.get("SVQ_ARTIFACT_ROOT")
+    if artifacts is None and not _remote(tracking_uri()):
+        artifacts = (repo_root() / "mlartifacts").as_uri()
+    # a tracking server picks its own artifact root (--artifacts-destination): a local path
+    # chosen here would be another machine's disk
+    location = None if artifacts is None else f"{artifacts}/{name}"
     try:
-        return mlflow.create_experiment(name, artifact_location=f"{artifacts}/{name}")
+        return mlflow.create_experiment(name, artifact_location=location)
     except Exception:  # created meanwhile by a concurrent stage
         exp = mlflow.get_experiment_by_name(name)
         if exp is None:
@@ -143,6 +160,9 @@ def start_run(run_name: str, *, profile: str, tags: dict[str, Any], params: dict
     """A new run, or with ``run_id`` the continuation of a killed one (see pipeline.checkpoint)."""
     import mlflow
 
+    if not _main_rank():
+        yield SimpleNamespace(info=SimpleNamespace(run_id=""))
+        return
     exp_id = ensure_experiment(experiment_name(profile))
     all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items()}
     all_tags[f"{TAG_PREFIX}process"] = process_tag()
@@ -176,12 +196,16 @@ def _run_exists(run_id: str) -> bool:
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    if not _main_rank():
+        return
     import mlflow
 
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def log_artifact(path: str | Path, subdir: str | None = None) -> None:
+    if not _main_rank():
+        return
     import mlflow
 
     mlflow.log_artifact(str(path), artifact_path=subdir)

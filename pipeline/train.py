@@ -15,16 +15,17 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from pipeline import checkpoint, tracking
+from pipeline import checkpoint, distributed, tracking
 from pipeline.config import RunConfig
 from pipeline.cost import count_parameters, flops_per_sample, inference_fps
 from pipeline.data.noise import NoisyInputs
 from pipeline.errors import ConfigError
 from pipeline.data.store import data_card, display_info, read_meta
-from pipeline.data.windows import WindowDataset
+from pipeline.data.windows import WindowDataset, loader_options
+from pipeline.distributed import pick_device  # noqa: F401  (the public name, here since the start)
 from pipeline.metrics import evaluation_accumulator
 from pipeline.models.simvp import SimVP
 from pipeline.scores import LeadEvaluation, mlflow_series
@@ -36,12 +37,6 @@ class SeedResult:
     run_id: str
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_model(cfg: RunConfig, in_shape) -> SimVP:
@@ -65,8 +60,13 @@ def make_scheduler(opt, cfg: RunConfig, steps_per_epoch: int):
 
 def run_experiment(cfg: RunConfig, store: Path, out_dir: Path) -> dict[str, Any]:
     """Train ``cfg`` once per seed; write ``result.json`` and ``history.csv`` into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = [_seed_result(cfg, store, seed, out_dir) for seed in cfg.seeds]
+    main = distributed.is_main_process()  # under torchrun, rank 0 alone writes
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        results = [_seed_result(cfg, store, seed, out_dir) for seed in cfg.seeds]
+    finally:
+        distributed.teardown()
     names = sorted(results[0].metrics)
     summary = {
         "experiment": cfg.name, "dataset": cfg.dataset, "profile": cfg.profile,
@@ -75,9 +75,10 @@ def run_experiment(cfg: RunConfig, store: Path, out_dir: Path) -> dict[str, Any]
         "metrics": {n: _finite(np.mean([r.metrics[n] for r in results])) for n in names},
         "metrics_std": {n: _finite(np.std([r.metrics[n] for r in results])) for n in names},
     }
-    _write_history(out_dir / "history.csv", results)
-    _atomic_write(out_dir / "result.json", json.dumps(summary, indent=2) + "\n")
-    checkpoint.clear(out_dir)  # complete: a rerun trains afresh, it never resumes this run
+    if main:
+        _write_history(out_dir / "history.csv", results)
+        _atomic_write(out_dir / "result.json", json.dumps(summary, indent=2) + "\n")
+        checkpoint.clear(out_dir)  # complete: a rerun trains afresh, it never resumes this run
     return summary
 
 
@@ -90,21 +91,29 @@ def _seed_result(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedR
 def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult:
     _seed_everything(seed)
     t = cfg.train
-    device = pick_device(t.device)
+    ranks, device = distributed.setup(t.device)
     train_ds = WindowDataset(store, "train")
     val_ds, test_ds = WindowDataset(store, "val"), WindowDataset(store, "test")
     if t.batch_size > len(train_ds):
         raise ConfigError(f"{cfg.key_of('train.batch_size')}: {t.batch_size} is larger than the "
                           f"{len(train_ds)} training windows of {store}")
     fit_ds = NoisyInputs(train_ds, t.noise, seed) if t.noise > 0 else train_ds
-    gen = torch.Generator().manual_seed(seed)
-    train_dl = DataLoader(fit_ds, batch_size=t.batch_size, shuffle=True, drop_last=len(fit_ds) > t.batch_size,
-                          num_workers=t.num_workers, generator=gen, persistent_workers=t.num_workers > 0)
-    val_dl = DataLoader(val_ds, batch_size=t.val_batch_size, num_workers=t.num_workers)
-    test_dl = DataLoader(test_ds, batch_size=t.val_batch_size, num_workers=t.num_workers)
+    gen = torch.Generator().manual_seed(seed)  # the loader's base seed for worker RNGs (checkpointed)
+    # one sampler for 1..N ranks: the k-th global batch holds the same windows whatever N is
+    sampler = distributed.train_sampler(fit_ds, ranks, seed)
+    batch = distributed.per_rank_batch(t.batch_size, ranks)
+    load = loader_options(t.num_workers, device)
+    train_dl = DataLoader(fit_ds, batch_size=batch, sampler=sampler, drop_last=len(sampler) > batch,
+                          generator=gen, **load)
+    # evaluation: unpadded contiguous shards, capped at max_eval_batches global batches
+    limit = None if t.max_eval_batches is None else t.max_eval_batches * t.val_batch_size
+    val_dl, test_dl = (DataLoader(Subset(ds, distributed.eval_indices(len(ds), ranks, limit)),
+                                  batch_size=t.val_batch_size, **load) for ds in (val_ds, test_ds))
 
     in_shape = (train_ds.T_in, len(train_ds.channels), *train_ds.frame_shape[1:])
     model = build_model(cfg, in_shape).to(device)
+    forward = distributed.wrap(model, ranks, device, train_ds.T_out, t.sync_batchnorm)
+    scaler = distributed.grad_scaler(t.precision, device)
     steps = len(train_dl) if t.max_steps_per_epoch is None else min(len(train_dl), t.max_steps_per_epoch)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=t.lr,
                            weight_decay=t.weight_decay)
@@ -130,13 +139,15 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
         history, epoch_times = progress.history, progress.epoch_times
         for epoch in range(progress.epochs_done, 0 if progress.stopped else t.epochs):
             t0 = time.perf_counter()
-            train_loss = _train_epoch(model, train_dl, opt, sched if per_step else None, criterion,
-                                      device, T_out, steps, desc=f"{cfg.name} s{seed} ep{epoch + 1}/{t.epochs}")
+            sampler.set_epoch(epoch)
+            train_loss = _train_epoch(model, forward, train_dl, opt, scaler, sched if per_step else None,
+                                      criterion, device, steps, t.precision, ranks,
+                                      desc=f"{cfg.name} s{seed} ep{epoch + 1}/{t.epochs}")
             epoch_times.append(time.perf_counter() - t0)
             lr = opt.param_groups[0]["lr"]
             if sched is not None and not per_step:
                 sched.step(epoch + 1)
-            val_loss = _eval_loss(model, val_dl, criterion, device, T_out, t.max_eval_batches)
+            val_loss = _eval_loss(model, val_dl, criterion, device, T_out, t.precision, ranks)
             row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
                    "epoch_time_s": epoch_times[-1]}
             history.append(row)
@@ -148,16 +159,19 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
                 bad_epochs += 1
             progress.best, progress.best_state, progress.bad_epochs = best, best_state, bad_epochs
             progress.stopped = bad_epochs >= t.patience
-            resume.save(progress, model, opt, sched, gen, fit_ds)
+            if ranks.is_main:
+                resume.save(progress, model, opt, sched, gen, fit_ds)
             if progress.stopped:
                 break
         model.load_state_dict(best_state)
+        lead = _lead_evaluation(store, test_ds)
+        metrics, sample = _evaluate(model, test_ds, test_dl, cfg, device, T_out, t.precision, ranks, lead)
+        if not ranks.is_main:
+            return SeedResult(seed, "", metrics, history)
         torch.save({"state_dict": best_state, "config": cfg.to_dict(), "in_shape": in_shape,
                     "best_val_loss": best, "epoch": len(history),
                     "data": data_card(store, cfg.dataset)}, ckpt)  # what pipeline.forecast needs
 
-        lead = _lead_evaluation(store, test_ds)
-        metrics, sample = _evaluate(model, test_ds, test_dl, cfg, device, T_out, t.max_eval_batches, lead)
         metrics["best_val_loss"] = best
         metrics["epochs_run"] = len(history)
         metrics["epoch_time_mean_s"] = float(np.mean(epoch_times))  # not epoch_time_s: that is per epoch
@@ -194,20 +208,25 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
 
 
 # --------------------------------------------------------------------------------------------
-def _train_epoch(model, loader, opt, step_sched, criterion, device, T_out, steps, desc) -> float:
+def _train_epoch(model, forward, loader, opt, scaler, step_sched, criterion, device, steps, precision,
+                 ranks, desc) -> float:
+    """One epoch; ``forward`` is the model's roll-out (DDP-wrapped under torchrun). Returns the
+    mean training loss over all ranks' windows."""
     model.train()
     total, n = 0.0, 0
-    bar = tqdm(loader, total=steps, desc=desc, leave=False, mininterval=2.0)
+    bar = tqdm(loader, total=steps, desc=desc, leave=False, mininterval=2.0, disable=not ranks.is_main)
     for i, (x, y) in enumerate(bar):
         if i >= steps:
             break
-        x, y = x.to(device), y.to(device)
-        pred, aux = model.forecast(x, T_out)
-        loss = criterion(pred, y)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with distributed.autocast(precision, device):
+            pred, aux = forward(x)
+            loss = criterion(pred.float(), y)
         total_loss = loss + aux
         opt.zero_grad(set_to_none=True)
-        total_loss.backward()
-        opt.step()
+        scaler.scale(total_loss).backward()
+        scaler.step(opt)
+        scaler.update()
         if step_sched is not None:
             step_sched.step()
         checkpoint.training_step_hook()
@@ -215,37 +234,48 @@ def _train_epoch(model, loader, opt, step_sched, criterion, device, T_out, steps
         n += len(x)
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     bar.close()
+    total, n = distributed.sum_across([total, n], ranks)
     return total / max(n, 1)
 
 
 @torch.no_grad()
-def _eval_loss(model, loader, criterion, device, T_out, max_batches) -> float:
+def _eval_loss(model, loader, criterion, device, T_out, precision, ranks) -> float:
     model.eval()
     total, n = 0.0, 0
-    for i, (x, y) in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        pred, _ = model.forecast(x.to(device), T_out)
-        total += criterion(pred, y.to(device)).item() * len(x)
+    for x, y in loader:
+        with distributed.autocast(precision, device):
+            pred, _ = model.forecast(x.to(device, non_blocking=True), T_out)
+        total += criterion(pred.float(), y.to(device)).item() * len(x)
         n += len(x)
+    total, n = distributed.sum_across([total, n], ranks)
     return total / max(n, 1)
 
 
 @torch.no_grad()
-def _evaluate(model, ds, loader, cfg, device, T_out, max_batches, lead=None):
+def _evaluate(model, ds, loader, cfg, device, T_out, precision, ranks, lead=None):
+    """Test metrics over every rank's shard (``loader`` reads a contiguous Subset), summed on
+    rank 0; the sample batch (figures, diagnostics) is rank 0's first."""
     model.eval()
     acc = evaluation_accumulator(cfg.metrics, ds.metric_space)
     sample = None
-    for i, (x, y) in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        pred, _ = model.forecast(x.to(device), T_out)
+    first = loader.dataset.indices.start
+    for x, y in loader:
+        with distributed.autocast(precision, device):
+            pred, _ = model.forecast(x.to(device, non_blocking=True), T_out)
         pred = pred.float().cpu().numpy()
         acc.update(ds.to_metric_space(pred), ds.to_metric_space(y.numpy()))
         if lead is not None:
-            lead.update(x.numpy(), y.numpy(), pred, i * loader.batch_size)
+            lead.update(x.numpy(), y.numpy(), pred, first)
+        first += len(x)
         if sample is None:
             sample = (x, y, pred)
+    parts = distributed.gather_objects((acc.partial_sums(), lead and lead.partial_sums()), ranks)
+    if not ranks.is_main:
+        return {}, sample
+    for metric_sums, lead_sums in parts[1:]:
+        acc.add_partial_sums(metric_sums)
+        if lead is not None:
+            lead.add_partial_sums(lead_sums)
     return acc.compute(), sample
 
 

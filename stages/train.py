@@ -4,6 +4,7 @@ Training happens in ``runs/.<exp>.tmp-resume`` with a checkpoint per epoch: reru
 stage resumes it; the finished run replaces ``runs/<exp>`` only once complete."""
 import argparse
 import json
+import sys
 
 from pipeline.errors import stage_errors
 
@@ -13,7 +14,7 @@ ap.add_argument("--params", default="params.yaml")
 args = ap.parse_args()
 
 with stage_errors("train"):
-    from pipeline import outputs
+    from pipeline import distributed, outputs
     from pipeline.config import load_params, resolve_run
     from pipeline.data.prepare import store_path
     from pipeline.experiments import run_dir
@@ -21,9 +22,15 @@ with stage_errors("train"):
 
     params = load_params(args.params)
     cfg = resolve_run(params, args.experiment)
+    if distributed.maybe_relaunch(cfg.train.devices, __file__, sys.argv[1:]):
+        sys.exit(0)  # torchrun's processes did the work
+    main = distributed.is_main_process()  # under torchrun every rank trains, rank 0 alone writes
     out = run_dir(args.experiment)
     work = outputs.scratch(out, tag="resume")
-    outputs.clean_stale(out, keep=work)
+    if main:
+        outputs.clean_stale(out, keep=work)
     summary = run_experiment(cfg, store_path(params, cfg.dataset), work / "artifacts")
-    outputs.replace_run_outputs(work, out, ("result.json", "history.csv"))
-print(json.dumps(summary["metrics"], indent=2))
+    if main:
+        outputs.replace_run_outputs(work, out, ("result.json", "history.csv"))
+if main:
+    print(json.dumps(summary["metrics"], indent=2))

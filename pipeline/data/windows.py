@@ -20,6 +20,16 @@ from pipeline.data.store import read_meta
 CACHE_BYTES = 512 * 2**20
 
 
+def loader_options(num_workers: int, device: torch.device) -> dict:
+    """DataLoader settings that keep a GPU fed: workers that live across epochs, and on CUDA
+    page-locked batches (asynchronous copies) with a few batches prefetched per worker."""
+    cuda = device.type == "cuda"
+    opts = {"num_workers": num_workers, "pin_memory": cuda}
+    if num_workers > 0:
+        opts |= {"persistent_workers": True, "prefetch_factor": 4 if cuda else 2}
+    return opts
+
+
 class WindowDataset(Dataset):
     """Windows of split ``split``: ``x`` (T_in, C, H, W), ``y`` (T_out, C, H, W), scaled to the
     model's space with the store's offset/scale."""
