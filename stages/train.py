@@ -14,7 +14,7 @@ ap.add_argument("--params", default="params.yaml")
 args = ap.parse_args()
 
 with stage_errors("train"):
-    from pipeline import distributed, outputs
+    from pipeline import distributed, job_slots, outputs
     from pipeline.config import load_params, resolve_run
     from pipeline.data.prepare import store_path
     from pipeline.experiments import run_dir
@@ -22,6 +22,7 @@ with stage_errors("train"):
 
     params = load_params(args.params)
     cfg = resolve_run(params, args.experiment)
+    slot = job_slots.claim_from_env(cfg.train.devices)  # SVQ_JOBS: a share of the machine, held till exit
     if distributed.maybe_relaunch(cfg.train.devices, __file__, sys.argv[1:]):
         sys.exit(0)  # torchrun's processes did the work
     main = distributed.is_main_process()  # under torchrun every rank trains, rank 0 alone writes
