@@ -10,7 +10,16 @@ split, batch 16, shuffled like training) with 0, 1 and 2 workers, with the in-me
 (default) and with lazy reads from the sharded Zarr chunks (``cache_bytes=0``); configurations
 interleaved and repeated.
 
-Run from the repository root: ``.venv/bin/python bench/data_loading.py [--quick] [--device cuda]``.
+Part 3: every dataset's window shape at the paper's size (frames, channels, dtype as stored),
+in a small synthetic store: windows/s of the DataLoader with 0, 1 and 2 workers in the mode the
+paper-size train split gets (cached in memory when it fits CACHE_BYTES, else lazy from the
+sharded store: Human3.6M's 14 GB split is never loaded whole), batch = the per-GPU batch, pinned
+memory and prefetch on CUDA (``loader_options``); beside it the model's own training throughput
+(windows/s, the project's training step at the paper's size, ``trainer_speed.py``) on the same
+device, and their ratio: above 1 the trainer waits for nobody.
+
+Run from the repository root: ``.venv/bin/python bench/data_loading.py [--quick] [--device cuda]
+[--shapes-only] [--trainer-datasets t2m,...] [--trainer-steps N]``.
 """
 from __future__ import annotations
 
@@ -33,13 +42,16 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, no
 import pipeline  # noqa: E402,F401  (installs the torchvision shim first)
 import torch  # noqa: E402
 from machine import print_header, pick_device, reset_peak_rss, peak_rss  # noqa: E402
+import numpy as np  # noqa: E402
 import zarr  # noqa: E402
 from torch.utils.data import DataLoader, RandomSampler  # noqa: E402
 
 from pipeline.config import dataset_settings, load_params  # noqa: E402
 from pipeline.data.sources import weatherbench  # noqa: E402
 from pipeline.data.store import write_store  # noqa: E402
-from pipeline.data.windows import CACHE_BYTES, WindowDataset  # noqa: E402
+from pipeline.data.prepared import Prepared, Split, window_starts  # noqa: E402
+from pipeline.data.windows import CACHE_BYTES, WindowDataset, loader_options  # noqa: E402
+from trainer_speed import measure as trainer_measure, paper_config  # noqa: E402
 
 DATASET = "t2m"
 BATCH = 16
@@ -139,15 +151,14 @@ def one_pass(loader, device: torch.device) -> tuple[float, int]:
 
 
 def measure_loader(store: Path, cache: bool, workers: int, n_windows: int, seed: int,
-                   device: torch.device) -> tuple[float, float]:
+                   device: torch.device, batch: int = BATCH) -> tuple[float, float]:
     """(first pass, second pass) windows/s. The first includes worker start-up and, with the
     cache, each process reading the split into memory; the second reuses persistent workers,
     as every later epoch of training does."""
     ds = WindowDataset(store, "train") if cache else WindowDataset(store, "train", cache_bytes=0)
     sampler = RandomSampler(ds, num_samples=min(n_windows, len(ds)),
                             generator=torch.Generator().manual_seed(seed))
-    loader = DataLoader(ds, batch_size=BATCH, sampler=sampler, num_workers=workers,
-                        persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+    loader = DataLoader(ds, batch_size=batch, sampler=sampler, **loader_options(workers, device))
     rates = []
     for _ in range(2):
         dt, n = one_pass(loader, device)
@@ -195,6 +206,80 @@ def part2(args, store: Path, device: torch.device) -> None:
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
+# ----------------------------------------------------------------- part 3: every dataset shape
+# The paper's train splits as stored here: (experiment, T_in, T_out, C, H, W, dtype, train
+# frames, per-GPU batch, window offsets or None for consecutive frames). Frame counts: WeatherBench
+# hourly 2010-2015; WB-M 6-hourly 1979-2015; TaxiBJ/KTH/KITTI/Human3.6M from their published
+# window or frame counts (TaxiBJ stores each sample's 8 frames end to end).
+SHAPES = {
+    "t2m": ("t2m_svq", 12, 12, 1, 32, 64, "float32", 52_584, 16, None),
+    "r": ("r_svq", 12, 12, 1, 32, 64, "float32", 52_584, 16, None),
+    "uv10": ("uv10_svq", 12, 12, 2, 32, 64, "float32", 52_584, 16, None),
+    "tcc": ("tcc_svq", 12, 12, 1, 32, 64, "float32", 52_584, 16, None),
+    "wbm": ("wbm_svq", 4, 4, 12, 32, 64, "float32", 54_056, 16, (0, 6, 12, 17, 18, 24, 30, 36)),
+    "taxibj": ("taxibj_svq", 4, 4, 2, 32, 32, "float32", 19_560 * 8, 16, None),
+    "kth": ("kth_svq", 10, 20, 1, 128, 128, "uint8", 108_717, 4, None),
+    "kitti": ("kitti_svq", 10, 1, 3, 128, 160, "uint8", 41_396, 4, None),
+    "human": ("human_svq", 4, 4, 3, 256, 256, "uint8", 73_404, 4, None),
+}
+
+
+def shape_store(work: Path, ds: str, n_windows: int) -> Path:
+    _, T_in, T_out, C, H, W, dtype, _, _, offsets = SHAPES[ds]
+    span = (offsets[-1] + 1) if offsets else T_in + T_out
+    n = n_windows + span - 1
+    rng = np.random.default_rng(0)
+    if dtype == "uint8":
+        frames = rng.integers(0, 256, (n, C, H, W), dtype=np.uint8)
+        kw = {"scaling": "fixed", "metric_space": "model", "offset": [0.0] * C, "scale": [255.0] * C}
+    else:
+        frames = (280 + rng.normal(0, 5, (n, C, H, W))).astype(np.float32)
+        kw = {"scaling": "zscore", "metric_space": "physical"}
+    starts = np.arange(n - span + 1, dtype=np.int64) if offsets else window_starts(n, T_in, T_out)
+    splits = {name: Split(frames=frames, starts=starts) for name in ("train", "val", "test")}
+    prepared = Prepared(splits=splits, channels=[f"c{i}" for i in range(C)], T_in=T_in, T_out=T_out, step=1,
+                        offsets=list(offsets) if offsets else None, attrs={"made_by": "bench"}, **kw)
+    return write_store(prepared, work / f"{ds}.zarr")
+
+
+def part3(args, work: Path, device: torch.device) -> None:
+    n_windows = 128 if args.quick else 384
+    print(f"## 3. Every dataset's window at the paper's size: loader vs trainer ({device.type})")
+    print(f"Loader: {n_windows} windows per pass from a synthetic store of that shape, shuffled, in the mode "
+          f"the paper-size train split gets (cache if it fits {CACHE_BYTES / 2**20:.0f} MiB per process, "
+          f"else lazy); pass 2 (persistent workers) shown, median of 2 rounds. Trainer: "
+          + (f"{args.trainer_steps} training step(s) after {args.trainer_warmup} warm-up, the SVQ experiment "
+             f"at the paper's size, random windows, fp32" if args.trainer_steps else "not measured")
+          + (f", for {','.join(args.trainer_datasets)} only" if args.trainer_steps and
+             set(args.trainer_datasets) != set(SHAPES) else "") + ".")
+    print()
+    head = (f"{'dataset':<7} {'window (T_in+T_out, C, H, W) dtype':<36} {'split':>9} {'mode':<5} {'batch':>5} "
+            + " ".join(f"{f'w={w} win/s':>11}" for w in WORKERS) + f" {'trainer win/s':>14} {'best loader/trainer':>20}")
+    print(head)
+    for ds, (exp, T_in, T_out, C, H, W, dtype, frames, batch, _) in SHAPES.items():
+        split_bytes = frames * C * H * W * np.dtype(dtype).itemsize
+        cache = split_bytes <= CACHE_BYTES
+        store = shape_store(work, ds, n_windows)
+        rates = {w: [] for w in WORKERS}
+        for rnd in range(2):
+            for w in WORKERS:
+                rates[w].append(measure_loader(store, cache, w, n_windows, rnd, device, batch)[1])
+        loader = {w: statistics.median(r) for w, r in rates.items()}
+        trainer = None
+        if args.trainer_steps and ds in args.trainer_datasets:
+            cfg = paper_config(exp)
+            trainer = trainer_measure(cfg, (T_in, C, H, W), T_out, batch, device, "fp32",
+                                      steps=args.trainer_steps, warmup=args.trainer_warmup)["windows_per_s"]
+        shape = f"({T_in}+{T_out}, {C}, {H}, {W}) {dtype}"
+        size = f"{split_bytes / 2**30:.1f} GiB" if split_bytes >= 2**30 else f"{split_bytes / 2**20:.0f} MiB"
+        ratio = f"{max(loader.values()) / trainer:,.0f}x" if trainer else "-"
+        print(f"{ds:<7} {shape:<36} {size:>9} {'cache' if cache else 'lazy':<5} {batch:>5} "
+              + " ".join(f"{loader[w]:>11,.0f}" for w in WORKERS)
+              + f" {(f'{trainer:,.2f}' if trainer else '-'):>14} {ratio:>20}", flush=True)
+        shutil.rmtree(store, ignore_errors=True)
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -204,7 +289,16 @@ def main(argv=None) -> None:
                         help="hours per year of the generated twin (default 720, 168 with --quick)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="parent folder for the temporary raw files and store (default: system temp)")
+    parser.add_argument("--shapes-only", action="store_true", help="part 3 only (every dataset's shape)")
+    parser.add_argument("--trainer-datasets", default=",".join(SHAPES),
+                        help="datasets whose trainer throughput part 3 measures (default all)")
+    parser.add_argument("--trainer-steps", type=int, default=3, help="timed training steps (0: none)")
+    parser.add_argument("--trainer-warmup", type=int, default=1, help="untimed training steps first")
     args = parser.parse_args(argv)
+    args.trainer_datasets = [d for d in args.trainer_datasets.split(",") if d]
+    unknown = set(args.trainer_datasets) - set(SHAPES)
+    if unknown:
+        parser.error(f"--trainer-datasets: unknown {sorted(unknown)}; expected names among {list(SHAPES)}")
     if args.hours is None:
         args.hours = 168 if args.quick else 720
     if args.hours < 1 or args.hours > 8760:
@@ -215,8 +309,11 @@ def main(argv=None) -> None:
     print_header("Data loading benchmark" + (" (--quick)" if args.quick else ""), device)
     work = Path(tempfile.mkdtemp(prefix="svq-bench-data-", dir=args.workdir))
     try:
-        store = part1(args, work, settings)
-        part2(args, store, device)
+        if not args.shapes_only:
+            store = part1(args, work, settings)
+            part2(args, store, device)
+            print()
+        part3(args, work, device)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
