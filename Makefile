@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_NUM_THREADS ?= 2
 export MLFLOW_ALLOW_FILE_STORE ?= false
 
-.PHONY: install repro test dvc.yaml fidelity mlflow-ui clean-runs
+.PHONY: install repro test dvc.yaml fidelity paper-check mlflow-ui clean-runs
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ dvc.yaml: $(STAMP)
 # reports/fidelity.md: the paper profile against the public configs, key by key (committed, checked by a test)
 fidelity: $(STAMP)
 	$(BIN)/python -m pipeline.report.fidelity
+
+# every catalogue run at the paper's widths on twin data at real resolution: one step + one eval batch, CPU
+paper-check: $(STAMP)
+	$(BIN)/python -u bench/paper_check.py | tee bench/results/paper_check-cpu.txt
 
 repro: $(STAMP)
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make repro needs a git checkout (DVC)"; exit 1; }

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -53,6 +54,34 @@ def flops_per_sample(model: torch.nn.Module, example_input: Any) -> int:
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())
+
+
+@contextmanager
+def literal_svq(model: torch.nn.Module) -> Iterator[int]:
+    """Within the block every SVQ module of ``model`` computes ``W @ M`` literally (the public
+    code's product) instead of the associated ``h @ (A2 M)``; yields how many it switched."""
+    from pipeline.svq import SVQ
+
+    mods = [m for m in model.modules() if isinstance(m, SVQ)]
+    for m in mods:
+        m.forward = m.literal_forward  # instance attribute: shadows the class's forward
+    try:
+        yield len(mods)
+    finally:
+        for m in mods:
+            del m.forward
+
+
+def flops_per_sample_literal(model: torch.nn.Module, example_input: Any) -> int:
+    """:func:`flops_per_sample` with SVQ's product counted as the paper counts it (``W @ M``, the
+    tokens x N matrix built): Tables 12/13's FLOPS. Equal to the executed count without SVQ."""
+    with literal_svq(model):
+        return flops_per_sample(model, example_input)
+
+
+def openstl_fps_batch(frame_hw: tuple[int, int]) -> int:
+    """OpenSTL times inference on batches of 100 samples, 10 for frames of 128 px and more."""
+    return 10 if max(frame_hw) >= 128 else 100
 
 
 def macs_per_sample(model: torch.nn.Module, example_input: Any) -> int:

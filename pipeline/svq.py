@@ -159,6 +159,13 @@ class SVQ(nn.Module):
             q = self._blocked_relu_product(feats)
         return q.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
+    def literal_forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``W @ M`` with W (tokens x N) built in full, as the public code computes it: same output
+        as ``forward`` up to float rounding; used to count the paper's FLOPs and in bench/."""
+        b, c, h, w = z.shape
+        q = self.regression_weights(z) @ self.codebook
+        return q.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
     def _blocked_relu_product(self, feats: torch.Tensor) -> torch.Tensor:
         last, codebook = self._last, self.codebook
         out = None

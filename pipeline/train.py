@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from pipeline import checkpoint, distributed, tracking
 from pipeline.config import RunConfig
-from pipeline.cost import count_parameters, flops_per_sample, inference_fps
+from pipeline.cost import (count_parameters, flops_per_sample, flops_per_sample_literal, inference_fps,
+                           openstl_fps_batch)
 from pipeline.data.noise import NoisyInputs
 from pipeline.errors import ConfigError
 from pipeline.data.store import data_card, display_info, read_meta
@@ -123,7 +124,7 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
 
     tags = {"experiment": cfg.name, "dataset": cfg.dataset, "profile": cfg.profile, "seed": seed,
             "tables": ",".join(str(x) for x in cfg.tables), "quantizer": cfg.model.quantizer,
-            "translator": cfg.model.translator}
+            "translator": cfg.model.translator, "device": device_name(device)}
     params = cfg.flat_params() | {"seed": seed, "data.store": str(store),
                                    "data.windows_train": len(train_ds), "data.windows_val": len(val_ds),
                                    "data.windows_test": len(test_ds),
@@ -300,11 +301,25 @@ def _log_lead_scores(result: dict, path: Path) -> None:
 
 
 def _cost(model, example) -> dict[str, float]:
+    """Parameters; forward FLOPs per sample as executed and with SVQ's W @ M counted as the paper's
+    code builds it (Tables 12/13 show both); FPS timed as OpenSTL does, on its batch size."""
     params = count_parameters(model)
     q_params = count_parameters(model.quantizer)["total"]
+    fps_batch = openstl_fps_batch(tuple(example.shape[-2:]))
+    batch = example[:1].expand(fps_batch, *example.shape[1:]).contiguous()
     return {"params_total": params["total"], "params_trainable": params["trainable"],
             "params_quantizer": q_params, "flops_per_sample": flops_per_sample(model, example),
-            "fps_inference": inference_fps(model, example, repeats=5, warmup=1)}
+            "flops_per_sample_literal": flops_per_sample_literal(model, example),
+            "fps_inference": inference_fps(model, batch, repeats=3, warmup=1), "fps_batch": fps_batch}
+
+
+def device_name(device: torch.device) -> str:
+    """What FPS and epoch times were measured on (an MLflow tag of every run)."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    import platform
+
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
 # Quantizer diagnostics need the tokens x N weights W: at the paper's size a whole test batch is

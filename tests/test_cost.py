@@ -55,3 +55,23 @@ def test_timer_measures_block():
     assert t.seconds == first  # frozen after the block
     with pytest.raises(RuntimeError):
         Timer().seconds
+
+
+def test_literal_flops_count_w_at_m_as_the_paper_and_equal_without_svq():
+    from pipeline.cost import flops_per_sample_literal, literal_svq, openstl_fps_batch
+    from pipeline.svq import SVQ
+
+    torch.manual_seed(0)
+    svq, C, N, h, tokens = SVQ(8, 100, hidden=16), 8, 100, 16, 4 * 6
+    z = torch.randn(2, C, 4, 6)
+    executed, literal = flops_per_sample(svq, z), flops_per_sample_literal(svq, z)
+    # torch's counter: 2 per multiply-add; the paper's code builds W (tokens x N) and multiplies by M
+    assert literal == 2 * tokens * (C * h + h * N + N * C)
+    assert executed == 2 * (tokens * C * h + N * h * C + N * C + tokens * h * C)   # M^T A2, b2 M once
+    with literal_svq(svq) as switched:
+        assert switched == 1 and torch.allclose(svq(z), SVQ.forward(svq, z), atol=1e-5)
+    assert "forward" not in vars(svq)   # restored afterwards
+    plain = nn.Sequential(nn.Conv2d(1, 4, 3))
+    x = torch.randn(1, 1, 8, 8)
+    assert flops_per_sample_literal(plain, x) == flops_per_sample(plain, x)
+    assert openstl_fps_batch((32, 64)) == 100 and openstl_fps_batch((128, 160)) == 10
