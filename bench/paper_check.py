@@ -10,8 +10,9 @@ Batch: on a shared 2-core CPU one paper-width step of one sample takes tens of s
 default the step and the evaluation run on ONE sample and the row adds the estimate for the run's
 real global batch: memory = weights + gradients + Adam state + batch x (activations of one sample),
 time = batch x the one-sample step. ``--full-batch`` runs the real batch instead (a GPU or a big
-machine). Peak memory is the process's resident-set high-water mark over the step
-(bench/machine.py) plus the weights already resident. Runs whose model, batch and quantizer
+machine). Peak memory = weights + gradients + Adam's two moments + the activations autograd saves
+for backward (counted per storage with saved-tensor hooks; an allocator-independent lower bound:
+transient buffers inside an op come on top). Runs whose model, batch and quantizer
 settings equal an earlier row's (same cost: e.g. another noise level, loss or codebook init)
 reuse its measurement and say so.
 
@@ -34,7 +35,7 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, no
 
 import pipeline  # noqa: E402,F401  (installs the torchvision shim before anything imports timm)
 import torch  # noqa: E402
-from machine import peak_rss, print_header, reset_peak_rss  # noqa: E402
+from machine import print_header  # noqa: E402
 from torch import nn  # noqa: E402
 
 from pipeline.config import load_params, resolve_run  # noqa: E402
@@ -66,21 +67,32 @@ def batch_of(ds: WindowDataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def one_step(model, opt, criterion, x, y, T_out) -> tuple[float, int]:
-    """(seconds, peak resident bytes above the start) of one optimiser step."""
+    """(seconds, bytes of the tensors autograd saved for backward) of one optimiser step.
+
+    Saved tensors are counted once per storage: the activation memory a step holds at its peak,
+    whatever the allocator keeps around (the process's RSS cannot tell after earlier runs freed
+    memory, and the machine is shared)."""
     gc.collect()
-    base, how = reset_peak_rss()
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        if isinstance(t, torch.Tensor) and not isinstance(t, nn.Parameter):
+            st = t.untyped_storage()
+            storages[st.data_ptr()] = st.nbytes()
+        return t
+
     t0 = time.perf_counter()
     model.train()
-    pred, aux = model.forecast(x, T_out)
-    loss = criterion(pred, y) + aux
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        pred, aux = model.forecast(x, T_out)
+        loss = criterion(pred, y) + aux
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     seconds = time.perf_counter() - t0
-    peak = peak_rss(how) - base
     del pred, aux, loss
     opt.zero_grad(set_to_none=True)
-    return seconds, peak
+    return seconds, sum(storages.values())
 
 
 @torch.no_grad()
@@ -123,11 +135,10 @@ def check_run(params: dict, name: str, stores: dict[str, Path], full_batch: bool
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     b = t.batch_size if full_batch else 1
-    s, m = one_step(model, opt, criterion, *batch_of(train_ds, b), T_out)
-    state = 3 * trainable  # gradients + Adam's two moments, allocated during the first step
-    per_sample = max(m - state, 0) / b
-    row |= {"step_batch": b, "step_s": s, "peak_gb": (weights + m) / GB,
-            "est_step_s": s / b * t.batch_size, "est_peak_gb": (weights + state + per_sample * t.batch_size) / GB}
+    s, act = one_step(model, opt, criterion, *batch_of(train_ds, b), T_out)
+    state = 3 * trainable  # gradients + Adam's two moments
+    row |= {"step_batch": b, "step_s": s, "peak_gb": (weights + state + act) / GB,
+            "est_step_s": s / b * t.batch_size, "est_peak_gb": (weights + state + act / b * t.batch_size) / GB}
     vb = min(t.val_batch_size, t.batch_size) if full_batch else 1
     row |= {"eval_batch": vb, "eval_s": one_eval(model, criterion, *batch_of(val_ds, vb), T_out)}
     return row
@@ -170,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     print("GFL lit: the same with SVQ's W @ M built as the paper's code (the paper's fvcore MACs = this / 2).")
     print("b / peak GB / step s: one optimiser step at batch b (weights included); evb / eval s: one")
     print("evaluation batch; batch / est. GB / est. s: the run's global batch and the step's estimated")
-    print("peak memory and CPU time there (weights + gradients + Adam state + batch x one sample's activations).\n")
+    print("peak memory and CPU time there. Memory = weights + gradients + Adam state + activations saved for")
+    print("backward (batch x one sample's), a lower bound on a GPU's need: op workspaces come on top.\n")
     started = time.perf_counter()
     failures = []
     with tempfile.TemporaryDirectory(prefix="paper-check-") as tmp:
