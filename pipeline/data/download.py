@@ -407,6 +407,8 @@ def extract(archive: Path, dest_dir: Path, *, overwrite: bool = False) -> list[P
         raise DataError(f"cannot extract {archive}: {dest_dir} already exists and is not empty "
                         f"(pass overwrite=True to replace it)")
     dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest_dir.parent.glob(f".{dest_dir.name}.*.extracting"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=".extracting", dir=dest_dir.parent))
     old = None
     try:

@@ -354,6 +354,15 @@ def test_extract_refuses_link_outside(tmp_path):
     assert _leftovers(tmp_path) == ["link.tar"]
 
 
+def test_extract_removes_what_a_killed_extraction_left(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x.txt", "x")
+    (tmp_path / ".out.k1ll3d.extracting" / "half").mkdir(parents=True)
+    extract(archive, tmp_path / "out")
+    assert _leftovers(tmp_path) == ["a.zip", "out"]
+
+
 def test_extract_into_existing_folder(tmp_path):
     archive = _make_zip(tmp_path / "a.zip", MEMBERS)
     out = tmp_path / "out"
