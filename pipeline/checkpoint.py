@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.outputs import write_text_atomic
+
 # Tests only: SIGKILL this process at the Nth training step (counted over the whole process), so a
 # kill -9 in the middle of an epoch is reproducible without timing races.
 KILL_AT_STEP_ENV = "SVQ_TEST_KILL_AT_STEP"
@@ -80,7 +82,7 @@ class Checkpoint:
 
     def finish(self, result: dict[str, Any]) -> None:
         """The seed is complete (artifacts written): record its result, drop the training state."""
-        _atomic_text(self.done_path, json.dumps({"fingerprint": self.fingerprint, "result": result}))
+        write_text_atomic(self.done_path, json.dumps({"fingerprint": self.fingerprint, "result": result}))
         self.path.unlink(missing_ok=True)
 
     def load(self, model, opt, sched, loader_gen: torch.Generator, dataset) -> Progress | None:
@@ -144,13 +146,6 @@ def training_step_hook() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _get_rng(loader_gen: torch.Generator, dataset) -> dict[str, Any]:
     np_state = np.random.get_state()
     rng = {

@@ -11,6 +11,13 @@ import uuid
 from pathlib import Path
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def clean_stale(path: Path, *, keep: Path | None = None) -> None:
     """Remove scratch folders/files a killed run left beside ``path`` (``.<name>.tmp*``), except ``keep``."""
     path = Path(path)
