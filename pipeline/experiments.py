@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import dataset_deps, load_params, run_deps_all_profiles
+from pipeline.errors import stage_errors
 from pipeline.paths import check_name, inside
 
 HEADER = ("# Generated from params.yaml by `python -m pipeline.experiments` (make dvc.yaml).\n"
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="dvc.yaml")
     ap.add_argument("--check", action="store_true", help="fail if the file differs from what params.yaml gives")
     args = ap.parse_args(argv)
-    text = render(load_params(args.params))
+    with stage_errors("experiments"):
+        text = render(load_params(args.params))
     out = Path(args.out)
     if args.check:
         if not out.exists() or out.read_text() != text:

@@ -44,3 +44,17 @@ def test_stage_commands_are_quoted(params):
     assert "cmd: python stages/train.py t2m-a.b\n" in render(p)
     from pipeline.experiments import command
     assert command("python", "stages/train.py", "x;true") == "python stages/train.py 'x;true'"
+
+
+def test_dvc_yaml_generation_refuses_a_bad_name_in_one_line(params, tmp_path, capsys):
+    import yaml
+
+    from pipeline.experiments import main
+
+    p = copy.deepcopy(params)  # the fixture is shared by the session
+    p["experiments"]["x;true"] = {"dataset": "t2m", "tables": [], "set": {}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    with pytest.raises(SystemExit) as exit_:
+        main(["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "dvc.yaml")])
+    assert exit_.value.code == 2 and not (tmp_path / "dvc.yaml").exists()
+    assert capsys.readouterr().err.startswith("experiments: error: experiments.x;true: invalid name")

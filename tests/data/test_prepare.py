@@ -6,6 +6,7 @@ import pytest
 
 import pipeline.data.prepare as prepare
 import pipeline.data.store as store
+from pipeline.config import set_dotted
 from pipeline.data.prepared import DataError
 from pipeline.data.sources import weatherbench as wb
 from pipeline.data.store import read_meta
@@ -42,9 +43,9 @@ def test_failed_preprocess_keeps_the_old_store_and_cleans_scratch(params, tmp_pa
 
 def test_corrupt_netcdf_is_named(params, tmp_path):
     raw = prepare.raw_dir(params, "t2m", tmp_path)
-    settings = dict(params["datasets"]["t2m"]["data"], name="t2m",
-                    years={"train": [2010, 2010], "val": [2016, 2016], "test": [2017, 2017]})
-    params["datasets"]["t2m"]["data"] = settings
+    years = {"train": [2010, 2010], "val": [2016, 2016], "test": [2017, 2017]}
+    params = set_dotted(params, "datasets.t2m.data.years", years)  # a copy: the fixture is shared
+    settings = dict(params["datasets"]["t2m"]["data"], name="t2m")
     wb.make_sample(raw, settings, {"hours_per_year": 48}, 0)
     bad = wb.year_file(raw, "2m_temperature", 2016)
     data = bytearray(bad.read_bytes())
@@ -60,7 +61,6 @@ def test_remote_download_writes_the_manifest_and_checksums(params, tmp_path):
     import json
     import zipfile
 
-    from pipeline.config import set_dotted
     from pipeline.data.download import checksums_path
     from pipeline.data.sources import taxibj
     from tests.conftest import serve
