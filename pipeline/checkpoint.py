@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -25,6 +26,8 @@ import numpy as np
 import torch
 
 from pipeline.outputs import write_text_atomic
+
+log = logging.getLogger(__name__)
 
 # Tests only: SIGKILL this process at the Nth training step (counted over the whole process), so a
 # kill -9 in the middle of an epoch is reproducible without timing races.
@@ -92,9 +95,12 @@ class Checkpoint:
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - a torn or foreign file: train from scratch
+        except Exception as exc:  # noqa: BLE001 - a foreign file: train from scratch
+            log.warning("%s: unreadable checkpoint (%s); training from scratch", self.path, exc)
             state = None
         if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
+            if state is not None:
+                log.warning("%s: written for other settings or data; training from scratch", self.path)
             self.path.unlink(missing_ok=True)
             return None
         model.load_state_dict(state["model"])

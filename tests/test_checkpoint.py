@@ -110,3 +110,31 @@ def test_dead_running_run_is_marked_killed(tiny_params, tiny_store, mlflow_uri, 
     assert client.get_run(ghost).info.status == "KILLED"
     assert client.get_run(alive).info.status == "RUNNING"
     client.set_terminated(alive)
+
+
+def test_round_trip_restores_onecycle_adam_and_every_rng(tmp_path):
+    """What a resume needs, for the per-step schedule too (the kill test above runs cosine)."""
+    def build():
+        model = torch.nn.Linear(3, 2)
+        opt = torch.optim.Adam(model.parameters(), lr=0.1)
+        return model, opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=20)
+
+    model, opt, sched = build()
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(4):
+        model(torch.randn(5, 3)).sum().backward()
+        opt.step()
+        sched.step()
+    ck = checkpoint.Checkpoint(tmp_path / "r.pt", "fp")
+    ck.save(checkpoint.Progress(best=0.5, history=[{"epoch": 1}], run_id="abc"), model, opt, sched, gen, None)
+    expected = (torch.rand(2), torch.rand(2, generator=gen), sched.get_last_lr())
+
+    torch.manual_seed(99)
+    model2, opt2, sched2 = build()
+    gen2 = torch.Generator()
+    progress = ck.load(model2, opt2, sched2, gen2, None)
+    assert progress.run_id == "abc" and progress.best == 0.5 and progress.epochs_done == 1
+    assert torch.equal(model2.weight, model.weight)
+    assert opt2.state_dict()["state"][0]["exp_avg"].equal(opt.state_dict()["state"][0]["exp_avg"])
+    got = (torch.rand(2), torch.rand(2, generator=gen2), sched2.get_last_lr())
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1]) and got[2] == expected[2]
