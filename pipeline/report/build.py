@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.config import resolve_run
 from pipeline.data.prepared import DataError
+from pipeline.errors import ConfigError
 from pipeline import plots
 from pipeline.report import figures as fig
 from pipeline.report.markdown import render_readme
@@ -205,7 +207,7 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
                 continue
             for run_id, seed in zip(rec.run_ids, rec.seeds or [None] * len(rec.run_ids)):
                 name = label if rec.n_seeds == 1 else f"{label} seed {seed}"
-                loss = rec.params.get("train.loss", "")  # MSE and MAE losses never share an axis
+                loss = training_loss(params, rec)  # MSE and MAE losses never share an axis
                 group = f"{spec.get('title', ds)}: {loss.upper()} loss" if loss else spec.get("title", ds)
                 curves.setdefault(group, {})[name] = metric_history(run_id, "val_loss", tracking_uri)
     add("Learning curves (validation loss per epoch) of the main runs",
@@ -238,6 +240,18 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
     add("Codebook t-SNE: VQ vs SVQ (Figure 1)",
         fig.codebook_tsne_figure(codebooks, out_dir / "codebook_tsne.png", max_codes=tsne_max_codes))
     return made
+
+
+def training_loss(params: Mapping[str, Any], rec: RunRecord) -> str:
+    """The loss a run was trained with (mse / mae): its recorded parameter, else what the
+    catalogue resolves to; "" when neither says."""
+    loss = rec.params.get("train.loss")
+    if loss:
+        return str(loss)
+    try:
+        return resolve_run(dict(params), rec.experiment).loss
+    except (ConfigError, KeyError, TypeError):
+        return ""
 
 
 def _reference_lines(refs: Mapping[str, Any] | None) -> dict[str, float]:

@@ -106,3 +106,16 @@ def test_read_references_checks_records(tmp_path):
     (tmp_path / "reference_r" / "result.json").write_text(json.dumps({"profile": "sample", "references": [1]}))
     with pytest.raises(DataError, match="reference_r/result.json: expected a 'references' mapping"):
         read_references(params, tmp_path)
+
+
+def test_learning_curve_groups_follow_the_training_loss(params):
+    from pipeline.report.build import training_loss
+
+    def bare(exp):  # a record without its parameters, as a committed result.json gives
+        return RunRecord(exp, "t2m", "sample", (1,), 1, {}, {}, {}, ("id",))
+    assert training_loss(params, bare("t2m_simvp")) == "mse"
+    assert training_loss(params, bare("t2m_svq")) == "mae"   # SVQ trains with MAE, as the paper
+    assert training_loss(params, bare("tcc_svq")) == "mse"   # except where the public code says MSE
+    recorded = RunRecord("t2m_svq", "t2m", "sample", (1,), 1, {}, {}, {"train.loss": "mse"}, ("id",))
+    assert training_loss(params, recorded) == "mse"
+    assert training_loss({"experiments": {}}, bare("nowhere")) == ""
