@@ -114,7 +114,7 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
         missing = [e for e in params["experiments"] if e not in records]
         text = render_readme(tables, profile=profile, figures=figure_links, missing=missing,
                              n_experiments=len(records), paper=paper, table_links=table_links,
-                             beats=beats, beats_link=beats_link)
+                             beats=beats, beats_link=beats_link, notes=padding_notes(records))
         (staging / "README.md").write_text(text)
         staged[staging / "README.md"] = readme
         (staging / "metrics.json").write_text(
@@ -213,6 +213,11 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
     add("Learning curves (validation loss per epoch) of the main runs",
         fig.learning_curves_figure(curves, out_dir / "learning_curves.png"))
 
+    leads = lead_curves(params, records, tracking_uri)
+    add("Latitude-weighted RMSE per lead time (WeatherBench 2 style): SimVP vs SVQ vs persistence and "
+        "climatology", fig.learning_curves_figure(leads, out_dir / "lead_rmse.png", metric="RMSE (cos-lat weighted)",
+                                                  xlabel="lead (frames)", dashed=tuple(REFERENCE_LABELS.values())))
+
     t2m_refs = _reference_lines((references or {}).get("t2m"))
     add("MSE vs injected noise, with and without SVQ (Table 5)",
         fig.noise_figure(tables[5], out_dir / "noise.png", references=t2m_refs))
@@ -262,6 +267,36 @@ def _reference_lines(refs: Mapping[str, Any] | None) -> dict[str, float]:
         if v is not None:
             out[entry.get("label", "reference")] = v
     return out
+
+
+REFERENCE_LABELS = {"persistence": "Persistence", "climatology": "Climatology"}
+
+
+def lead_curves(params: Mapping[str, Any], records: Mapping[str, RunRecord],
+                tracking_uri: str | None = None) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """Per dataset and channel of the weather runs: the main runs' and the references' RMSE per lead
+    (``pipeline.scores``'s ``lead_rmse_<ch>[_<reference>]``, first seed)."""
+    out: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    refs = tuple(f"_{r}" for r in ("persistence", "climatology", "climatology_hour"))
+    for ds, spec in params["datasets"].items():
+        for suffix, label in MAIN_VARIANTS:
+            rec = records.get(f"{ds}_{suffix}")
+            if rec is None:
+                continue
+            for key in sorted(k for k in rec.metrics if k.startswith("lead_rmse_") and not k.endswith(refs)):
+                panel = out.setdefault(f"{spec.get('title', ds)}: {key[len('lead_rmse_'):]}", {})
+                panel[label] = metric_history(rec.run_ids[0], key, tracking_uri)
+                for ref, ref_label in REFERENCE_LABELS.items():
+                    if f"{key}_{ref}" in rec.metrics and ref_label not in panel:
+                        panel[ref_label] = metric_history(rec.run_ids[0], f"{key}_{ref}", tracking_uri)
+    return out
+
+
+def padding_notes(records: Mapping[str, RunRecord]) -> list[str]:
+    """One line per run whose grid the model padded (``model.pad``): its scores are on the real grid."""
+    return [f"`{exp}` padded its {pad} grid for the encoder's stride; outputs were cropped back, so its "
+            f"scores are on the original grid." for exp, rec in records.items()
+            if (pad := rec.params.get("model.grid_padding")) not in (None, "", "none")]
 
 
 def _npz(path: Path | None) -> dict[str, np.ndarray] | None:

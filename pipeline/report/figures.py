@@ -24,9 +24,11 @@ log = logging.getLogger(__name__)
 
 
 def learning_curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]], path: Path,
-                           *, metric: str = "val_loss") -> Path | None:
-    """Validation loss per epoch: one panel per group, one line per run label. Runs trained with
-    different losses (MSE, MAE) must be in different groups: their losses share no scale."""
+                           *, metric: str = "val_loss", xlabel: str = "epoch",
+                           dashed: Sequence[str] = ()) -> Path | None:
+    """A metric per step (validation loss per epoch; scores per lead time): one panel per group,
+    one line per run label; labels in ``dashed`` (reference forecasts) are drawn dashed. Runs
+    trained with different losses (MSE, MAE) must be in different groups: their losses share no scale."""
     panels = {g: {k: v for k, v in lines.items() if v} for g, lines in curves.items()}
     panels = {g: lines for g, lines in panels.items() if lines}
     if not panels:
@@ -39,10 +41,11 @@ def learning_curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int,
     for ax, (group, lines) in zip(axes.flat, panels.items()):
         for label, points in lines.items():
             steps, vals = zip(*sorted(points))
-            ax.plot(steps, vals, marker="o", markersize=3, label=label)
+            ax.plot(steps, vals, marker="o", markersize=3, label=label,
+                    linestyle="--" if label in dashed else "-")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(group, fontsize=9)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[n:]:

@@ -358,10 +358,11 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
                   figures: Mapping[str, str] | None = None, missing: Sequence[str] = (),
                   n_experiments: int = 0, paper: Mapping[int, PaperTable] | None = None,
                   table_links: Mapping[int, str] | None = None, beats: pd.DataFrame | None = None,
-                  beats_link: str | None = None) -> str:
+                  beats_link: str | None = None, notes: Sequence[str] = ()) -> str:
     """The whole report. ``figures``: caption -> link (relative to the README); ``missing``:
     catalogue experiments without a finished run; ``table_links``: table -> CSV link; ``beats``:
-    :func:`pipeline.report.references.beats_table` (its CSV at ``beats_link``)."""
+    :func:`pipeline.report.references.beats_table` (its CSV at ``beats_link``); ``notes``: lines
+    about individual runs (a padded grid)."""
     paper = paper if paper is not None else load_paper()
     out = [
         "# SVQ reproduction: the paper's tables from our runs",
@@ -392,6 +393,7 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
         out += [render_beats(beats), ""]
     if missing:
         out += [f"Not run yet ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing), ""]
+    out += [line for note in notes for line in (f"- {note}", "")]
     if figures:
         out += ["## Figures", ""]
         out += [f"- [{caption}]({link})" for caption, link in figures.items()]

@@ -13,7 +13,8 @@ from pipeline.report.records import download_artifact, load_records, metric_hist
 torch.set_num_threads(1)
 
 
-def _log_run(client, exp_id, tmp, experiment, seed, metrics, *, params=None, artifacts=None, history=True):
+def _log_run(client, exp_id, tmp, experiment, seed, metrics, *, params=None, artifacts=None, history=True,
+             leads=None):
     tags = {"svq.experiment": experiment, "svq.dataset": experiment.split("_")[0], "svq.profile": "sample",
             "svq.seed": str(seed), "svq.tables": "1,3,4", "svq.quantizer": "none", "svq.translator": "gsta"}
     run = client.create_run(exp_id, tags=tags, run_name=f"{experiment}/seed{seed}")
@@ -25,6 +26,9 @@ def _log_run(client, exp_id, tmp, experiment, seed, metrics, *, params=None, art
             client.log_metric(rid, "val_loss", loss + seed, step=epoch)
     for key, value in metrics.items():
         client.log_metric(rid, key, value)
+    for key, values in (leads or {}).items():  # pipeline.scores' per-lead series, the lead as the step
+        for lead, value in enumerate(values, start=1):
+            client.log_metric(rid, key, value, step=lead)
     for name, writer in (artifacts or {}).items():
         path = tmp / f"{rid}-{name}"
         path.mkdir()
@@ -61,10 +65,14 @@ def store(tmp_path_factory):
         "t2m_simvp": [
             _log_run(client, exp_id, tmp, "t2m_simvp", s, {"test_mse": 1.0 + 0.2 * s, "test_mae": 0.5 + 0.2 * s,
                                                            "flops_per_sample": 2e9},
-                     artifacts={f"forecast-seed{s}.npz": _forecast(s)}) for s in (0, 1)],
+                     artifacts={f"forecast-seed{s}.npz": _forecast(s)},
+                     leads={"lead_rmse_t2m": [1.0, 1.5], "lead_rmse_t2m_persistence": [1.2, 2.0],
+                            "lead_rmse_t2m_climatology": [2.5, 2.5]}) for s in (0, 1)],
         "t2m_svq": [_log_run(client, exp_id, tmp, "t2m_svq", 0, {"test_mse": 0.9, "test_mae": 0.45,
                                                                   "q_perplexity_theta3": 12.0},
-                             params={"quantizer.codebook_size": 10000},
+                             params={"quantizer.codebook_size": 10000,
+                                     "model.grid_padding": "31x41 -> 32x48 (reflect)"},
+                             leads={"lead_rmse_t2m": [0.9, 1.4], "lead_rmse_t2m_persistence": [1.2, 2.0]},
                              artifacts={"forecast-seed0.npz": _forecast(2),
                                         "svq-weights-seed0.npz": _npz(weights=rng.laplace(size=2000),
                                                                       codebook=rng.normal(size=(50, 8))),
@@ -116,6 +124,19 @@ def test_history_and_artifacts(store, tmp_path):
     assert download_artifact(rid, "nope.npz", tmp_path, store["uri"]) is None
 
 
+def test_lead_curves_pair_runs_with_references(store):
+    from pipeline.report.build import lead_curves
+    from pipeline.report.records import load_records
+
+    records = {r.experiment: r for r in load_records(store["ids"], store["uri"])}
+    params = {"datasets": {"t2m": {"title": "T2M"}}}
+    curves = lead_curves(params, records, store["uri"])
+    assert list(curves) == ["T2M: t2m"]
+    panel = curves["T2M: t2m"]
+    assert panel["SimVP"] == [(1, 1.0), (2, 1.5)] and panel["SimVP+SVQ (learnable)"] == [(1, 0.9), (2, 1.4)]
+    assert panel["Persistence"] == [(1, 1.2), (2, 2.0)] and panel["Climatology"] == [(1, 2.5), (2, 2.5)]
+
+
 def test_build_report_end_to_end_and_atomic(store, tmp_path):
     runs = tmp_path / "runs"
     for exp, ids in store["ids"].items():
@@ -141,7 +162,7 @@ def test_build_report_end_to_end_and_atomic(store, tmp_path):
         [f"table{n}.csv" for n in (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15)] + ["references.csv"])
     assert sorted(p.name for p in written["figures"]) == sorted(
         ["forecast_t2m.png", "learning_curves.png", "noise.png", "codebook_size.png", "svq_weights.png",
-         "codebook_tsne.png"])
+         "codebook_tsne.png", "lead_rmse.png"])
     assert not (reports / "figures" / "stale.png").exists()
     t1 = pd.read_csv(reports / "tables" / "table1.csv")
     assert (t1["profile"] == "sample").all()
@@ -156,6 +177,8 @@ def test_build_report_end_to_end_and_atomic(store, tmp_path):
     assert "trained runs beat persistence on test MSE" in readme
     assert "(figures/codebook_tsne.png)" in readme and "(tables/table13.csv)" in readme
     assert "`t2m_svq_mse`" in readme and "`r_simvp`" in readme
+    assert "`t2m_svq` padded its 31x41 -> 32x48 (reflect) grid" in readme
+    assert "Latitude-weighted RMSE per lead time" in readme
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["t2m"]["simvp"]["mse"] == pytest.approx(1.1) and metrics["t2m"]["svq"]["mae"] == 0.45
     assert metrics["t2m_improvement_pct"]["mse"] == pytest.approx(100 * 0.2 / 1.1, abs=1e-3)
