@@ -142,6 +142,7 @@ class Frames:
     time: np.ndarray | None
     grid: dict[str, Any]
     source: str
+    inits: np.ndarray | None = None  # a store's own windows: the index of each one's last input frame
 
 
 def _is_window_store(path: str) -> bool:
@@ -194,7 +195,9 @@ def _read_store(path: str, card: dict[str, Any], split: str) -> Frames:
     except Exception as exc:  # zarr raises several types for a missing group
         raise DataError(f"--input {path}: no split {split!r} in this store (--split) ({exc})") from None
     time = ds["time"].values if "time" in ds.variables else None
-    return Frames(ds["frames"].data, time, card["provenance"].get("grid") or {}, f"{path} ({split})")
+    offsets = card.get("window_offsets") or [k * card["step"] for k in range(card["T_in"] + card["T_out"])]
+    inits = np.asarray(ds["starts"].values, np.int64) + int(offsets[card["T_in"] - 1])
+    return Frames(ds["frames"].data, time, card["provenance"].get("grid") or {}, f"{path} ({split})", inits)
 
 
 # ------------------------------------------------------------------------------- the forecast
@@ -215,6 +218,20 @@ def _frame_stride(card: dict[str, Any], times: np.ndarray | None, source: str) -
                             f"{prov['frame_interval_hours']} h frames")
         return int(factor)
     return 1
+
+
+def _frame_step(times: np.ndarray, i: int, rel_in: np.ndarray) -> cal.Step | None:
+    """The time between two of the model's consecutive frames, read from window ``i``."""
+    if len(rel_in) >= 2:
+        a, b, k = times[i + rel_in[0]], times[i + rel_in[1]], int(rel_in[1] - rel_in[0])
+    elif i + 1 < len(times):
+        a, b, k = times[i], times[i + 1], 1
+    else:
+        return None
+    step = cal.regular_step(np.asarray([a, b]))[0]
+    if step.months:
+        return cal.Step(months=step.months // k) if step.months % k == 0 else None
+    return cal.Step(duration=step.duration // k)
 
 
 def forecast(trained: Trained, inputs: Frames, inits: list[str] | None = None, batch_size: int = 16,
@@ -248,18 +265,26 @@ def forecast(trained: Trained, inputs: Frames, inits: list[str] | None = None, b
                                 f"({T_in} frames) the model needs end at or before it")
             init_idx.append(int(at[-1]))
         init_idx = np.asarray(init_idx)
+    elif inputs.inits is not None:  # a preprocessed store: its own windows, which never span a gap
+        init_idx = inputs.inits
     else:
         if n <= first:
             raise DataError(f"{inputs.source}: {n} time steps; the model needs {first + 1} ({T_in} frames) "
                             f"for one forecast")
         init_idx = np.arange(first, n)
+    step = None
     if inputs.time is not None and len(inputs.time) > 1:
-        step, bad = cal.regular_step(inputs.time[max(0, init_idx.min() - first):init_idx.max() + 1])
-        if bad is not None:
-            raise DataError(f"{inputs.source}: time axis has a gap or an irregular step (steps of "
-                            f"{step.describe()}); forecast from a stretch without gaps (--init)")
-    else:
-        step = None
+        # every window's inputs must be evenly spaced: windows across a gap are dropped (all
+        # windows) or refused (--init)
+        ok = np.array([T_in < 2 or cal.regular_step(inputs.time[i + rel_in])[1] is None for i in init_idx])
+        if inits and not ok.all():
+            i = init_idx[np.flatnonzero(~ok)[0]]
+            raise DataError(f"{inputs.source}: the {T_in} frames up to {cal.stamp(inputs.time[i])} span a gap "
+                            f"or an irregular step; pick an --init after it")
+        init_idx = init_idx[ok]
+        if init_idx.size == 0:
+            raise DataError(f"{inputs.source}: no {T_in} evenly spaced frames in a row; fill the gaps")
+        step = _frame_step(inputs.time, init_idx[0], rel_in)
 
     offset = np.asarray(card["offset"], np.float32)[:, None, None]
     scale = np.asarray(card["scale"], np.float32)[:, None, None]
@@ -319,6 +344,7 @@ def _dataset(trained, inputs, init_idx, rel_out, step, out):
 def write(ds, output: str | Path) -> Path:
     """netCDF (``.nc``) or Zarr (``.zarr``), written beside the target and renamed in when complete."""
     output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         if output.suffix == ".zarr":

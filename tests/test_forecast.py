@@ -19,7 +19,7 @@ from pipeline.forecast import load_run, main
 from pipeline.train import run_experiment
 
 
-def _annual_360(path, years=60, var="tas", shape=(37, 49), nan_at=None):
+def _annual_360(path, years=60, var="tas", shape=(37, 49), nan_at=None, drop=None):
     time = xr.date_range("1850-07-01", periods=years, freq="YS-JUL", calendar="360_day", use_cftime=True)
     lat, lon = np.linspace(15, 75, shape[0]), np.linspace(190, 310, shape[1])
     t = np.arange(years)[:, None, None]
@@ -27,8 +27,9 @@ def _annual_360(path, years=60, var="tas", shape=(37, 49), nan_at=None):
         + np.random.default_rng(2).normal(0, 0.3, (years, *shape))
     if nan_at is not None:
         f[nan_at, 10, 10] = np.nan  # inside the run's box
-    xr.Dataset({var: (("time", "lat", "lon"), f.astype("f4"), {"units": "K"})},
-               coords={"time": time, "lat": lat, "lon": lon}).to_netcdf(path)
+    ds = xr.Dataset({var: (("time", "lat", "lon"), f.astype("f4"), {"units": "K"})},
+                    coords={"time": time, "lat": lat, "lon": lon})
+    (ds if drop is None else ds.drop_isel(time=drop)).to_netcdf(path)
     return path
 
 
@@ -107,6 +108,7 @@ def test_forecast_by_experiment_at_init_dates_to_zarr(trained):
     ("early", r"--init 1851: fewer than the 3 time steps \(3 frames\) the model needs end at or before it"),
     ("nan", r"NaN in the input frame at 1855-07-01"),
     ("run", r"--run nope: neither an MLflow run id nor a trained experiment"),
+    ("gap", r"the 3 frames up to 1881-07-01T00:00:00 span a gap or an irregular step"),
 ])
 def test_bad_inputs_are_one_line(trained, capsys, case, message):
     nc, args = trained["nc"], []
@@ -116,6 +118,8 @@ def test_bad_inputs_are_one_line(trained, capsys, case, message):
         nc = _annual_360(trained["tmp"] / "small.nc", shape=(13, 49))
     elif case == "early":
         args = ["--init", "1851"]
+    elif case == "gap":
+        nc, args = _annual_360(trained["tmp"] / "gap.nc", drop=30), ["--init", "1882"]  # 1880 is missing
     elif case == "nan":
         nc = _annual_360(trained["tmp"] / "holes.nc", nan_at=5)
     run = "nope" if case == "run" else "na_simvp"
@@ -125,6 +129,15 @@ def test_bad_inputs_are_one_line(trained, capsys, case, message):
     assert rc == 2 and "\n" not in err
     assert re.search(message, err), err
     assert not (trained["tmp"] / "x.nc").exists()
+
+
+def test_windows_across_a_gap_are_left_out(trained):
+    nc = _annual_360(trained["tmp"] / "gap2.nc", drop=30)
+    out = trained["tmp"] / "gap.nc"
+    assert main(["--run", "na_simvp", "--runs-dir", str(trained["runs"]), "--input", str(nc), "--output", str(out)]) == 0
+    ds = xr.open_dataset(out, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    years = [t.year for t in ds["init_time"].values]
+    assert len(years) == 59 - 2 - 2 and 1881 not in years and 1882 not in years and 1883 in years
 
 
 def test_video_arrays_from_a_store(tiny_params, tmp_path, mlflow_uri):
@@ -142,7 +155,7 @@ def test_video_arrays_from_a_store(tiny_params, tmp_path, mlflow_uri):
     x, _ = test[0]
     with torch.no_grad():
         pred = run.model.forecast(x[None], 2)[0][0].numpy() * 255.0
-    # window 0 starts at frame 0: its init frame is frame T_in - 1 = the first init
+    # window 0 starts at frame 0: its init frame, T_in - 1, is the first init
     np.testing.assert_allclose(ds["c0"].isel(init_time=0).values, pred[:, 0], rtol=1e-5, atol=1e-3)
-    assert ds.sizes["init_time"] == 20 - 1
+    assert ds.sizes["init_time"] == len(test)  # the store's own windows
     json.dumps(dict(ds.attrs), default=str)

@@ -235,3 +235,24 @@ def test_zarr_fetch_hashes_store(tmp_path):
     a = custom.fetch(tmp_path / "raw", settings(store))
     b = custom.fetch(tmp_path / "raw", settings(store))
     assert len(a) == 1 and a[0].sha256 == b[0].sha256 and a[0].size > 0
+
+
+def test_box_settings_and_errors(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    lat, lon = np.linspace(-80, 80, 9), np.arange(0, 360, 30.0)
+    times = hourly("2021-01-01", 96)
+    xr.Dataset({n: (("time", "lat", "lon"), np.random.default_rng(0).normal(size=(96, 9, 12)).astype("f4"))
+                for n in ("sst", "wind")}, coords={"time": times, "lat": lat, "lon": lon}).to_netcdf(folder / "g.nc")
+    p = custom.load(tmp_path / "raw", settings(folder / "g.nc", box={"lat": [-20, 40], "lon": [300, 60]}))
+    assert p.attrs["grid"]["lat"] == [-20.0, 0.0, 20.0, 40.0]
+    assert p.attrs["grid"]["lon"] == [300.0, 330.0, 0.0, 30.0, 60.0]  # through the date line, in order
+    assert p.splits["train"].frames.shape[2:] == (4, 5)
+    with pytest.raises(DataError, match=r"g\.nc: datasets.mine.data.box.lat = \[85.0, 89.0\] selects no lat"):
+        custom.load(tmp_path / "raw", settings(folder / "g.nc", box={"lat": [85, 89]}))
+    with pytest.raises(ConfigError, match=r"^datasets.mine.data.box.lat: expected \[south, north\]"):
+        custom.parse_settings(settings(folder / "g.nc", box={"lat": [40, -20]}))
+    ds = dataset(hourly("2021-01-01", 96))  # y/x grid without lat/lon coordinates
+    ds.to_netcdf(folder / "yx.nc")
+    with pytest.raises(DataError, match=r"datasets.mine.data.box.lat needs a 1-D lat coordinate"):
+        custom.load(tmp_path / "raw", settings(folder / "yx.nc", box={"lat": [0, 10]}))
