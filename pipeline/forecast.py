@@ -211,7 +211,7 @@ def _frame_stride(card: dict[str, Any], times: np.ndarray | None, source: str) -
         if native is None or native.months:
             raise DataError(f"{source}: time step {native.describe() if native else '?'} cannot make "
                             f"{prov['frame_interval_hours']} h frames")
-        hours = cal._as_timedelta(native.duration).total_seconds() / 3600
+        hours = cal.as_timedelta(native.duration).total_seconds() / 3600
         factor = prov["frame_interval_hours"] / hours
         if factor < 1 or not float(factor).is_integer():
             raise DataError(f"{source}: time step of {hours:g} h does not divide the run's "

@@ -161,13 +161,13 @@ def regular_step(times: np.ndarray) -> tuple[Step | None, int | None]:
     d = np.diff(times)
     first = d[0]
     uneven = np.flatnonzero(np.asarray(d != first, dtype=bool))
-    if not uneven.size and _as_timedelta(first) < _MONTHLY:
+    if not uneven.size and as_timedelta(first) < _MONTHLY:
         return Step(duration=first), None
     if not uneven.size:  # 360-day years or 30-day months: say "1 year", not "360 days"
         dm = np.diff(_month_index(times))
         return (Step(months=int(dm[0])) if dm[0] > 0 and (dm == dm[0]).all() else Step(duration=first)), None
     shortest = min(d) if calendar(times) is not None else d.min()
-    if _as_timedelta(shortest) < _MONTHLY:
+    if as_timedelta(shortest) < _MONTHLY:
         return Step(duration=first), int(uneven[0])
     dm = np.diff(_month_index(times))
     bad = np.flatnonzero(dm != dm[0])
@@ -176,7 +176,7 @@ def regular_step(times: np.ndarray) -> tuple[Step | None, int | None]:
     return Step(months=int(dm[0])) if dm[0] > 0 else Step(duration=first), int(bad[0] if bad.size else 0)
 
 
-def _as_timedelta(d) -> _dt.timedelta:
+def as_timedelta(d) -> _dt.timedelta:
     if isinstance(d, np.timedelta64):
         return _dt.timedelta(microseconds=int(d / np.timedelta64(1, "us")))
     return d
@@ -184,4 +184,4 @@ def _as_timedelta(d) -> _dt.timedelta:
 
 def step_between(a, b) -> str:
     """The span from ``a`` to ``b``, as words (``31 days 00:00:00``)."""
-    return span(_as_timedelta(b - a))
+    return span(as_timedelta(b - a))
