@@ -5,7 +5,7 @@ import zarr
 
 from pipeline.data.prepared import DataError, Split
 from pipeline.data.store import read_meta, write_store
-from pipeline.data.windows import WindowDataset
+from pipeline.data.windows import WindowDataset, loader_options
 
 from conftest import make_prepared
 
@@ -96,3 +96,22 @@ def test_display_info_units_and_latitudes(tmp_path):
     assert display_info(meta) == {"units": ["K"], "lat": [-10.0 + i for i in range(16)]}
     video = read_meta(write_store(make_prepared(scaling="fixed", dtype=np.uint8), tmp_path / "v.zarr"))
     assert display_info(video) == {"units": ["scaled, 0-1"], "lat": None}
+
+
+def test_a_split_over_the_cache_budget_is_never_loaded_whole(tmp_path):
+    """Human3.6M's 14 GB train split: every window reads only its own frames from the store."""
+    path = write_store(make_prepared(), tmp_path / "d.zarr")
+    nbytes = zarr.open_group(path, mode="r")["train/frames"].nbytes
+    ds = WindowDataset(path, "train", cache_bytes=nbytes - 1)
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, **loader_options(2, torch.device("cpu")))
+    assert sum(len(x) for x, _ in loader) == len(ds)
+    ds[0]
+    assert isinstance(ds._frames, zarr.Array)  # the main process too: a handle, not an array in memory
+    assert WindowDataset(path, "train", cache_bytes=nbytes)._array().__class__ is np.ndarray
+
+
+def test_loader_options_pin_and_prefetch_on_cuda_only():
+    assert loader_options(0, torch.device("cpu")) == {"num_workers": 0, "pin_memory": False}
+    cuda = loader_options(4, torch.device("cuda"))
+    assert cuda["pin_memory"] and cuda["persistent_workers"] and cuda["prefetch_factor"] == 4
+    assert not loader_options(2, torch.device("cpu"))["pin_memory"]
