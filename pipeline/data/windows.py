@@ -78,7 +78,12 @@ class WindowDataset(Dataset):
         """Window ``i`` in raw units, (T_in + T_out, C, H, W)."""
         idx = self.starts[i] + self._offsets
         arr = self._array()
-        return arr[idx] if isinstance(arr, np.ndarray) else arr.oindex[idx]
+        if isinstance(arr, np.ndarray):
+            return arr[idx]
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        if hi - lo <= 2 * len(idx):  # one slice read is ~3x faster than a point read per frame
+            return arr[lo:hi][idx - lo]
+        return arr.oindex[idx]
 
     def __getitem__(self, i: int):
         w = (self.raw_window(i).astype(np.float32) - self.offset) / self.scale
