@@ -1,6 +1,6 @@
 """SVQ reproduction pipeline: data -> Zarr -> SimVP(+quantizer) -> MLflow -> paper tables."""
-from pipeline.compat import ensure_torchvision_importable
+from pipeline.compat import install_torchvision_hook
 
-ensure_torchvision_importable()
+install_torchvision_hook()
 
 __version__ = "0.1.0"

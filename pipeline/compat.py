@@ -8,6 +8,7 @@ timm and lpips need. Compiled ops (nms, roi_align, ...) stay unavailable, and no
 """
 from __future__ import annotations
 
+import importlib.abc
 import sys
 
 _LIB = None  # keep the Library object alive: dropping it would unregister the schemas
@@ -29,3 +30,20 @@ def ensure_torchvision_importable() -> None:
     _LIB = torch.library.Library("torchvision", "DEF")
     _LIB.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     _LIB.define("qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor")
+
+
+class _ShimOnImport(importlib.abc.MetaPathFinder):
+    """Runs the shim the moment something first imports torchvision (timm, lpips), so that
+    importing ``pipeline`` itself costs no torch import: data and report stages never need it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchvision":
+            sys.meta_path.remove(self)
+            ensure_torchvision_importable()
+        return None  # the normal finders do the import
+
+
+def install_torchvision_hook() -> None:
+    if "torchvision" in sys.modules or any(isinstance(f, _ShimOnImport) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _ShimOnImport())

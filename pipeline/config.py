@@ -19,7 +19,7 @@ from pipeline.yamlfile import read_yaml
 TOP_LEVEL = ("profile", "seeds", "data", "model", "svq", "quantizers", "train", "datasets",
              "profiles", "experiments", "report")
 DATASET_KEYS = {"source", "raw", "title", "metrics", "data", "sample", "model", "train", "svq", "quantizers"}
-EXPERIMENT_KEYS = {"dataset", "tables", "set"}
+EXPERIMENT_KEYS = {"dataset", "tables", "set", "seeds"}
 METRICS = ("mse", "mae", "rmse", "ssim", "psnr", "lpips")
 
 
@@ -87,6 +87,7 @@ class TrainConfig:
     precision: str
     devices: int
     sync_batchnorm: bool
+    threads: int | None = None  # torch intra-op threads; null: torch's default (OMP_NUM_THREADS)
 
     def check(self) -> None:
         _positive("train", epochs=self.epochs, batch_size=self.batch_size,
@@ -101,7 +102,7 @@ class TrainConfig:
             raise ConfigError(f"train.loss: expected auto, mse or mae, got {self.loss!r}")
         if not 0.0 <= self.noise < 1.0:
             raise ConfigError(f"train.noise: expected a proportion in [0, 1), got {self.noise}")
-        for key in ("max_steps_per_epoch", "max_eval_batches"):
+        for key in ("max_steps_per_epoch", "max_eval_batches", "threads"):
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ConfigError(f"train.{key}: expected null or a positive integer, got {v}")
@@ -290,10 +291,15 @@ def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -
         raise ConfigError(f"experiments.{name}.tables: expected a list of paper table numbers, "
                           f"e.g. [1, 3], got {tables!r}")
     tables = tuple(tables)
+    # an experiment's own seeds (where a claim needs a spread) win over the global list
+    seeds = exp.get("seeds", params["seeds"])
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ConfigError(f"experiments.{name}.seeds: expected a non-empty list of distinct integers, got {seeds!r}")
     deps = {origin for _, origin in resolved.values()} | {origin for _, origin in qresolved.values()}
     deps |= {"profile", "seeds", f"experiments.{name}", f"datasets.{ds_name}.metrics"}
     return RunConfig(
-        name=name, dataset=ds_name, profile=profile, seeds=tuple(params["seeds"]), tables=tables,
+        name=name, dataset=ds_name, profile=profile, seeds=tuple(seeds), tables=tables,
         dataset_title=ds.get("title", ds_name), metrics=tuple(ds["metrics"]), model=model,
         quantizer=qsettings, train=train, deps=tuple(sorted(deps)),
         origins=tuple(sorted((k, o) for k, (_, o) in (resolved | qresolved).items())),

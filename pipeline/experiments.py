@@ -28,7 +28,7 @@ HEADER = ("# Generated from params.yaml by `python -m pipeline.experiments` (mak
 DATA_CODE = ["pipeline/data/sources", "pipeline/data/download.py", "pipeline/data/prepared.py"]
 TRAIN_CODE = ["pipeline/models", "pipeline/svq.py", "pipeline/train.py", "pipeline/metrics.py",
               "pipeline/cost.py", "pipeline/config.py", "pipeline/data/windows.py", "pipeline/data/noise.py",
-              "pipeline/plots.py"]
+              "pipeline/plots.py", "pipeline/lr_schedule.py"]
 REFERENCE_CODE = ["pipeline/references.py", "pipeline/metrics.py", "pipeline/data/windows.py"]
 
 

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from skimage.metrics import structural_similarity
 
 from pipeline.data.prepared import DataError
 from pipeline.errors import ConfigError
@@ -43,6 +42,7 @@ log = logging.getLogger(__name__)
 
 METRIC_NAMES = ("mse", "mae", "rmse", "ssim", "psnr", "lpips")
 _FRAME_METRICS = ("ssim", "psnr", "lpips")  # one value per frame, averaged
+ALEXNET_CHECKPOINT = "alexnet-owt-7be5be79.pth"
 _LPIPS_BATCH = 32  # frames per LPIPS forward pass; bounds memory for 256x256 video
 
 
@@ -125,6 +125,8 @@ def _clipped_frames(a: np.ndarray) -> np.ndarray:
 def _ssim_frames(pred: np.ndarray, true: np.ndarray, data_range: float) -> np.ndarray:
     # channel_axis=0 on (C, H, W) equals OpenSTL's (W, H, C) with multichannel=True: the
     # uniform window is symmetric, so the H/W transpose does not change the score.
+    from skimage.metrics import structural_similarity  # only image datasets pay for scikit-image
+
     p, t = _clipped_frames(pred), _clipped_frames(true)
     return np.array([
         structural_similarity(pf, tf, channel_axis=0, data_range=data_range) for pf, tf in zip(p, t)
@@ -140,10 +142,9 @@ def _psnr_frames(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 def lpips_weights_path() -> str:
     """Where torchvision keeps the AlexNet ImageNet checkpoint that ``LPIPS(net='alex')`` loads."""
-    from torchvision.models import AlexNet_Weights
-
-    filename = os.path.basename(AlexNet_Weights.IMAGENET1K_V1.url)  # alexnet-owt-7be5be79.pth
-    return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+    # the file name of torchvision's AlexNet_Weights.IMAGENET1K_V1, written out: importing
+    # torchvision to look it up costs seconds per stage (a test checks the two agree)
+    return os.path.join(torch.hub.get_dir(), "checkpoints", ALEXNET_CHECKPOINT)
 
 
 def lpips_available() -> bool:

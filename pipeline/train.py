@@ -45,13 +45,14 @@ def build_model(cfg: RunConfig, in_shape) -> SimVP:
 
 
 def make_scheduler(opt, cfg: RunConfig, steps_per_epoch: int):
-    """(scheduler, per_step): timm's per-epoch cosine with warmup, as OpenSTL, or torch's OneCycle."""
+    """(scheduler, per_step): timm's per-epoch cosine with warmup (as OpenSTL; our copy of its
+    rule), or torch's OneCycle."""
     t = cfg.train
     if t.sched == "cosine":
-        from timm.scheduler import CosineLRScheduler
+        from pipeline.lr_schedule import CosineWarmup
 
-        return CosineLRScheduler(opt, t_initial=t.epochs, lr_min=t.min_lr, warmup_lr_init=t.warmup_lr,
-                                 warmup_t=t.warmup_epochs, t_in_epochs=True), False
+        return CosineWarmup(opt, t.epochs, min_lr=t.min_lr, warmup_epochs=t.warmup_epochs,
+                            warmup_lr=t.warmup_lr), False
     if t.sched == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=t.epochs * steps_per_epoch,
                                                     final_div_factor=t.final_div_factor)
@@ -64,6 +65,8 @@ def run_experiment(cfg: RunConfig, store: Path, out_dir: Path) -> dict[str, Any]
     main = distributed.is_main_process()  # under torchrun, rank 0 alone writes
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     try:
         results = [_seed_result(cfg, store, seed, out_dir) for seed in cfg.seeds]
     finally:

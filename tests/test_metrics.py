@@ -171,3 +171,12 @@ def test_accumulator_rejects_mismatched_batches_and_empty_compute():
     acc.update(np.zeros((2, 1, 1, 4, 4)), np.zeros((2, 1, 1, 4, 4)))
     with pytest.raises(DataError, match="earlier batches"):
         acc.update(np.zeros((2, 1, 1, 4, 5)), np.zeros((2, 1, 1, 4, 5)))
+
+
+def test_alexnet_checkpoint_name_is_torchvisions():
+    import pipeline  # noqa: F401  (the torchvision shim)
+    from torchvision.models import AlexNet_Weights
+
+    from pipeline.metrics import ALEXNET_CHECKPOINT
+
+    assert AlexNet_Weights.IMAGENET1K_V1.url.endswith("/" + ALEXNET_CHECKPOINT)

@@ -21,16 +21,16 @@ import math
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import dask
-import dask.array as da
 import numpy as np
-import xarray as xr
 import zarr
 
 from pipeline.data.prepared import SPLITS, DataError, Prepared
 from pipeline.outputs import replace_dir, scratch
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 SHARD_BYTES = 128 * 2**20  # big enough for few files, small enough for one dask task's memory
 
@@ -149,6 +149,9 @@ def _scaling(p: Prepared) -> tuple[list[float], list[float]]:
         return [float(v) for v in p.offset], [float(v) for v in p.scale]
     if p.scaling != "zscore":
         raise DataError(f"unknown scaling {p.scaling!r}; expected 'zscore' or 'fixed'")
+    import dask
+    import dask.array as da  # here, not at the top: the training reader needs only read_meta
+
     frames = da.asarray(p.splits["train"].frames).astype("float64")
     mean = frames.mean(axis=(0, 2, 3))
     std = frames.std(axis=(0, 2, 3))
@@ -160,6 +163,9 @@ def _scaling(p: Prepared) -> tuple[list[float], list[float]]:
 
 
 def _split_dataset(p: Prepared, name: str) -> xr.Dataset:
+    import dask.array as da
+    import xarray as xr
+
     split = p.splits[name]
     frames = da.asarray(split.frames)
     data = {"frames": (("frame", "channel", "y", "x"), frames),
@@ -178,6 +184,8 @@ def _shard_frames(shape, itemsize) -> int:
 @contextmanager
 def _scheduler(address: str | None) -> Iterator[None]:
     """A dask distributed cluster when an address is given, the local threads otherwise."""
+    import dask
+
     if not address:
         with dask.config.set(scheduler="threads"):
             yield

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from timm.layers import trunc_normal_
+from torch.nn.init import trunc_normal_
 
 from pipeline.config import ModelConfig
 from pipeline.models.padding import GridPad

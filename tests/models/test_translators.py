@@ -7,7 +7,6 @@ from pipeline.models.translators import TRANSLATORS, build_translator
 from pipeline.models.translators.base import MetaBlock
 from pipeline.models.translators.transformers import swin_window_size
 
-from timm.layers import DropPath
 
 torch.set_num_threads(1)
 
@@ -66,7 +65,7 @@ def test_metaformer_layout_and_drop_path_schedule(name):
     assert all(isinstance(b.reduction, torch.nn.Identity) for b in blocks[1:-1])
     for block, rate in zip(blocks, expected):
         assert block.drop_path_rate == pytest.approx(rate)
-        probs = [m.drop_prob for m in block.modules() if isinstance(m, DropPath)]
+        probs = [m.drop_prob for m in block.modules() if type(m).__name__ == "DropPath"]  # ours or timm's
         # OpenSTL's ConvMixer block takes no drop path; every other block uses its own rate.
         assert (name == "convmixer") == (not probs)
         assert probs == pytest.approx([rate] * len(probs))

@@ -480,17 +480,21 @@ def _channel_vars(cfg: Settings) -> list[tuple[str, str]]:
 
 
 # -------------------------------------------------------------------------------------- twin
-def _anomalies(rng: np.random.Generator, hours: np.ndarray, n_waves: int = 4) -> np.ndarray:
-    """Eastward-moving wave packets, (T, 32, 64), unit amplitude: the weather to forecast."""
+def _anomalies(rng: np.random.Generator, hours: np.ndarray, n_waves: int = 6) -> np.ndarray:
+    """Eastward-moving wave packets, (T, 32, 64), about unit amplitude: the weather to forecast.
+    Broad packets over all latitudes, so that every region has weather (the climatology of a
+    few hours per year cannot know it) that moves slowly enough for the last frame to be a
+    good short-range forecast, as in ERA5."""
     lat = np.deg2rad(LAT)[None, :, None]
     lon = np.deg2rad(LON)[None, None, :]
     t = hours[:, None, None]
     out = np.zeros((hours.size,) + GRID)
     for _ in range(n_waves):
         k = rng.integers(2, 7)  # zonal wavenumber
-        speed = rng.uniform(0.5, 2.0) * 2 * np.pi / (24 * 10)  # ~a wavelength in 5-20 days
-        centre = np.deg2rad(rng.uniform(-60, 60))
-        width = np.deg2rad(rng.uniform(12, 25))
+        # once round the globe in 20-60 days: ~500-1400 km/day at 45°, as synoptic systems move
+        speed = rng.uniform(0.5, 1.5) * 2 * np.pi / (24 * 30)
+        centre = np.deg2rad(rng.uniform(-70, 70))
+        width = np.deg2rad(rng.uniform(20, 40))
         phase = rng.uniform(0, 2 * np.pi)
         out += np.cos(k * lon - k * speed * t + phase) * np.exp(-((lat - centre) / width) ** 2)
     return out / np.sqrt(n_waves / 2)
@@ -514,18 +518,21 @@ def _sample_field(var: str, times: np.ndarray, levels: list[int], rng: np.random
         noise = rng.standard_normal(anom.shape)
         if short in ("t2m", "t"):
             surface = 250 + 50 * np.cos(lat) ** 2 + 12 * season * np.sin(lat)
-            f = surface * (p / 1013.25) ** 0.19 + 3 * anom + 0.3 * noise
+            # synoptic anomalies of a few K, strongest towards the poles (as in winter ERA5)
+            f = surface * (p / 1013.25) ** 0.19 + (4 + 8 * np.sin(lat) ** 2) * anom + 0.3 * noise
             if short == "t2m":
                 f = f + 5 * np.cos(lat) * diurnal
         elif short == "r":
             base = 75 - 20 * np.cos(3 * lat) ** 2 * np.cos(lat) - 30 * (1 - p / 1000)
-            f = np.clip(base + 15 * anom + 3 * noise, 0, 100)
+            f = np.clip(base + 15 * anom + 1.5 * noise, 0, 100)
         elif short in ("u10", "u"):
             peak = 8 if short == "u10" else 8 + 25 * (1 - p / 1000)  # jets strengthen aloft
             jet = peak * np.exp(-((np.abs(lat) - 0.7) / 0.25) ** 2)
-            f = jet - 5 * np.exp(-(lat / 0.25) ** 2) + (3 if short == "u10" else 8) * anom + 0.5 * noise
+            # 10 m winds carry ~1 m/s of unresolved gusts, which no forecast can know
+            gusts = 1.0 if short == "u10" else 0.3
+            f = jet - 5 * np.exp(-(lat / 0.25) ** 2) + (3 if short == "u10" else 8) * anom + gusts * noise
         elif short in ("v10", "v"):
-            f = (2.5 if short == "v10" else 7) * anom + 0.5 * noise
+            f = (2.5 if short == "v10" else 7) * anom + (1.0 if short == "v10" else 0.3) * noise
         elif short == "tcc":
             logit = 0.6 * np.cos(2 * lat) ** 2 - 0.3 + 1.5 * anom + 0.3 * noise
             f = 1 / (1 + np.exp(-logit))

@@ -24,15 +24,19 @@ codebook state (EMA statistics) is restored afterwards.
 from __future__ import annotations
 
 import abc
-
+import importlib
 import math
 from typing import Any, ClassVar
 
 import torch
-from vector_quantize_pytorch import LFQ, GroupedResidualVQ, ResidualFSQ, ResidualLFQ, ResidualVQ, VectorQuantize
 
 from pipeline.models.quantizers.base import Quantizer
 from pipeline.models.quantizers.diagnostics import mean_column_perplexity
+
+
+def _lib():
+    """The library, imported on first build: runs without a comparator skip its import time."""
+    return importlib.import_module("vector_quantize_pytorch")
 
 
 class LucidrainsQuantizer(Quantizer):
@@ -104,7 +108,7 @@ class VQQuantizer(_VQFamily):
                                           "rotation_trick": False}
 
     def _build(self):
-        return VectorQuantize(dim=self.dim, **self._vq_kwargs())
+        return _lib().VectorQuantize(dim=self.dim, **self._vq_kwargs())
 
 
 class MultiHeadVQQuantizer(_VQFamily):
@@ -120,7 +124,7 @@ class MultiHeadVQQuantizer(_VQFamily):
 
     def _build(self):
         codebook_dim = None if self.settings["codebook_dim"] is None else self._int("codebook_dim")
-        return VectorQuantize(dim=self.dim, heads=self._int("heads"), codebook_dim=codebook_dim,
+        return _lib().VectorQuantize(dim=self.dim, heads=self._int("heads"), codebook_dim=codebook_dim,
                               separate_codebook_per_head=self._bool("separate_codebook_per_head"),
                               **self._vq_kwargs())
 
@@ -137,7 +141,7 @@ class ResidualVQQuantizer(_VQFamily):
         return {}
 
     def _build(self):
-        return ResidualVQ(dim=self.dim, num_quantizers=self._int("num_quantizers"),
+        return _lib().ResidualVQ(dim=self.dim, num_quantizers=self._int("num_quantizers"),
                           shared_codebook=self._bool("shared_codebook"), **self._vq_kwargs(),
                           **self._extra_kwargs())
 
@@ -166,7 +170,7 @@ class GroupedResidualVQQuantizer(_VQFamily):
         groups = self._int("groups")
         if self.dim % groups:
             raise self._bad("groups", f"a divisor of the latent channels ({self.dim})")
-        return GroupedResidualVQ(dim=self.dim, groups=groups, num_quantizers=self._int("num_quantizers"),
+        return _lib().GroupedResidualVQ(dim=self.dim, groups=groups, num_quantizers=self._int("num_quantizers"),
                                  shared_codebook=self._bool("shared_codebook"), **self._vq_kwargs())
 
     def _index_columns(self, indices: torch.Tensor) -> torch.Tensor:
@@ -186,7 +190,7 @@ class ResidualFSQQuantizer(LucidrainsQuantizer):
         if (not isinstance(levels, (list, tuple)) or not levels
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 for v in levels)):
             raise self._bad("levels", "a non-empty list of integers >= 2")
-        return ResidualFSQ(dim=self.dim, levels=list(levels), num_quantizers=self._int("num_quantizers"))
+        return _lib().ResidualFSQ(dim=self.dim, levels=list(levels), num_quantizers=self._int("num_quantizers"))
 
     def _run(self, x):
         q, indices = self.vq(x)
@@ -205,7 +209,7 @@ class LFQQuantizer(LucidrainsQuantizer):
                                           "commitment_loss_weight": 0.25}
 
     def _build(self):
-        return LFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
+        return _lib().LFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
                    entropy_loss_weight=self._float("entropy_loss_weight", 0.0),
                    diversity_gamma=self._float("diversity_gamma", 0.0),
                    commitment_loss_weight=self._float("commitment_loss_weight", 0.0))
@@ -219,7 +223,7 @@ class ResidualLFQQuantizer(LucidrainsQuantizer):
                                           "aux_reduction": "sum"}
 
     def _build(self):
-        return ResidualLFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
+        return _lib().ResidualLFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
                            num_quantizers=self._int("num_quantizers"),
                            commitment_loss_weight=self._float("commitment_loss_weight", 0.0))
 

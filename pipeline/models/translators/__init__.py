@@ -13,36 +13,32 @@ Builders are called with arguments already checked by build_translator.
 """
 from __future__ import annotations
 
+import importlib
 import numbers
-from typing import Callable, Sequence
+from typing import Sequence
 
 from torch import nn
 
 from pipeline.errors import ConfigError
 
-from .convs import build_convmixer, build_convnext, build_poolformer
-from .hornet import build_hornet
-from .incepu import build_incepu
-from .lka import build_gsta, build_tau, build_van
-from .moganet import build_moganet
-from .transformers import build_mlpmixer, build_swin, build_uniformer, build_vit
-
 __all__ = ["ALIASES", "TRANSLATORS", "build_translator"]
 
-TRANSLATORS: dict[str, Callable[..., nn.Module]] = {
-    "incepu": build_incepu,
-    "gsta": build_gsta,
-    "tau": build_tau,
-    "convmixer": build_convmixer,
-    "convnext": build_convnext,
-    "hornet": build_hornet,
-    "moganet": build_moganet,
-    "vit": build_vit,
-    "swin": build_swin,
-    "uniformer": build_uniformer,
-    "poolformer": build_poolformer,
-    "van": build_van,
-    "mlpmixer": build_mlpmixer,
+# name -> (module in this package, builder). Modules are imported only when their translator is
+# built: the timm-based ones pull in timm and torchvision, seconds of start-up a gSTA run never needs.
+TRANSLATORS: dict[str, tuple[str, str]] = {
+    "incepu": ("incepu", "build_incepu"),
+    "gsta": ("lka", "build_gsta"),
+    "tau": ("lka", "build_tau"),
+    "convmixer": ("convs", "build_convmixer"),
+    "convnext": ("convs", "build_convnext"),
+    "hornet": ("hornet", "build_hornet"),
+    "moganet": ("moganet", "build_moganet"),
+    "vit": ("transformers", "build_vit"),
+    "swin": ("transformers", "build_swin"),
+    "uniformer": ("transformers", "build_uniformer"),
+    "poolformer": ("convs", "build_poolformer"),
+    "van": ("lka", "build_van"),
+    "mlpmixer": ("transformers", "build_mlpmixer"),
 }
 
 # Other spellings OpenSTL's SimVP accepts for the same blocks.
@@ -89,6 +85,8 @@ def build_translator(name: str, *, in_channels: int, hidden: int, depth: int,
                   _positive_int("input_resolution[1]", input_resolution[1]))
     if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, numbers.Real) or not mlp_ratio > 1:
         raise ConfigError(f"translator: mlp_ratio must be a number > 1, got {mlp_ratio!r}")
-    return TRANSLATORS[key](in_channels=in_channels, hidden=hidden, depth=depth,
+    module, builder = TRANSLATORS[key]
+    build = getattr(importlib.import_module(f"{__name__}.{module}"), builder)
+    return build(in_channels=in_channels, hidden=hidden, depth=depth,
                             input_resolution=resolution, drop_path=_rate("drop_path", drop_path),
                             mlp_ratio=float(mlp_ratio), drop=_rate("drop", drop))

@@ -16,8 +16,7 @@ from torch import nn
 
 from pipeline.errors import ConfigError
 
-# `pipeline` is imported above, so the torchvision shim is in place before timm loads.
-from timm.layers import DropPath, trunc_normal_
+from torch.nn.init import trunc_normal_  # timm's is the same (absolute bounds -2, 2)
 
 __all__ = [
     "BlockMaker", "ConvMlp", "DropPath", "MetaBlock", "MidMetaNet", "check_input",
@@ -31,6 +30,25 @@ class BlockMaker(Protocol):
     def __call__(self, dim: int, *, out_dim: int, layer_i: int,
                  input_resolution: tuple[int, int], mlp_ratio: float, drop: float,
                  drop_path: float) -> nn.Module: ...
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample, scaled by the keep rate (timm's DropPath, defined here so the
+    common translators load without timm's import chain)."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask.div_(keep) if keep > 0 else x * mask
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob:.3f}"
 
 
 def drop_path_rates(depth: int, drop_path: float) -> list[float]:

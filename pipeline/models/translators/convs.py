@@ -6,7 +6,6 @@ from torch import nn
 
 from .base import ConvMlp, DropPath, init_openstl, metaformer
 
-from timm.models.convnext import ConvNeXtBlock
 
 
 class ConvMixerBlock(nn.Module):
@@ -35,6 +34,8 @@ def convmixer_block(dim, *, out_dim, layer_i, input_resolution, mlp_ratio, drop,
 
 
 def convnext_block(dim, *, out_dim, layer_i, input_resolution, mlp_ratio, drop, drop_path):
+    from timm.models.convnext import ConvNeXtBlock  # here: convmixer/poolformer runs skip timm's imports
+
     # 7x7 depthwise conv -> LayerNorm2d -> 1x1-conv MLP -> layer scale 1e-6 -> drop path + x;
     # OpenSTL passes no dropout to it.
     block = ConvNeXtBlock(dim, mlp_ratio=mlp_ratio, conv_mlp=True, ls_init_value=1e-6,
