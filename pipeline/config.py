@@ -213,7 +213,9 @@ def validate_params(params: dict[str, Any]) -> None:
             raise ConfigError(f"datasets.{name}.source: unknown source {ds['source']!r}; "
                               f"expected one of {sorted(SOURCES)}")
     for name in params["experiments"]:
-        resolve_run(params, name)
+        # under every profile: a bad value the active profile happens to override is still refused
+        for profile in params["profiles"]:
+            resolve_run(params, name, profile)
 
 
 def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -> RunConfig:
@@ -254,6 +256,11 @@ def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -
     _overlay_sets(resolved, sets, ("model.", "train."), f"experiments.{name}")
     for section in ("model", "train"):
         _overlay(resolved, section, prof.get(section) or {}, f"profiles.{profile}.{section}", name)
+    # and last the profile's own settings for this dataset (a twin may need wider or longer runs)
+    prof_ds = ((prof.get("datasets") or {}).get(ds_name)) or {}
+    for section in ("model", "train"):
+        _overlay(resolved, section, prof_ds.get(section) or {},
+                 f"profiles.{profile}.datasets.{ds_name}.{section}", name)
 
     quantizer = resolved["model.quantizer"][0]
     from pipeline.models.quantizers import QUANTIZERS
@@ -327,17 +334,19 @@ def dataset_deps(params: dict[str, Any], ds_name: str) -> list[str]:
 
 def dataset_settings(params: dict[str, Any], ds_name: str) -> dict[str, Any]:
     """``datasets.<ds>`` with the active profile's ``profiles.<p>.datasets.<ds>`` merged over its
-    ``data`` and ``sample`` blocks (a profile may shrink a dataset, e.g. fewer years)."""
+    ``data`` and ``sample`` blocks (a profile may shrink a dataset, e.g. fewer years; its ``model``
+    and ``train`` blocks are applied to the dataset's runs by ``resolve_run``)."""
     if ds_name not in params["datasets"]:
         raise ConfigError(f"datasets.{ds_name}: no such dataset; known: {sorted(params['datasets'])}")
     out = copy.deepcopy(params["datasets"][ds_name])
     prof = params["profiles"][params["profile"]] or {}
     overlay = ((prof.get("datasets") or {}).get(ds_name)) or {}
     for block, values in overlay.items():
-        if block not in ("data", "sample"):
+        if block not in ("data", "sample", "model", "train"):
             raise ConfigError(f"profiles.{params['profile']}.datasets.{ds_name}.{block}: a profile may "
-                              f"override only the data and sample blocks of a dataset")
-        out[block] = {**(out.get(block) or {}), **(values or {})}
+                              f"override only the data, sample, model and train blocks of a dataset")
+        if block in ("data", "sample"):  # model and train are the runs' (resolve_run)
+            out[block] = {**(out.get(block) or {}), **(values or {})}
     return out
 
 

@@ -29,7 +29,7 @@ def test_eval_shards_cover_every_window_once(n, world):
 
 def test_global_batch_must_split_evenly(tiny_params):
     tiny_params["train"].update(devices=3)
-    with pytest.raises(ConfigError, match="train.batch_size: the global batch 4 must split evenly"):
+    with pytest.raises(ConfigError, match=r"train\.batch_size: the global batch 8 must split evenly"):
         resolve_run(tiny_params, "t2m_svq")
     with pytest.raises(ConfigError, match="train.batch_size"):
         distributed.per_rank_batch(4, distributed.Ranks(0, 3, 0))

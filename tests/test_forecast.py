@@ -99,7 +99,7 @@ def test_forecast_by_experiment_at_init_dates_to_zarr(trained):
     assert rc == 0
     ds = xr.open_zarr(out, consolidated=False, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
     assert [t.year for t in ds["init_time"].values] == [1904, 1854]  # last frame at or before each date
-    assert ds.attrs["seed"] == 0 and ds.attrs["grid_padding"] == "31x41 -> 32x48 (reflect)"
+    assert ds.attrs["seed"] == 0 and ds.attrs["grid_padding"] == "31x41 -> 32x42 (reflect)"  # N_S 2: even sizes
 
 
 @pytest.mark.parametrize("case, message", [
