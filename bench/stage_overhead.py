@@ -5,7 +5,7 @@ Part 1: ``import torch`` and ``import pipeline.train`` (the training entry point
 interpreters, interleaved and repeated; their median ratio is the number the pipeline keeps
 at or below 2.
 
-Part 2: one experiment (default ``t2m_simvp``) trained as its DVC stage does, in a fresh
+Part 2: one experiment (default ``t2m_simvp_mae``: SimVP, one seed) trained as its DVC stage does, in a fresh
 interpreter, logging to a throw-away MLflow store that already exists (as in a repro, where only
 the first stage creates it; that creation is timed separately). Seconds are split into start-up
 (interpreter + imports), data (opening the store, reading splits), training (optimiser steps),
@@ -13,7 +13,7 @@ evaluation (validation, test metrics, cost, quantizer diagnostics) and logging (
 checkpoint, forecast figure and arrays).
 
 Needs the experiment's Zarr store (``dvc repro preprocess_t2m`` first). From the repository root:
-``.venv/bin/python bench/stage_overhead.py [--experiment t2m_simvp] [--repeats 5]``.
+``.venv/bin/python bench/stage_overhead.py [--experiment t2m_simvp_mae] [--repeats 5]``.
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def child(experiment: str, params: str) -> None:
 # ------------------------------------------------------------------------------ parent
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--experiment", default="t2m_simvp")
+    ap.add_argument("--experiment", default="t2m_simvp_mae")  # gSTA, one seed
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

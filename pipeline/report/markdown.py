@@ -155,6 +155,49 @@ def reading(number: int, df: pd.DataFrame) -> str:
     return head + (" — " + "; ".join(shown) if shown else "") + "."
 
 
+# The seeded comparisons (catalogue experiments with their own `seeds`): (row a, column a, row b,
+# column b, what the difference means), read against the seed spread of both cells.
+_T1 = ("SimVP (w/o VQ)", "SimVP+SVQ (Frozen)", "SimVP+SVQ (Learnable)")
+SPREAD_PAIRS: dict[int, list[tuple[str, str, str, str, str]]] = {
+    1: [(_T1[0], "t2m_mse", _T1[2], "t2m_mse", "t2m: SVQ learnable vs SimVP"),
+        (_T1[0], "t2m_mse", _T1[1], "t2m_mse", "t2m: SVQ frozen vs SimVP"),
+        (_T1[1], "t2m_mse", _T1[2], "t2m_mse", "t2m: learnable vs frozen codebook")],
+    5: [(f"η={e}", "mse_wo", f"η={e}", "mse_w", f"η={e}: SVQ vs SimVP")
+        for e in ("0", "10%", "20%", "30%", "40%", "50%")]
+       + [("η=0", c, "η=50%", c, f"noise curve {who}: η=50% vs η=0")
+          for c, who in (("mse_wo", "SimVP"), ("mse_w", "SVQ"))],
+}
+
+
+def seed_spread(number: int, df: pd.DataFrame) -> str | None:
+    """Whether each seeded difference of a table exceeds the seed spread: |a - b| against
+    std(a) + std(b) (population std over the seeds of each cell)."""
+    parts = []
+    for row_a, col_a, row_b, col_b, what in SPREAD_PAIRS.get(number, []):
+        a, b = _seeded(df, row_a, col_a), _seeded(df, row_b, col_b)
+        if a is None or b is None:
+            continue
+        (ma, sa, na), (mb, sb, nb) = a, b
+        spread = sa + sb
+        verdict = "exceeds" if abs(mb - ma) > spread else "is within"
+        parts.append(f"{what}: {fmt_number(mb)} vs {fmt_number(ma)} MSE, difference {'+' if mb >= ma else '-'}{fmt_number(abs(mb - ma))} "
+                     f"{verdict} the spread {fmt_number(spread)} ({min(na, nb)} seeds)")
+    if not parts:
+        return None
+    return "Seed spread (difference vs std a + std b): " + "; ".join(parts) + "."
+
+
+def _seeded(df: pd.DataFrame, row: str, column: str) -> tuple[float, float, int] | None:
+    sub = df[(df["row"] == row) & (df["column"] == column)]
+    if sub.empty:
+        return None
+    cell = sub.iloc[0]
+    mean, std, n = _num(cell["ours"]), _num(cell.get("ours_std")), _num(cell.get("n_seeds"))
+    if mean is None or std is None or n is None or n < 2:
+        return None
+    return mean, std, int(n)
+
+
 def value(df: pd.DataFrame, side: str, row: str, column: str, section: str | None = None) -> float | None:
     """A cell's number: ours, or the paper's (printed, else recomputed for derived rows)."""
     sel = (df["row"] == row) & (df["column"] == column)
@@ -405,6 +448,9 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
         if link:
             out += [f"CSV: [{link}]({link})", ""]
         out += [reading(number, df), ""]
+        spread = seed_spread(number, df)
+        if spread:
+            out += [spread, ""]
         out += [f"_Note: {note}_" for note in table.notes]
         if table.notes:
             out += [""]
