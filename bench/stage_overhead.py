@@ -9,8 +9,8 @@ Part 2: one experiment (default ``t2m_simvp_mae``: SimVP, one seed) trained as i
 interpreter, logging to a throw-away MLflow store that already exists (as in a repro, where only
 the first stage creates it; that creation is timed separately). Seconds are split into start-up
 (interpreter + imports), data (opening the store, reading splits), training (optimiser steps),
-evaluation (validation, test metrics, cost, quantizer diagnostics) and logging (MLflow calls,
-checkpoint, forecast figure and arrays).
+evaluation (validation, test metrics, per-lead scores, cost, quantizer diagnostics) and logging
+(MLflow calls, per-epoch and best checkpoints, forecast figure and arrays).
 
 Needs the experiment's Zarr store (``dvc repro preprocess_t2m`` first). From the repository root:
 ``.venv/bin/python bench/stage_overhead.py [--experiment t2m_simvp_mae] [--repeats 5]``.
@@ -87,9 +87,13 @@ def child(experiment: str, params: str) -> None:
     for name in ("_save_svq_sample", "_write_history", "_atomic_write"):
         setattr(train, name, timed("logging", getattr(train, name)))
     train.torch.save = timed("logging", train.torch.save)
-    import pipeline.report.figures as figures  # timed here: train imports it when drawing
+    for name in ("_lead_evaluation",):
+        setattr(train, name, timed("evaluation", getattr(train, name)))
+    train._log_lead_scores = timed("logging", train._log_lead_scores)
+    train.checkpoint.Checkpoint.save = timed("logging", train.checkpoint.Checkpoint.save)  # per epoch
+    import pipeline.plots as plots  # train imports it when drawing (its import time counts there)
 
-    figures.forecast_figure = timed("logging", figures.forecast_figure)
+    plots.forecast_figure = timed("logging", plots.forecast_figure)
     p = load_params(params)
     cfg = resolve_run(p, experiment)
     t_run = time.perf_counter()
