@@ -38,7 +38,7 @@ paper-check: $(STAMP)
 repro: $(STAMP)
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make repro needs a git checkout (DVC)"; exit 1; }
 	$(BIN)/python -m pipeline.experiments --check
-	$(BIN)/dvc repro
+	$(BIN)/python -m pipeline.progress   # dvc repro, with stage k of n, elapsed and time left
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -18,18 +18,32 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import dataset_deps, load_params, run_deps_all_profiles
+from pipeline.config import _collapse, dataset_deps, load_params, run_deps_all_profiles
 from pipeline.errors import stage_errors
+from pipeline.overrides import layer_keys
 from pipeline.paths import check_name, inside
+from pipeline.run_record import FIGURE_DATA, HISTORY, RESULT
+
+RECORD_FILES = (RESULT, HISTORY, FIGURE_DATA)
 
 HEADER = ("# Generated from params.yaml by `python -m pipeline.experiments` (make dvc.yaml).\n"
           "# Edit the experiment catalogue in params.yaml, not this file.\n")
 
 DATA_CODE = ["pipeline/data/sources", "pipeline/data/download.py", "pipeline/data/prepared.py"]
-TRAIN_CODE = ["pipeline/models", "pipeline/svq.py", "pipeline/train.py", "pipeline/metrics.py",
-              "pipeline/cost.py", "pipeline/config.py", "pipeline/data/windows.py", "pipeline/data/noise.py",
-              "pipeline/plots.py", "pipeline/lr_schedule.py"]
+TRAIN_CODE = ["pipeline/models", "pipeline/svq.py", "pipeline/train.py", "pipeline/run_record.py", "pipeline/metrics.py",
+              "pipeline/cost.py", "pipeline/config.py", "pipeline/overrides.py", "pipeline/data/windows.py",
+              "pipeline/data/noise.py", "pipeline/plots.py", "pipeline/lr_schedule.py", "pipeline/mlflow_model.py",
+              "pipeline/mlflow_dataset.py"]
 REFERENCE_CODE = ["pipeline/references.py", "pipeline/metrics.py", "pipeline/data/windows.py"]
+
+
+# Figures of the report that `dvc plots show` renders (static images: the page needs no network)
+PLOTS = ["reports/figures/learning_curves.png", "reports/figures/noise.png", "reports/figures/codebook_size.png"]
+
+
+def stage_cmd(script: str, *args: str) -> str:
+    """A stage command run by the venv's interpreter (stages/python), arguments shell-quoted."""
+    return command("sh", "stages/python", f"stages/{script}.py", *args)
 
 
 def raw_dir(ds: str) -> str:
@@ -62,14 +76,14 @@ def build_stages(params: dict[str, Any]) -> dict[str, Any]:
     for ds in datasets_used(params):
         deps = dataset_deps(params, ds)
         stages[f"download_{ds}"] = {
-            "cmd": command("python", "stages/download.py", ds),
+            "cmd": stage_cmd("download", ds),
             "deps": ["stages/download.py", *DATA_CODE],
             "params": deps,
             # persist: a re-run resumes/reuses downloads instead of deleting them first
             "outs": [{raw_dir(ds): {"persist": True, "cache": False}}],
         }
         stages[f"preprocess_{ds}"] = {
-            "cmd": command("python", "stages/preprocess.py", ds),
+            "cmd": stage_cmd("preprocess", ds),
             "deps": ["stages/preprocess.py", raw_dir(ds), *DATA_CODE, "pipeline/data/store.py"],
             "params": deps,
             # persist: the store is swapped in atomically; DVC must not delete it before the run
@@ -77,33 +91,42 @@ def build_stages(params: dict[str, Any]) -> dict[str, Any]:
         }
     for ds in datasets_used(params):
         stages[f"reference_{ds}"] = {  # persistence / climatology: no training, seconds
-            "cmd": command("python", "stages/reference.py", ds),
-            "deps": ["stages/reference.py", store_path(ds), *REFERENCE_CODE],
+            "cmd": stage_cmd("reference", ds),
+            "deps": ["stages/reference.py", "stages/python", store_path(ds), *REFERENCE_CODE],
             "params": ["profile", f"datasets.{ds}.metrics", "experiments"],
-            "metrics": [{f"{reference_dir(ds)}/result.json": {"cache": False, "persist": True}}],
+            # a record in runs/ (no DVC metric); persist: replaced atomically by the stage
+            "outs": [{f"{reference_dir(ds)}/result.json": {"cache": False, "persist": True}}],
         }
+    shadowed = layer_keys(params)
     for name, exp in params["experiments"].items():
         rd = run_dir(name).as_posix()
         stages[f"train_{name}"] = {
-            "cmd": command("python", "stages/train.py", name),
-            "deps": ["stages/train.py", store_path(exp["dataset"]), *TRAIN_CODE],
-            "params": run_deps_all_profiles(params, name),
-            # persist: the stage swaps its outputs in when done, so a killed run keeps the old ones
-            "outs": [{f"{rd}/artifacts": {"cache": False, "persist": True}}],
-            "metrics": [{f"{rd}/result.json": {"cache": False, "persist": True}}],
-            "plots": [{f"{rd}/history.csv": {"cache": False, "persist": True, "x": "epoch", "y": "val_loss"}}],
+            "cmd": stage_cmd("train", name),
+            "deps": ["stages/train.py", "stages/python", store_path(exp["dataset"]), *TRAIN_CODE],
+            # every layer of every key, shadowed ones too: a change to any of them re-runs the stage,
+            # which then uses it or stops naming the winning key (pipeline/overrides.py)
+            "params": sorted(_collapse(set(run_deps_all_profiles(params, name)) | shadowed[name])),
+            # the record (pipeline/run_record.py) is committed and is all the report reads; it is
+            # no DVC metric: reports/metrics.json holds the headline cells. persist: the stage swaps
+            # its outputs in when done, so a killed run keeps the old ones
+            "outs": [{f"{rd}/artifacts": {"cache": False, "persist": True}},
+                     *({f"{rd}/{f}": {"cache": False, "persist": True}} for f in RECORD_FILES)],
         }
     stages["report"] = {
-        "cmd": "python stages/report.py",
-        "deps": ["stages/report.py", "pipeline/report", "pipeline/plots.py",
-                 *[f"{run_dir(n)}/result.json" for n in params["experiments"]],
-                 *[f"{reference_dir(ds)}/result.json" for ds in datasets_used(params)]],
+        "cmd": stage_cmd("report"),
+        # the runs folder as one dep (the records of every train stage are in it): one column in
+        # `dvc exp show`, not three per experiment
+        "deps": ["stages/report.py", "stages/python", "pipeline/report", "pipeline/plots.py",
+                 "pipeline/run_record.py", "runs"],
         "params": ["profile", "seeds", "report", "experiments"],
-        "outs": [{"reports/tables": {"cache": False}}, {"reports/figures": {"cache": False}},
-                 {"reports/README.md": {"cache": False}}],
-        "metrics": [{"reports/metrics.json": {"cache": False}}],
+        # persist: DVC must not delete the committed report before the stage has built its
+        # replacement (build_report swaps files in only once all of them exist)
+        "outs": [{"reports/tables": {"cache": False, "persist": True}},
+                 {"reports/figures": {"cache": False, "persist": True}},
+                 {"reports/README.md": {"cache": False, "persist": True}}],
+        "metrics": [{"reports/metrics.json": {"cache": False, "persist": True}}],
     }
-    return {"stages": stages}
+    return {"stages": stages, "plots": list(PLOTS)}
 
 
 class _NoAliases(yaml.SafeDumper):

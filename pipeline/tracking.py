@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any, Iterator
 
 TAG_PREFIX = "svq."
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -87,6 +88,8 @@ def ensure_experiment(name: str) -> str:
 def _ensure_experiment(mlflow, name: str) -> str:
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # a store from before the tag
+            mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     artifacts = os.environ.get("SVQ_ARTIFACT_ROOT")
     if artifacts is None and not _remote(tracking_uri()):
@@ -94,8 +97,9 @@ def _ensure_experiment(mlflow, name: str) -> str:
     # a tracking server picks its own artifact root (--artifacts-destination): a local path
     # chosen here would be another machine's disk
     location = None if artifacts is None else f"{artifacts}/{name}"
-    try:
-        return mlflow.create_experiment(name, artifact_location=location)
+    try:  # the kind tag marks it as model training (MLflow's model-training view), not GenAI
+        return mlflow.create_experiment(name, artifact_location=location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except Exception:  # created meanwhile by a concurrent stage
         exp = mlflow.get_experiment_by_name(name)
         if exp is None:
@@ -138,6 +142,13 @@ def _start_time(pid: int) -> str:
             pass
         return "alive"
     return stat.rsplit(")", 1)[1].split()[19]
+
+
+def run_name(experiment: str, seed: int) -> str:
+    """``<experiment>/seed<k>@<DVC experiment>`` (or ``@<commit>`` outside one): repeats and DVC
+    experiments are told apart in MLflow's run list."""
+    where = dvc_experiment() or (git_commit() or "")[:7] or "workspace"
+    return f"{experiment}/seed{seed}@{where}"
 
 
 def git_commit() -> str | None:

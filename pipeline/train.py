@@ -3,7 +3,6 @@ the validation split, best checkpoint restored before the test, everything logge
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -18,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from pipeline import checkpoint, distributed, tracking
+from pipeline import checkpoint, distributed, run_record, tracking
 from pipeline.config import RunConfig
 from pipeline.cost import (count_parameters, flops_per_sample, flops_per_sample_literal, inference_fps,
                            openstl_fps_batch)
@@ -30,6 +29,7 @@ from pipeline.distributed import pick_device  # noqa: F401  (the public name, he
 from pipeline.metrics import evaluation_accumulator
 from pipeline.models.simvp import SimVP
 from pipeline.scores import LeadEvaluation, mlflow_series
+from pipeline.models.codebook import codebook_from_state_dict
 
 
 @dataclass
@@ -38,6 +38,7 @@ class SeedResult:
     run_id: str
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
+    leads: dict[str, list[float]] = field(default_factory=dict)  # per-lead scores (weather), for the record
 
 
 def build_model(cfg: RunConfig, in_shape) -> SimVP:
@@ -61,29 +62,27 @@ def make_scheduler(opt, cfg: RunConfig, steps_per_epoch: int):
 
 
 def run_experiment(cfg: RunConfig, store: Path, out_dir: Path) -> dict[str, Any]:
-    """Train ``cfg`` once per seed; write ``result.json`` and ``history.csv`` into ``out_dir``."""
+    """Train ``cfg`` once per seed; write the run record (``pipeline.run_record``) into ``out_dir``."""
     main = distributed.is_main_process()  # under torchrun, rank 0 alone writes
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    t0 = time.perf_counter()
     try:
         results = [_seed_result(cfg, store, seed, out_dir) for seed in cfg.seeds]
     finally:
         distributed.teardown()
-    names = sorted(results[0].metrics)
-    summary = {
-        "experiment": cfg.name, "dataset": cfg.dataset, "profile": cfg.profile,
-        "tables": list(cfg.tables), "seeds": list(cfg.seeds),
-        "run_ids": [r.run_id for r in results],
-        "metrics": {n: _finite(np.mean([r.metrics[n] for r in results])) for n in names},
-        "metrics_std": {n: _finite(np.std([r.metrics[n] for r in results])) for n in names},
-    }
+    result = run_record.summary(
+        experiment=cfg.name, dataset=cfg.dataset, profile=cfg.profile, tables=list(cfg.tables),
+        params=cfg.flat_params(),
+        seeds=[{"seed": r.seed, "run_id": r.run_id, "metrics": r.metrics, "leads": r.leads} for r in results])
+    result["elapsed_s"] = round(time.perf_counter() - t0, 1)  # for progress estimates
     if main:
-        _write_history(out_dir / "history.csv", results)
-        _atomic_write(out_dir / "result.json", json.dumps(summary, indent=2) + "\n")
+        history = [{"seed": r.seed, **h} for r in results for h in r.history]
+        run_record.write(out_dir, result, history, run_record.read_figure_data(out_dir, results[0].seed))
         checkpoint.clear(out_dir)  # complete: a rerun trains afresh, it never resumes this run
-    return summary
+    return result
 
 
 def _seed_result(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult:
@@ -136,7 +135,7 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
     ckpt = out_dir / f"best-seed{seed}.pt"
     resume = checkpoint.Checkpoint.for_seed(out_dir, cfg, seed, store)
     progress = resume.load(model, opt, sched, gen, fit_ds) or checkpoint.Progress()
-    with tracking.start_run(f"{cfg.name}/seed{seed}", profile=cfg.profile, tags=tags, params=params,
+    with tracking.start_run(tracking.run_name(cfg.name, seed), profile=cfg.profile, tags=tags, params=params,
                             run_id=progress.run_id) as run:
         progress.run_id = run.info.run_id
         best, best_state, bad_epochs = progress.best, progress.best_state, progress.bad_epochs
@@ -172,7 +171,7 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
         metrics, sample = _evaluate(model, test_ds, test_dl, cfg, device, T_out, t.precision, ranks, lead)
         if not ranks.is_main:
             return SeedResult(seed, "", metrics, history)
-        torch.save({"state_dict": best_state, "config": cfg.to_dict(), "in_shape": in_shape,
+        torch.save({"state_dict": best_state, "config": cfg.to_dict(), "in_shape": in_shape, "T_out": T_out,
                     "best_val_loss": best, "epoch": len(history),
                     "data": data_card(store, cfg.dataset)}, ckpt)  # what pipeline.forecast needs
 
@@ -199,16 +198,37 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
                             channels=np.asarray(test_ds.channels), units=np.asarray(shown["units"]), **extra)
         for path in (config_path, ckpt, fig_path, out_dir / f"forecast-seed{seed}.npz"):
             tracking.log_artifact(path)
+        leads = {}
         if lead is not None:
-            _log_lead_scores(lead.result(), out_dir / f"lead_scores-seed{seed}.json")
+            leads = _log_lead_scores(lead.result(), out_dir / f"lead_scores-seed{seed}.json")
+        figure_data = {"forecast_inputs": x, "forecast_truth": y, "forecast_prediction": pred,
+                       "forecast_channels": np.asarray(test_ds.channels), "forecast_units": np.asarray(shown["units"]),
+                       **{f"forecast_{k}": v for k, v in extra.items()}}
         if cfg.model.quantizer == "svq":
             weights_path = out_dir / f"svq-weights-seed{seed}.npz"
             _save_svq_sample(model, sample[0].to(device), weights_path)
             tracking.log_artifact(weights_path)
+            with np.load(weights_path) as w:
+                figure_data["svq_weights"] = run_record.sample_rows(w["weights"], run_record.MAX_WEIGHTS)
+        codebook = codebook_from_state_dict(best_state)
+        if codebook is not None:
+            figure_data["codebook"] = run_record.sample_rows(codebook, run_record.MAX_CODES)
+        _log_mlflow_model_and_inputs(ckpt, sample, store, cfg.dataset,
+                                     {"train": len(train_ds), "val": len(val_ds), "test": len(test_ds)})
         run_id = run.info.run_id
-    result = SeedResult(seed, run_id, metrics, history)
+        run_record.write_figure_data(out_dir, seed, figure_data)  # per seed: survives a resumed run
+    result = SeedResult(seed, run_id, metrics, history, leads)
     resume.finish(asdict(result))
     return result
+
+
+def _log_mlflow_model_and_inputs(ckpt: Path, sample, store: Path, dataset: str, windows: dict[str, int]) -> None:
+    """The forecaster as an MLflow model (pyfunc) and the store as the run's dataset inputs."""
+    from pipeline.mlflow_dataset import log_store_inputs
+    from pipeline.mlflow_model import log_forecaster
+
+    log_store_inputs(store, dataset, windows)
+    log_forecaster(ckpt, sample[0].numpy(), sample[2])
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,13 +314,15 @@ def _lead_evaluation(store: Path, test_ds: WindowDataset) -> LeadEvaluation | No
     return LeadEvaluation(test_ds, ReferenceForecasts(store, test_ds), lat)
 
 
-def _log_lead_scores(result: dict, path: Path) -> None:
-    for name, values in mlflow_series(result).items():
+def _log_lead_scores(result: dict, path: Path) -> dict[str, list[float]]:
+    series = mlflow_series(result)
+    for name, values in series.items():
         for lead, v in enumerate(values, start=1):
             if math.isfinite(v):
                 tracking.log_metrics({name: v}, step=lead)
-    _atomic_write(path, json.dumps(result, indent=2) + "\n")
+    run_record.write_json(path, result)
     tracking.log_artifact(path)
+    return {k: [float(v) for v in vals] for k, vals in series.items()}
 
 
 def _cost(model, example) -> dict[str, float]:
@@ -358,23 +380,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _write_history(path: Path, results: list[SeedResult]) -> None:
-    lines = ["seed,epoch,train_loss,val_loss,lr"]
-    for r in results:
-        for h in r.history:
-            lines.append(f"{r.seed},{h['epoch']},{h['train_loss']:.6g},{h['val_loss']:.6g},{h['lr']:.6g}")
-    _atomic_write(path, "\n".join(lines) + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _finite(v) -> float | None:
-    """JSON (and so DVC) has no NaN: an unavailable metric (LPIPS offline) is written as null."""
-    v = float(v)
-    return v if math.isfinite(v) else None

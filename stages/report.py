@@ -1,5 +1,5 @@
-"""DVC stage: the paper's tables (CSV + markdown), figures and headline metrics from the MLflow
-records of every trained experiment (runs/<exp>/result.json names the runs)."""
+"""DVC stage: the paper's tables (CSV + markdown), figures and headline metrics from the committed
+run records (runs/<exp>/result.json, history.csv, figures.npz); needs no MLflow store."""
 import argparse
 import logging
 

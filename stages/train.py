@@ -5,9 +5,11 @@ stage resumes it; the finished run replaces ``runs/<exp>`` only once complete.""
 import argparse
 import json
 import sys
+import time
 
 from pipeline.errors import stage_errors
 
+t_start = time.perf_counter()
 ap = argparse.ArgumentParser(description=__doc__)
 ap.add_argument("experiment")
 ap.add_argument("--params", default="params.yaml")
@@ -17,11 +19,14 @@ with stage_errors("train"):
     from pipeline import distributed, job_slots, outputs
     from pipeline.config import load_params, resolve_run
     from pipeline.data.prepare import store_path
-    from pipeline.experiments import run_dir
+    from pipeline.experiments import RECORD_FILES, run_dir
+    from pipeline.overrides import check, committed_params
+    from pipeline.progress import one_line_summary
     from pipeline.train import run_experiment
 
     params = load_params(args.params)
     cfg = resolve_run(params, args.experiment)
+    check(params, committed_params(args.params), args.experiment)  # a shadowed -S stops here
     slot = job_slots.claim_from_env(cfg.train.devices)  # SVQ_JOBS: a share of the machine, held till exit
     if distributed.maybe_relaunch(cfg.train.devices, __file__, sys.argv[1:]):
         sys.exit(0)  # torchrun's processes did the work
@@ -32,6 +37,7 @@ with stage_errors("train"):
         outputs.clean_stale(out, keep=work)
     summary = run_experiment(cfg, store_path(params, cfg.dataset), work / "artifacts")
     if main:
-        outputs.replace_run_outputs(work, out, ("result.json", "history.csv"))
+        outputs.replace_run_outputs(work, out, RECORD_FILES)
 if main:
     print(json.dumps(summary["metrics"], indent=2))
+    print(one_line_summary(summary, time.perf_counter() - t_start))

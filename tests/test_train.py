@@ -20,6 +20,12 @@ def test_run_logs_params_metrics_and_artifacts(tiny_params, tiny_store, mlflow_u
     for key in ("test_mse", "test_mae", "test_rmse", "params_total", "flops_per_sample", "fps_inference"):
         assert np.isfinite(result["metrics"][key]), key
     assert result["metrics"]["test_rmse"] == pytest.approx(result["metrics"]["test_mse"] ** 0.5)
+    # the committed record holds what the report needs: per-seed metrics, parameters, figure arrays
+    assert result["runs"][0]["metrics"]["test_mse"] == result["metrics"]["test_mse"]
+    assert result["params"]["model.quantizer"] == cfg.model.quantizer
+    data = np.load(tmp_path / "out" / "figures.npz")
+    assert {"forecast_inputs", "forecast_truth", "forecast_prediction"} <= set(data.files)
+    assert ({"svq_weights", "codebook"} <= set(data.files)) == (name == "t2m_svq")
 
     client = mlflow.MlflowClient(mlflow_uri)
     run = client.get_run(result["run_ids"][0])

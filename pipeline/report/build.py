@@ -1,4 +1,4 @@
-"""The report stage's work: results -> MLflow records -> tables, figures, README, metrics.json.
+"""The report stage's work: committed run records -> tables, figures, README, metrics.json.
 
 Everything is written into a scratch folder first and moved into place only once all of it
 exists, so a failure leaves the previous report untouched rather than half-replaced.
@@ -18,13 +18,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import resolve_run
-from pipeline.data.prepared import DataError
 from pipeline.errors import ConfigError
 from pipeline import plots
 from pipeline.report import figures as fig
 from pipeline.report.markdown import render_readme
 from pipeline.report.paper import load_paper
-from pipeline.report.records import RunRecord, download_artifact, load_records, metric_history
+from pipeline.report.records import RunRecord, load_records
 from pipeline.report.references import beats_table, read_references
 from pipeline.report.tables import build_all
 
@@ -42,33 +41,10 @@ WEIGHT_RUNS = {"learnable, MAE loss": "t2m_svq", "learnable, MSE loss": "t2m_svq
 TSNE_RUNS = {"VQ (k-means / EMA)": "t2m_vq", "SVQ (learnable)": "t2m_svq"}
 
 
-def read_results(params: Mapping[str, Any], runs_dir: Path) -> dict[str, dict[str, Any]]:
-    """``runs/<exp>/result.json`` of every catalogue experiment that has one, for the active profile."""
-    profile = params["profile"]
-    out = {}
-    for name in params["experiments"]:
-        path = Path(runs_dir) / name / "result.json"
-        if not path.exists():
-            continue
-        try:
-            result = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc}); re-run its stage (train_{name})") from exc
-        ids = result.get("run_ids") if isinstance(result, dict) else None
-        if not isinstance(ids, list) or not ids:
-            raise DataError(f"{path}: expected a non-empty 'run_ids' list; re-run its stage (train_{name})")
-        if result.get("profile") != profile:
-            log.warning("%s: trained under profile %r, the report is for %r: left out",
-                        path, result.get("profile"), profile)
-            continue
-        out[name] = result
-    return out
-
-
 def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
                  readme: Path | str = "reports/README.md", metrics: Path | str = "reports/metrics.json",
                  tables_dir: Path | str | None = None, figures_dir: Path | str | None = None,
-                 tracking_uri: str | None = None, tsne_max_codes: int = 1000) -> dict[str, list[Path]]:
+                 tsne_max_codes: int = 1000) -> dict[str, list[Path]]:
     """Write every table (CSV), the figures, the README and metrics.json; return what was written."""
     report_cfg = params.get("report") or {}
     tables_dir = Path(tables_dir or report_cfg.get("tables_dir", "reports/tables"))
@@ -76,8 +52,7 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
     readme, metrics = Path(readme), Path(metrics)
     profile = params["profile"]
 
-    results = read_results(params, Path(runs_dir))
-    records = {r.experiment: r for r in load_records({e: r["run_ids"] for e, r in results.items()}, tracking_uri)}
+    records = load_records(runs_dir, list(params["experiments"]), profile)
     log.info("report (%s): %d of %d experiments have runs", profile, len(records), len(params["experiments"]))
     paper = load_paper()
     references = read_references(params, Path(runs_dir))
@@ -104,8 +79,8 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
         staged[path] = tables_dir / path.name
         beats_link = _rel(tables_dir / path.name, readme.parent)
 
-        made = make_figures(params, records, tables, staging / "figures", staging / "artifacts",
-                            tracking_uri=tracking_uri, tsne_max_codes=tsne_max_codes, references=references)
+        made = make_figures(params, records, tables, staging / "figures", tsne_max_codes=tsne_max_codes,
+                            references=references)
         figure_links = {}
         for caption, path in made.items():
             staged[path] = figures_dir / path.name
@@ -139,42 +114,37 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
 
 def headline_metrics(records: Mapping[str, RunRecord], tables: Mapping[int, pd.DataFrame],
                      params: Mapping[str, Any], references: Mapping[str, Mapping] | None = None) -> dict[str, Any]:
-    """For ``dvc metrics show/diff``: per dataset the test MSE/MAE of the three main models and of
-    the reference forecasts, and the t2m improvement of SVQ over SimVP (Table 1), ours; only what
-    has been measured."""
+    """The only DVC metrics file (``dvc metrics show/diff``, ``dvc exp show``): a few key cells per
+    table, ours: the first two recomputed improvement rows where the table has them, else its best
+    value of its first column. Per-run numbers stay in runs/<exp>/result.json; reference forecasts
+    in the tables and runs/reference_<ds>/result.json."""
     out: dict[str, Any] = {"profile": params["profile"], "experiments_reported": len(records)}
-    for ds in params["datasets"]:
-        entry = {}
-        for ref, rec in ((references or {}).get(ds) or {}).items():
-            vals = {m: _finite(rec["metrics"].get(f"test_{m}")) for m in ("mse", "mae")}
-            vals = {k: v for k, v in vals.items() if v is not None}
-            if vals:
-                entry[ref] = vals
-        for suffix, _ in MAIN_VARIANTS:
-            rec = records.get(f"{ds}_{suffix}")
-            if rec is None:
-                continue
-            vals = {m: _finite(rec.metrics.get(f"test_{m}")) for m in ("mse", "mae")}
-            vals = {k: v for k, v in vals.items() if v is not None}
-            if vals:
-                entry[suffix] = vals
-        if entry:
-            out[ds] = entry
-    t1 = tables.get(1)
-    if t1 is not None:
-        imp = t1[(t1["kind"] == "derived") & t1["column"].isin(["t2m_mse", "t2m_mae"])]
-        vals = {c.split("_")[1]: _finite(v) for c, v in zip(imp["column"], imp["ours"])}
-        vals = {k: round(v, 3) for k, v in vals.items() if v is not None}
-        if vals:
-            out["t2m_improvement_pct"] = vals
+    for number, df in sorted(tables.items()):
+        cells = {}
+        derived = df[(df["kind"] == "derived") & df["ours"].notna()]
+        for _, row in derived.head(2).iterrows():
+            cells[f"{_slug(row['row'])}_{row['column']}"] = round(float(row["ours"]), 6)
+        if not cells:
+            measured = df[(df["kind"] == "measured") & df["ours"].notna()]
+            if not measured.empty:
+                col = measured["column"].iloc[0]
+                vals = measured[measured["column"] == col]
+                pick = vals["ours"].idxmax() if vals["better"].iloc[0] == "higher" else vals["ours"].idxmin()
+                cells[f"best_{col}"] = round(float(vals.loc[pick, "ours"]), 6)
+        if cells:
+            out[f"table{number}"] = cells
     return out
+
+
+def _slug(text: str) -> str:
+    return "_".join("".join(c if c.isalnum() else " " for c in str(text).lower()).split())[:40]
 
 
 # --------------------------------------------------------------------------------------------
 def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], tables: Mapping[int, pd.DataFrame],
-                 out_dir: Path, scratch: Path, *, tracking_uri: str | None = None,
-                 tsne_max_codes: int = 1000, references: Mapping[str, Mapping] | None = None) -> dict[str, Path]:
-    """Every figure whose runs exist: caption -> PNG path (under ``out_dir``). ``references``:
+                 out_dir: Path, *, tsne_max_codes: int = 1000,
+                 references: Mapping[str, Mapping] | None = None) -> dict[str, Path]:
+    """Every figure whose records exist: caption -> PNG path (under ``out_dir``). ``references``:
     dataset -> its reference forecasts' records (lines in the t2m noise / codebook figures)."""
     made: dict[str, Path] = {}
 
@@ -182,20 +152,16 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
         if path is not None:
             made[caption] = path
 
-    def artifact(exp: str, stem: str) -> Path | None:
+    def data(exp: str) -> dict[str, np.ndarray]:
         rec = records.get(exp)
-        if rec is None:
-            return None
-        seed = rec.seeds[0] if rec.seeds and rec.seeds[0] is not None else 0
-        return download_artifact(rec.run_ids[0], f"{stem}-seed{seed}.{'pt' if stem == 'best' else 'npz'}",
-                                 scratch / exp, tracking_uri)
+        return rec.figure_data() if rec is not None else {}
 
     for ds, spec in params["datasets"].items():
         title = spec.get("title", ds)
         svq, base = f"{ds}_svq", f"{ds}_simvp"
         if svq in records and base in records:
             add(f"Forecast sample, {title}: SVQ vs SimVP",
-                plots.forecast_comparison_figure(_npz(artifact(svq, "forecast")), _npz(artifact(base, "forecast")),
+                plots.forecast_comparison_figure(_forecast(data(svq)), _forecast(data(base)),
                                                out_dir / f"forecast_{ds}.png", title=f"{title}: {svq} vs {base}",
                                                labels=("SimVP+SVQ", "SimVP")))
 
@@ -205,15 +171,15 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
             rec = records.get(f"{ds}_{suffix}")
             if rec is None:
                 continue
-            for run_id, seed in zip(rec.run_ids, rec.seeds or [None] * len(rec.run_ids)):
+            for seed, curve in rec.history().items():
                 name = label if rec.n_seeds == 1 else f"{label} seed {seed}"
                 loss = training_loss(params, rec)  # MSE and MAE losses never share an axis
                 group = f"{spec.get('title', ds)}: {loss.upper()} loss" if loss else spec.get("title", ds)
-                curves.setdefault(group, {})[name] = metric_history(run_id, "val_loss", tracking_uri)
+                curves.setdefault(group, {})[name] = curve
     add("Learning curves (validation loss per epoch) of the main runs",
         fig.learning_curves_figure(curves, out_dir / "learning_curves.png"))
 
-    leads = lead_curves(params, records, tracking_uri)
+    leads = lead_curves(params, records)
     add("Latitude-weighted RMSE per lead time (WeatherBench 2 style): SimVP vs SVQ vs persistence and "
         "climatology", fig.learning_curves_figure(leads, out_dir / "lead_rmse.png", metric="RMSE (cos-lat weighted)",
                                                   xlabel="lead (frames)", dashed=tuple(REFERENCE_LABELS.values())))
@@ -237,11 +203,11 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
     add("MSE vs codebook size: SVQ vs grouped residual VQ (Figure 4)",
         fig.codebook_size_figure(series, out_dir / "codebook_size.png", reference=reference, references=t2m_refs))
 
-    samples = {label: _npz(artifact(exp, "svq-weights")) for label, exp in WEIGHT_RUNS.items()}
+    samples = {label: _weights(data(exp)) for label, exp in WEIGHT_RUNS.items()}
     add("Regression weights and codebook distributions with kurtosis (Figure 5)",
         fig.weight_distribution_figure(samples, out_dir / "svq_weights.png"))
 
-    codebooks = {label: _codebook(artifact(exp, "best")) for label, exp in TSNE_RUNS.items()}
+    codebooks = {label: data(exp).get("codebook") for label, exp in TSNE_RUNS.items()}
     add("Codebook t-SNE: VQ vs SVQ (Figure 1)",
         fig.codebook_tsne_figure(codebooks, out_dir / "codebook_tsne.png", max_codes=tsne_max_codes))
     return made
@@ -272,10 +238,10 @@ def _reference_lines(refs: Mapping[str, Any] | None) -> dict[str, float]:
 REFERENCE_LABELS = {"persistence": "Persistence", "climatology": "Climatology"}
 
 
-def lead_curves(params: Mapping[str, Any], records: Mapping[str, RunRecord],
-                tracking_uri: str | None = None) -> dict[str, dict[str, list[tuple[int, float]]]]:
+def lead_curves(params: Mapping[str, Any],
+                records: Mapping[str, RunRecord]) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """Per dataset and channel of the weather runs: the main runs' and the references' RMSE per lead
-    (``pipeline.scores``'s ``lead_rmse_<ch>[_<reference>]``, first seed)."""
+    (``pipeline.scores``'s ``lead_rmse_<ch>[_<reference>]`` in the record, first seed)."""
     out: dict[str, dict[str, list[tuple[int, float]]]] = {}
     refs = tuple(f"_{r}" for r in ("persistence", "climatology", "climatology_hour"))
     for ds, spec in params["datasets"].items():
@@ -283,12 +249,13 @@ def lead_curves(params: Mapping[str, Any], records: Mapping[str, RunRecord],
             rec = records.get(f"{ds}_{suffix}")
             if rec is None:
                 continue
-            for key in sorted(k for k in rec.metrics if k.startswith("lead_rmse_") and not k.endswith(refs)):
+            leads = rec.leads
+            for key in sorted(k for k in leads if k.startswith("lead_rmse_") and not k.endswith(refs)):
                 panel = out.setdefault(f"{spec.get('title', ds)}: {key[len('lead_rmse_'):]}", {})
-                panel[label] = metric_history(rec.run_ids[0], key, tracking_uri)
+                panel[label] = _series(leads[key])
                 for ref, ref_label in REFERENCE_LABELS.items():
-                    if f"{key}_{ref}" in rec.metrics and ref_label not in panel:
-                        panel[ref_label] = metric_history(rec.run_ids[0], f"{key}_{ref}", tracking_uri)
+                    if f"{key}_{ref}" in leads and ref_label not in panel:
+                        panel[ref_label] = _series(leads[f"{key}_{ref}"])
     return out
 
 
@@ -299,26 +266,23 @@ def padding_notes(records: Mapping[str, RunRecord]) -> list[str]:
             if (pad := rec.params.get("model.grid_padding")) not in (None, "", "none")]
 
 
-def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
-    if path is None:
+def _series(values) -> list[tuple[int, float]]:
+    """(lead, value) from a per-lead list (lead 1 first); missing values left out."""
+    return [(lead, float(v)) for lead, v in enumerate(values, start=1) if v is not None]
+
+
+def _forecast(data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    keys = ("inputs", "truth", "prediction")
+    if not all(f"forecast_{k}" in data for k in keys):
         return None
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+    out = {k: data[f"forecast_{k}"].astype(np.float32) for k in keys}
+    return out | {k: data[f"forecast_{k}"] for k in ("channels", "units", "lat") if f"forecast_{k}" in data}
 
 
-def _codebook(path: Path | None) -> np.ndarray | None:
-    if path is None:
+def _weights(data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    if "svq_weights" not in data or "codebook" not in data:
         return None
-    import torch
-
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise DataError(f"{path}: expected a checkpoint with a 'state_dict' mapping")
-    codebook = fig.codebook_from_state_dict(state)
-    if codebook is None:
-        log.info("%s: no codebook tensor in the checkpoint", path)
-    return codebook
+    return {"weights": data["svq_weights"], "codebook": data["codebook"]}
 
 
 def _codebook_size(rec: RunRecord) -> int | None:
@@ -355,4 +319,4 @@ def _replace(src: Path, dst: Path) -> None:
         os.replace(tmp, dst)
 
 
-__all__ = ["MAIN_VARIANTS", "read_results", "build_report", "headline_metrics", "make_figures"]
+__all__ = ["MAIN_VARIANTS", "build_report", "headline_metrics", "make_figures"]

@@ -1,171 +1,92 @@
-"""RunRecords from a temporary SQLite MLflow store, and the whole report built from it."""
+"""The report as a pure function of the committed run records (runs/<exp>/): no MLflow store."""
+import filecmp
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
+from pipeline import run_record
 from pipeline.data.prepared import DataError
-from pipeline.report.build import build_report
-from pipeline.report.records import download_artifact, load_records, metric_history
-
-torch.set_num_threads(1)
+from pipeline.report.build import build_report, headline_metrics
+from pipeline.report.records import load_records
 
 
-def _log_run(client, exp_id, tmp, experiment, seed, metrics, *, params=None, artifacts=None, history=True,
-             leads=None):
-    tags = {"svq.experiment": experiment, "svq.dataset": experiment.split("_")[0], "svq.profile": "sample",
-            "svq.seed": str(seed), "svq.tables": "1,3,4", "svq.quantizer": "none", "svq.translator": "gsta"}
-    run = client.create_run(exp_id, tags=tags, run_name=f"{experiment}/seed{seed}")
-    rid = run.info.run_id
-    for key, value in ({"model.translator": "gsta", "seed": seed} | (params or {})).items():
-        client.log_param(rid, key, value)
-    if history:
-        for epoch, loss in enumerate((1.0, 0.6, 0.5), start=1):
-            client.log_metric(rid, "val_loss", loss + seed, step=epoch)
-    for key, value in metrics.items():
-        client.log_metric(rid, key, value)
-    for key, values in (leads or {}).items():  # pipeline.scores' per-lead series, the lead as the step
-        for lead, value in enumerate(values, start=1):
-            client.log_metric(rid, key, value, step=lead)
-    for name, writer in (artifacts or {}).items():
-        path = tmp / f"{rid}-{name}"
-        path.mkdir()
-        writer(path / name)
-        client.log_artifact(rid, str(path / name))
-    client.set_terminated(rid)
-    return rid
-
-
-def _npz(**arrays):
-    return lambda path: np.savez_compressed(path, **arrays)
-
-
-def _forecast(seed):
-    rng = np.random.default_rng(seed)
+def _write(runs, experiment, seeds_metrics, *, params=None, figure_data=None, profile="sample", leads=None):
+    """A record as stages/train.py writes it (pipeline.run_record), for made-up metrics."""
+    seeds = [{"seed": s, "run_id": f"{experiment}-{s}", "metrics": m, "leads": leads or {}}
+             for s, m in seeds_metrics.items()]
+    result = run_record.summary(experiment=experiment, dataset=experiment.split("_")[0], profile=profile,
+                                tables=[1, 3, 4], params={"model.translator": "gsta"} | (params or {}),
+                                seeds=seeds)
+    history = [{"seed": s, "epoch": e, "train_loss": 1.0, "val_loss": loss + s, "lr": 1e-3}
+               for s in seeds_metrics for e, loss in enumerate((1.0, 0.6, 0.5), start=1)]
+    rng = np.random.default_rng(len(experiment))
     truth = rng.normal(size=(3, 1, 8, 16)).astype(np.float32)
-    return _npz(inputs=rng.normal(size=(4, 1, 8, 16)).astype(np.float32), truth=truth, prediction=truth + 0.1)
+    data = {"forecast_inputs": rng.normal(size=(4, 1, 8, 16)).astype(np.float32), "forecast_truth": truth,
+            "forecast_prediction": truth + 0.1} | (figure_data or {})
+    run_record.write(runs / experiment, result, history, data)
 
 
-def _ckpt(state):
-    return lambda path: torch.save({"state_dict": state, "config": {"name": "x"}}, path)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    from mlflow.tracking import MlflowClient
-
-    tmp = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{tmp}/mlflow.db"
-    client = MlflowClient(uri)
-    exp_id = client.create_experiment("svq-sample", artifact_location=(tmp / "artifacts").as_uri())
-    rng = np.random.default_rng(0)
-    ids = {
-        "t2m_simvp": [
-            _log_run(client, exp_id, tmp, "t2m_simvp", s, {"test_mse": 1.0 + 0.2 * s, "test_mae": 0.5 + 0.2 * s,
-                                                           "flops_per_sample": 2e9},
-                     artifacts={f"forecast-seed{s}.npz": _forecast(s)},
-                     leads={"lead_rmse_t2m": [1.0, 1.5], "lead_rmse_t2m_persistence": [1.2, 2.0],
-                            "lead_rmse_t2m_climatology": [2.5, 2.5]}) for s in (0, 1)],
-        "t2m_svq": [_log_run(client, exp_id, tmp, "t2m_svq", 0, {"test_mse": 0.9, "test_mae": 0.45,
-                                                                  "q_perplexity_theta3": 12.0},
-                             params={"quantizer.codebook_size": 10000,
-                                     "model.grid_padding": "31x41 -> 32x48 (reflect)"},
-                             leads={"lead_rmse_t2m": [0.9, 1.4], "lead_rmse_t2m_persistence": [1.2, 2.0]},
-                             artifacts={"forecast-seed0.npz": _forecast(2),
-                                        "svq-weights-seed0.npz": _npz(weights=rng.laplace(size=2000),
-                                                                      codebook=rng.normal(size=(50, 8))),
-                                        "best-seed0.pt": _ckpt({"quantizer.svq.codebook": torch.randn(50, 8)})})],
-        "t2m_vq": [_log_run(client, exp_id, tmp, "t2m_vq", 0, {"test_mse": 1.5, "test_mae": 0.8}, history=False,
-                            artifacts={"best-seed0.pt": _ckpt({"quantizer.vq._codebook.embed": torch.randn(1, 40, 8),
-                                                               "quantizer.vq._codebook.embed_avg": torch.zeros(1, 40, 8)})})],
-    }
-    return {"uri": uri, "ids": ids, "tmp": tmp}
-
-
-def test_load_records_aggregates_seeds(store):
-    import mlflow
-
-    before = mlflow.get_tracking_uri()
-    recs = {r.experiment: r for r in load_records(store["ids"], tracking_uri=store["uri"])}
-    assert mlflow.get_tracking_uri() == before  # the global URI is left as it was
-    assert list(recs) == ["t2m_simvp", "t2m_svq", "t2m_vq"]
-    r = recs["t2m_simvp"]
-    assert (r.n_seeds, r.dataset, r.profile, r.tables, r.seeds) == (2, "t2m", "sample", (1, 3, 4), (0, 1))
-    assert r.run_ids == tuple(store["ids"]["t2m_simvp"])
-    assert r.metrics["test_mse"] == pytest.approx(1.1) and r.metrics_std["test_mse"] == pytest.approx(0.1)
-    assert r.metrics["val_loss"] == pytest.approx(1.0)     # mean of the latest values (0.5, 1.5): as MLflow shows
-    assert r.params["model.translator"] == "gsta" and r.params["seed"] == "0,1"
-    assert r.metric("q_perplexity", "test_mae") == (pytest.approx(0.6), pytest.approx(0.1))
-    assert recs["t2m_svq"].metrics_std["test_mse"] == 0.0 and recs["t2m_svq"].n_seeds == 1
-    assert "val_loss" not in recs["t2m_vq"].metrics
-
-
-def test_load_records_from_a_flat_list_groups_by_tag(store):
-    flat = store["ids"]["t2m_vq"] + store["ids"]["t2m_simvp"]
-    recs = load_records(flat, tracking_uri=store["uri"])
-    assert [(r.experiment, r.n_seeds) for r in recs] == [("t2m_vq", 1), ("t2m_simvp", 2)]
-
-
-def test_missing_run_id_names_the_experiment(store):
-    with pytest.raises(DataError, match=r"experiment 't2m_svq'.*0123abcd.*re-run its stage"):
-        load_records({"t2m_svq": ["0123abcd"]}, tracking_uri=store["uri"])
-    with pytest.raises(DataError, match="not found"):
-        load_records(["0123abcd"], tracking_uri=store["uri"])
-    assert load_records({}, tracking_uri=store["uri"]) == []
-
-
-def test_history_and_artifacts(store, tmp_path):
-    rid = store["ids"]["t2m_simvp"][1]
-    assert metric_history(rid, "val_loss", store["uri"]) == [(1, 2.0), (2, 1.6), (3, 1.5)]
-    path = download_artifact(rid, "forecast-seed1.npz", tmp_path, store["uri"])
-    assert path.exists() and set(np.load(path).files) == {"inputs", "truth", "prediction"}
-    assert download_artifact(rid, "nope.npz", tmp_path, store["uri"]) is None
-
-
-def test_lead_curves_pair_runs_with_references(store):
-    from pipeline.report.build import lead_curves
-    from pipeline.report.records import load_records
-
-    records = {r.experiment: r for r in load_records(store["ids"], store["uri"])}
-    params = {"datasets": {"t2m": {"title": "T2M"}}}
-    curves = lead_curves(params, records, store["uri"])
-    assert list(curves) == ["T2M: t2m"]
-    panel = curves["T2M: t2m"]
-    assert panel["SimVP"] == [(1, 1.0), (2, 1.5)] and panel["SimVP+SVQ (learnable)"] == [(1, 0.9), (2, 1.4)]
-    assert panel["Persistence"] == [(1, 1.2), (2, 2.0)] and panel["Climatology"] == [(1, 2.5), (2, 2.5)]
-
-
-def test_build_report_end_to_end_and_atomic(store, tmp_path):
+@pytest.fixture
+def runs(tmp_path):
     runs = tmp_path / "runs"
-    for exp, ids in store["ids"].items():
-        (runs / exp).mkdir(parents=True)
-        (runs / exp / "result.json").write_text(json.dumps({"experiment": exp, "profile": "sample", "run_ids": ids}))
+    rng = np.random.default_rng(0)
+    _write(runs, "t2m_simvp", {s: {"test_mse": 1.0 + 0.2 * s, "test_mae": 0.5 + 0.2 * s, "flops_per_sample": 2e9,
+                                   "test_lpips": None} for s in (0, 1)},
+           leads={"lead_rmse_t2m": [1.0, 1.5], "lead_rmse_t2m_persistence": [1.2, 2.0],
+                  "lead_rmse_t2m_climatology": [2.5, 2.5]})
+    _write(runs, "t2m_svq", {0: {"test_mse": 0.9, "test_mae": 0.45, "q_perplexity_theta3": 12.0}},
+           params={"quantizer.codebook_size": 10000, "model.grid_padding": "31x41 -> 32x48 (reflect)"},
+           leads={"lead_rmse_t2m": [0.9, 1.4], "lead_rmse_t2m_persistence": [1.2, float("nan")]},
+           figure_data={"svq_weights": rng.laplace(size=2000), "codebook": rng.normal(size=(50, 8))})
+    _write(runs, "t2m_vq", {0: {"test_mse": 1.5, "test_mae": 0.8}}, figure_data={"codebook": rng.normal(size=(40, 8))})
+    _write(runs, "t2m_svq_mse", {0: {"test_mse": 3.0}}, profile="paper")  # another profile: left out
     (runs / "reference_t2m").mkdir()
     (runs / "reference_t2m" / "result.json").write_text(json.dumps({"profile": "sample", "references": {
         "persistence": {"label": "Persistence (last input frame)", "metrics": {"test_mse": 1.0, "test_mae": 0.8}}}}))
-    (runs / "t2m_svq_mse").mkdir()  # trained under another profile: left out, listed as not run
-    (runs / "t2m_svq_mse" / "result.json").write_text(json.dumps({"profile": "paper", "run_ids": ["x"]}))
-    reports = tmp_path / "reports"
-    params = {"profile": "sample",
-              "experiments": {e: {} for e in ("t2m_simvp", "t2m_svq", "t2m_vq", "t2m_svq_mse", "r_simvp")},
-              "datasets": {"t2m": {"title": "WeatherBench-S temperature"}, "r": {"title": "humidity"}},
-              "report": {"tables_dir": str(reports / "tables"), "figures_dir": str(reports / "figures")}}
-    kw = dict(runs_dir=runs, readme=reports / "README.md", metrics=reports / "metrics.json",
-              tracking_uri=store["uri"], tsne_max_codes=30)
-    (reports / "figures").mkdir(parents=True)
-    (reports / "figures" / "stale.png").write_bytes(b"old")
-    written = build_report(params, **kw)
+    return runs
 
-    assert sorted(p.name for p in written["tables"]) == sorted(
-        [f"table{n}.csv" for n in (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15)] + ["references.csv"])
-    assert sorted(p.name for p in written["figures"]) == sorted(
+
+PARAMS = {"profile": "sample",
+          "experiments": {e: {} for e in ("t2m_simvp", "t2m_svq", "t2m_vq", "t2m_svq_mse", "r_simvp")},
+          "datasets": {"t2m": {"title": "WeatherBench-S temperature"}, "r": {"title": "humidity"}}}
+
+
+def _build(runs, reports):
+    params = PARAMS | {"report": {"tables_dir": str(reports / "tables"), "figures_dir": str(reports / "figures")}}
+    return build_report(params, runs_dir=runs, readme=reports / "README.md", metrics=reports / "metrics.json",
+                        tsne_max_codes=30)
+
+
+def test_records_aggregate_seeds_and_keep_history(runs):
+    recs = load_records(runs, list(PARAMS["experiments"]), "sample")
+    assert list(recs) == ["t2m_simvp", "t2m_svq", "t2m_vq"]
+    simvp = recs["t2m_simvp"]
+    assert simvp.n_seeds == 2 and simvp.seeds == (0, 1) and simvp.run_ids == ("t2m_simvp-0", "t2m_simvp-1")
+    assert simvp.metric("test_mse") == (pytest.approx(1.1), pytest.approx(0.1))
+    assert simvp.metric("test_lpips", "test_mae") == (pytest.approx(0.6), pytest.approx(0.1))  # null: skipped
+    assert simvp.history()[1] == [(1, 2.0), (2, 1.6), (3, 1.5)]
+    assert recs["t2m_svq"].params["quantizer.codebook_size"] == "10000"
+    assert set(recs["t2m_svq"].figure_data()) >= {"svq_weights", "codebook", "forecast_truth"}
+
+
+def test_report_is_a_pure_function_of_the_records(runs, tmp_path):
+    assert not list(tmp_path.rglob("mlflow.db")) and not list(tmp_path.rglob("mlruns"))
+    first = _build(runs, tmp_path / "a")
+    copy = tmp_path / "copy" / "runs"
+    shutil.copytree(runs, copy)
+    _build(copy, tmp_path / "b")
+    assert sorted(p.name for p in first["figures"]) == sorted(
         ["forecast_t2m.png", "learning_curves.png", "noise.png", "codebook_size.png", "svq_weights.png",
          "codebook_tsne.png", "lead_rmse.png"])
-    assert not (reports / "figures" / "stale.png").exists()
+    cmp = filecmp.dircmp(tmp_path / "a", tmp_path / "b")
+    differ = cmp.diff_files + [f"{d}/{f}" for d, sub in cmp.subdirs.items() for f in sub.diff_files]
+    assert not differ and not cmp.left_only and not cmp.right_only, differ
+
+    reports = tmp_path / "a"
     t1 = pd.read_csv(reports / "tables" / "table1.csv")
-    assert (t1["profile"] == "sample").all()
     simvp = t1[(t1["row"] == "SimVP (w/o VQ)") & (t1["column"] == "t2m_mse")].iloc[0]
     assert simvp["ours"] == pytest.approx(1.1) and simvp["ours_text"] == "1.1 ± 0.1" and simvp["paper"] == 1.105
     pers = t1[(t1["row"] == "Persistence (last input frame)") & (t1["column"] == "t2m_mse")].iloc[0]
@@ -175,19 +96,47 @@ def test_build_report_end_to_end_and_atomic(store, tmp_path):
     assert beats.loc["t2m_svq", "beats_persistence"] and not beats.loc["t2m_simvp", "beats_persistence"]
     readme = (reports / "README.md").read_text()
     assert "trained runs beat persistence on test MSE" in readme
-    assert "(figures/codebook_tsne.png)" in readme and "(tables/table13.csv)" in readme
-    assert "`t2m_svq_mse`" in readme and "`r_simvp`" in readme
+    assert "(figures/codebook_tsne.png)" in readme and "`t2m_svq_mse`" in readme and "`r_simvp`" in readme
+    assert "references.csv" in {p.name for p in first["tables"]}
     assert "`t2m_svq` padded its 31x41 -> 32x48 (reflect) grid" in readme
     assert "Latitude-weighted RMSE per lead time" in readme
     metrics = json.loads((reports / "metrics.json").read_text())
-    assert metrics["t2m"]["simvp"]["mse"] == pytest.approx(1.1) and metrics["t2m"]["svq"]["mae"] == 0.45
-    assert metrics["t2m_improvement_pct"]["mse"] == pytest.approx(100 * 0.2 / 1.1, abs=1e-3)
+    assert metrics["experiments_reported"] == 3
+    assert metrics["table1"]["improvement_t2m_mse"] == pytest.approx(100 * 0.2 / 1.1, abs=1e-3)
     assert not list(reports.glob(".report-*"))
 
-    # a result.json naming a run the store lacks: clear error, previous report untouched
+
+def test_lead_curves_pair_runs_with_references(runs):
+    from pipeline.report.build import lead_curves
+
+    records = load_records(runs, list(PARAMS["experiments"]), "sample")
+    curves = lead_curves({"datasets": {"t2m": {"title": "T2M"}}}, records)
+    assert list(curves) == ["T2M: t2m"]
+    panel = curves["T2M: t2m"]
+    assert panel["SimVP"] == [(1, 1.0), (2, 1.5)] and panel["SimVP+SVQ (learnable)"] == [(1, 0.9), (2, 1.4)]
+    assert panel["Persistence"] == [(1, 1.2), (2, 2.0)] and panel["Climatology"] == [(1, 2.5), (2, 2.5)]
+
+
+def test_headline_metrics_stay_few(runs):
+    from pipeline.report.paper import load_paper
+    from pipeline.report.tables import build_all
+
+    recs = load_records(runs, list(PARAMS["experiments"]), "sample")
+    head = headline_metrics(recs, build_all(recs, profile="sample", paper=load_paper()), PARAMS)
+    leaves = [v for k, t in head.items() if k.startswith("table") for v in t.values()]
+    assert 0 < len(leaves) <= 2 * 12  # <= 2 key cells per table: `dvc exp show` stays readable
+
+
+def test_a_broken_record_names_its_stage_and_leaves_the_report(runs, tmp_path):
+    reports = tmp_path / "reports"
+    _build(runs, reports)
+    readme = (reports / "README.md").read_text()
     (runs / "r_simvp").mkdir()
-    (runs / "r_simvp" / "result.json").write_text(json.dumps({"profile": "sample", "run_ids": ["feedbeef"]}))
-    with pytest.raises(DataError, match="r_simvp"):
-        build_report(params, **kw)
+    (runs / "r_simvp" / "result.json").write_text(json.dumps({"profile": "sample", "run_ids": ["x"]}))
+    with pytest.raises(DataError, match=r"runs/r_simvp/result.json.*dvc repro -f train_r_simvp"):
+        _build(runs, reports)
+    (runs / "r_simvp" / "result.json").write_text("{not json")
+    with pytest.raises(DataError, match="train_r_simvp"):
+        _build(runs, reports)
     assert (reports / "README.md").read_text() == readme
     assert not list(reports.glob(".report-*"))

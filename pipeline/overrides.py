@@ -1,0 +1,151 @@
+"""Overrides win or fail loudly.
+
+A run's value of a key comes from the last layer that sets it (``pipeline.config``): section
+default <- ``datasets.<ds>`` <- ``experiments.<name>.set`` <- ``profiles.<profile>`` <-
+``profiles.<profile>.datasets.<ds>`` (model and train only). Datasets and
+experiments specialise a default on purpose (``-S svq.codebook_size=6000`` leaves ``t2m_svq_n10`` at
+its own 10). The profile is different: it rewrites keys behind the user's back, so a change that
+the active profile shadows (``dvc exp run -S train.epochs=3`` under the sample profile, whose
+``train.epochs`` wins) would be silently ignored. So, for every key a profile sets:
+
+* the train stage declares its other layers too (``layer_keys``): DVC re-runs it when they change;
+* before any work the stage compares params.yaml with the committed one (``git show HEAD:params.yaml``)
+  and stops, naming the profile's key, when a changed value is shadowed by it (``check``).
+
+    python -m pipeline.overrides t2m_svq     # which layer gives each key of an experiment
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.config import load_params, resolve_run
+from pipeline.errors import ConfigError
+
+_MISSING = object()
+
+
+def layers(params: dict[str, Any], name: str, profile: str | None = None) -> dict[str, list[tuple[str, Any]]]:
+    """Resolved key -> ``[(params.yaml key, value), ...]`` of every layer that sets it, in
+    resolution order (the last one wins)."""
+    cfg = resolve_run(params, name, profile)  # validates, and says which quantizer block applies
+    profile = cfg.profile
+    exp = params["experiments"][name]
+    sets = exp.get("set") or {}
+    ds = f"datasets.{cfg.dataset}"
+    sections = {"model": "model", "train": "train"}
+    if cfg.model.quantizer != "none":
+        q = "svq" if cfg.model.quantizer == "svq" else f"quantizers.{cfg.model.quantizer}"
+        sections[q] = q
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for section in sections:
+        keys = {k[len(section) + 1:] for k in sets if k.startswith(section + ".")}
+        prof_ds = f"profiles.{profile}.datasets.{cfg.dataset}.{section}"  # a profile's per-dataset settings
+        for block in (section, f"{ds}.{section}", f"profiles.{profile}.{section}", prof_ds):
+            found = _get(params, block)
+            keys |= set(found) if isinstance(found, dict) else set()
+        for key in sorted(keys):
+            found = []
+            for origin in (f"{section}.{key}", f"{ds}.{section}.{key}"):
+                value = _get(params, origin)
+                if value is not _MISSING:
+                    found.append((origin, value))
+            if f"{section}.{key}" in sets:
+                found.append((f"experiments.{name}.set.{section}.{key}", sets[f"{section}.{key}"]))
+            for origin in (f"profiles.{profile}.{section}.{key}", f"{prof_ds}.{key}"):
+                value = _get(params, origin)
+                if value is not _MISSING:
+                    found.append((origin, value))
+            if found:
+                out[f"{section}.{key}"] = found
+    return out
+
+
+def layer_keys(params: dict[str, Any]) -> dict[str, set[str]]:
+    """Per experiment, the params.yaml keys of every layer it reads under any profile (for dvc.yaml)."""
+    out: dict[str, set[str]] = {}
+    for name in params["experiments"]:
+        keys: set[str] = set()
+        for profile in params["profiles"]:
+            for found in layers(params, name, profile).values():
+                if not found[-1][0].startswith("profiles."):
+                    continue  # no profile in the way: config's own deps (the winners) suffice
+                keys |= {origin if not origin.startswith("experiments.") else f"experiments.{name}"
+                         for origin, _ in found}
+        out[name] = keys
+    return out
+
+
+def check(params: dict[str, Any], baseline: dict[str, Any] | None, name: str) -> None:
+    """Raise ConfigError naming the profile's key when a value changed since ``baseline`` (the
+    committed params.yaml) is shadowed by the active profile for experiment ``name``."""
+    if baseline is None:
+        return
+    base_sets = ((baseline.get("experiments") or {}).get(name) or {}).get("set") or {}
+    for key, found in layers(params, name).items():
+        win_origin, win_value = found[-1]
+        if not win_origin.startswith("profiles."):
+            continue
+        for origin, value in found[:-1]:
+            if origin.startswith("experiments."):
+                before = base_sets.get(key, _MISSING)
+            else:
+                before = _get(baseline, origin)
+            if before == value or value == win_value:  # unchanged, or harmless
+                continue
+            raise ConfigError(
+                f"{origin}: changed to {value!r}, but {win_origin}={win_value!r} wins for experiment "
+                f"{name!r} (profile {params['profile']!r}), so the change would be ignored; change "
+                f"{win_origin} instead (e.g. dvc exp run -S '{win_origin}={value}')")
+
+
+def committed_params(path: str | Path = "params.yaml") -> dict[str, Any] | None:
+    """params.yaml as of git HEAD; None outside a git checkout or when it is not committed."""
+    path = Path(path).resolve()
+    try:
+        out = subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent, capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    try:
+        data = yaml.safe_load(out.stdout)
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _get(d: Any, dotted: str) -> Any:
+    node = d
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment")
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        for key, found in layers(params, args.experiment).items():
+            shadowed = "".join(f"  (over {o}={v!r})" for o, v in found[:-1])
+            print(f"{key} = {found[-1][1]!r}  from {found[-1][0]}{shadowed}")
+        check(params, committed_params(args.params), args.experiment)
+    except ConfigError as err:
+        print(f"overrides: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""The per-run record: what a train stage commits under ``runs/<experiment>/`` and the report reads.
+
+A record is everything the tables and figures need, so ``reports/`` rebuilds from a clone with no
+MLflow store (MLflow is the browsable mirror of the same numbers):
+
+* ``result.json``  experiment, dataset, profile, tables, seeds, the resolved parameters, per seed
+  the MLflow run id and every test metric, diagnostic and cost; mean and std over seeds.
+* ``history.csv``  per seed and epoch: train/val loss and learning rate.
+* ``figures.npz``  the small arrays the figures draw (first seed): one forecast sample, a sample
+  of SVQ regression weights, a sample of the codebook.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.data.prepared import DataError
+
+RESULT = "result.json"
+HISTORY = "history.csv"
+FIGURE_DATA = "figures.npz"
+VERSION = 2
+HISTORY_COLUMNS = ("seed", "epoch", "train_loss", "val_loss", "lr")
+# Caps that keep a committed record small whatever the model size
+MAX_WEIGHTS = 50_000
+MAX_CODES = 1000
+
+
+def summary(*, experiment: str, dataset: str, profile: str, tables: list[int], params: dict[str, Any],
+            seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result.json content: ``seeds`` is one ``{"seed", "run_id", "metrics", ...}`` per seed
+    (``leads``: per-lead score series of weather runs, ``pipeline.scores``)."""
+    names = sorted({n for s in seeds for n in s["metrics"]})
+    mean, std = {}, {}
+    for n in names:
+        vals = np.array([_num(s["metrics"].get(n)) for s in seeds], dtype=float)
+        mean[n] = _finite(np.mean(vals)) if np.all(np.isfinite(vals)) else None
+        std[n] = _finite(np.std(vals)) if np.all(np.isfinite(vals)) else None  # population std; 0 for one seed
+    return {
+        "version": VERSION, "experiment": experiment, "dataset": dataset, "profile": profile,
+        "tables": list(tables), "seeds": [s["seed"] for s in seeds], "run_ids": [s["run_id"] for s in seeds],
+        "metrics": mean, "metrics_std": std,
+        "params": {k: _jsonable(v) for k, v in sorted(params.items())},
+        "runs": [{**s, "metrics": {k: _finite(v) for k, v in sorted(s["metrics"].items())},
+                  **({"leads": {k: [_finite(x) for x in v] for k, v in sorted(s["leads"].items())}}
+                     if s.get("leads") else {})} for s in seeds],
+    }
+
+
+def write(out_dir: Path, result: dict[str, Any], history: list[dict[str, Any]],
+          figure_data: dict[str, np.ndarray] | None) -> None:
+    """Write the record's files into ``out_dir`` (each atomically)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HISTORY_COLUMNS)
+    for h in history:
+        w.writerow([h["seed"], h["epoch"], *(f"{h[k]:.6g}" for k in HISTORY_COLUMNS[2:])])
+    _atomic_write(out_dir / HISTORY, buf.getvalue())
+    _atomic_write(out_dir / RESULT, json.dumps(result, indent=2) + "\n")
+    if figure_data:
+        tmp = out_dir / f".{FIGURE_DATA}.tmp.npz"
+        np.savez_compressed(tmp, **figure_data)
+        tmp.replace(out_dir / FIGURE_DATA)
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    """result.json of one run folder, checked; errors name the file and the stage that rewrites it."""
+    path = Path(run_dir) / RESULT
+    stage = f"train_{Path(run_dir).name}"
+    try:
+        result = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; run its stage (dvc repro {stage})") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); re-run its stage (dvc repro -f {stage})") from exc
+    if not isinstance(result, dict) or not isinstance(result.get("runs"), list) or not result["runs"]:
+        raise DataError(f"{path}: expected a record with a non-empty 'runs' list (written by the train "
+                        f"stage since record version {VERSION}); re-run its stage (dvc repro -f {stage})")
+    for key in ("experiment", "profile", "metrics", "metrics_std", "params"):
+        if key not in result:
+            raise DataError(f"{path}: missing key {key!r}; re-run its stage (dvc repro -f {stage})")
+    return result
+
+
+def read_history(run_dir: Path) -> dict[int, list[tuple[int, float]]]:
+    """Validation loss per epoch, by seed (empty when the run has no history file)."""
+    path = Path(run_dir) / HISTORY
+    if not path.exists():
+        return {}
+    out: dict[int, list[tuple[int, float]]] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            out.setdefault(int(row["seed"]), []).append((int(row["epoch"]), float(row["val_loss"])))
+    return out
+
+
+def write_figure_data(out_dir: Path, seed: int, data: dict[str, np.ndarray]) -> None:
+    """One seed's figure arrays, beside its checkpoint; ``write`` commits the first seed's."""
+    tmp = Path(out_dir) / f".figures-seed{seed}.tmp.npz"
+    np.savez_compressed(tmp, **data)
+    tmp.replace(Path(out_dir) / f"figures-seed{seed}.npz")
+
+
+def read_figure_data(run_dir: Path, seed: int | None = None) -> dict[str, np.ndarray]:
+    """The committed figures.npz (or, with ``seed``, that seed's file written while training)."""
+    path = Path(run_dir) / (FIGURE_DATA if seed is None else f"figures-seed{seed}.npz")
+    if not path.exists():
+        return {}
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def sample_rows(a: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """At most ``n`` rows of ``a``, a seeded random choice in their original order."""
+    if len(a) <= n:
+        return a
+    idx = np.sort(np.random.default_rng(seed).choice(len(a), size=n, replace=False))
+    return a[idx]
+
+
+def write_json(path: Path, data: Any) -> None:
+    _atomic_write(Path(path), json.dumps(data, indent=2) + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _finite(v: Any) -> float | None:
+    """JSON (and so DVC) has no NaN: an unavailable metric (LPIPS offline) is written as null."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return list(v)
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return v
