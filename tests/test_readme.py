@@ -27,6 +27,15 @@ EXERCISED_BY = {
     ".venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1": "flags checked here",
     ".venv/bin/python -m pipeline.registry --table 1": "tests/test_mlflow_model.py",
     "make dvc.yaml": "tests/test_experiments.py::test_committed_dvc_yaml_is_up_to_date",
+    "dvc exp run -S profile=paper -S train.devices=4": "tests/test_distributed.py",
+    ".venv/bin/torchrun --standalone --nproc_per_node 4 stages/train.py kth_svq": "tests/test_distributed.py",
+    ".venv/bin/mlflow server --backend-store-uri postgresql://mlflow:secret@db-host:5432/mlflow "
+    "--artifacts-destination s3://my-bucket/svq-artifacts --host 0.0.0.0 --port 5000": "tests/test_tracking_server.py",
+    "export MLFLOW_TRACKING_URI=http://tracking-host:5000": "tests/test_tracking_server.py",
+    "dvc exp run --queue -S svq.codebook_size=1000": "tests/test_job_slots.py",
+    "dvc exp run --queue -S svq.codebook_size=6000": "tests/test_job_slots.py",
+    "SVQ_JOBS=2 dvc queue start -j 2": "tests/test_job_slots.py",
+    "dvc queue status": "tests/test_job_slots.py",
 }
 
 
@@ -34,8 +43,8 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     cmds = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            line = line.split("  #")[0].split(" # ")[0].strip()
+        for line in block.replace("\\\n", " ").splitlines():  # continued lines are one command
+            line = " ".join(line.split("  #")[0].split(" # ")[0].split())
             if line:
                 cmds += [c.strip() for c in line.split("&&")]
     return cmds
@@ -52,6 +61,10 @@ def _flags(cmd: list[str]) -> list[str]:
     return [a.split("=")[0] for a in cmd if a.startswith("--") or (a.startswith("-") and len(a) == 2)]
 
 
+def _read_by_code(var: str) -> bool:
+    return any(var in p.read_text() for p in (ROOT / "pipeline").rglob("*.py"))
+
+
 def _help(cmd: list[str]) -> str:
     out = subprocess.run([*cmd, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -63,6 +76,8 @@ def test_readme_command_names_real_things(cmd):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     words = shlex.split(cmd)
+    while re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value prefix: a variable the code reads
+        assert _read_by_code(words.pop(0).split("=")[0])
     prog = words[0].replace(".venv/bin/", "")
     if prog == "make":
         targets = words[1:]  # `make dvc.yaml` is pipeline.experiments: tests/test_experiments.py
@@ -70,21 +85,34 @@ def test_readme_command_names_real_things(cmd):
         for t in targets:
             assert re.search(rf"^{re.escape(t)}:", makefile, flags=re.M), f"Makefile has no target {t}"
     elif prog == "dvc" and words[1:2] == ["repro"]:
+        from dvc.cli import parse_args
+
+        parse_args(words[1:])
         names = [w for w in words[2:] if not w.startswith("-")]
         assert names and all(n in stages or n.startswith("train_era5_eu") for n in names), names
     elif prog == "dvc" and words[1:3] == ["exp", "run"]:
+        from dvc.cli import parse_args
+
+        parse_args(words[1:])
         for key, _ in (w.split("=", 1) for w in words[3:] if "=" in w):
             node = params
             for part in key.split("."):
                 assert isinstance(node, dict) and part in node, f"params.yaml has no key {key}"
                 node = node[part]
     elif prog == "dvc":
-        sub = [w for w in words[1:] if not w.startswith("-")]
-        help_text = _help([str(BIN / "dvc"), *sub])
-        assert all(f in help_text for f in _flags(words)), (cmd, _flags(words))
+        from dvc.cli import parse_args  # DVC's own parser: unknown subcommands or flags exit
+
+        parse_args(words[1:])
     elif prog == "mlflow":
-        help_text = _help([str(BIN / "mlflow"), *[w for w in words[1:2]]])
-        assert all(f in help_text for f in _flags(words)), (cmd, _flags(words))
+        import click
+        from mlflow.cli import cli  # MLflow's click command: unknown options raise
+
+        cli.get_command(click.Context(cli), words[1]).make_context(words[1], words[2:])
+    elif prog == "export":
+        assert _read_by_code(words[1].split("=")[0])
+    elif prog == "torchrun":
+        script, exp = words[-2:]
+        assert (ROOT / script).exists() and exp in params["experiments"], cmd
     elif prog == "python" and words[1] == "-m":
         help_text = _help([str(BIN / "python"), "-m", words[2]])
         assert all(f in help_text for f in _flags(words)), (cmd, _flags(words))
