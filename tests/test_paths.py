@@ -41,7 +41,7 @@ def test_paths_stay_inside(tmp_path):
 def test_stage_commands_are_quoted(params):
     p = copy.deepcopy(params)
     p["experiments"] = {"t2m-a.b": {"dataset": "t2m", "tables": [], "set": {}}}
-    assert "cmd: python stages/train.py t2m-a.b\n" in render(p)
+    assert "cmd: sh stages/python stages/train.py t2m-a.b\n" in render(p)
     from pipeline.experiments import command
     assert command("python", "stages/train.py", "x;true") == "python stages/train.py 'x;true'"
 
