@@ -36,6 +36,10 @@ EXERCISED_BY = {
     "dvc exp run --queue -S svq.codebook_size=6000": "tests/test_job_slots.py",
     "SVQ_JOBS=2 dvc queue start -j 2": "tests/test_job_slots.py",
     "dvc queue status": "tests/test_job_slots.py",
+    ".venv/bin/python -m pipeline.forecast --run t2m_svq --input data/processed/t2m.zarr "
+    "--output forecasts/t2m_svq.nc": "tests/test_forecast.py",
+    ".venv/bin/python -m pipeline.forecast --run na_tas_svq --input '/data/cmip/tas_Ayr_*.nc' "
+    "--output forecasts/na_tas.nc --init 2060 2080": "tests/test_forecast.py",
 }
 
 
