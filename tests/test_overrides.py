@@ -24,9 +24,9 @@ def test_layers_in_resolution_order(params):
 
 
 def test_a_shadowed_change_stops_naming_the_winner(params):
-    changed = set_dotted(params, "train.epochs", 3)
-    with pytest.raises(ConfigError, match=r"train.epochs: changed to 3, but profiles.sample.train.epochs=\d+ wins "
-                                          r"for experiment 't2m_svq'.*-S 'profiles.sample.train.epochs=3'"):
+    changed = set_dotted(params, "train.epochs", 4)
+    with pytest.raises(ConfigError, match=r"train.epochs: changed to 4, but profiles.sample.train.epochs=\d+ wins "
+                                          r"for experiment 't2m_svq'.*-S 'profiles.sample.train.epochs=4'"):
         check(changed, params, "t2m_svq")
     check(set_dotted(params, "profiles.sample.train.epochs", 3), params, "t2m_svq")  # the winner: fine
     check(set_dotted(params, "train.patience", 3), params, "t2m_svq")  # not shadowed: fine
