@@ -52,6 +52,15 @@ def planned_stages(dry_run_output: Iterable[str]) -> list[str]:
     return [m.group(1) for line in dry_run_output if (m := RUNNING.match(line.strip()))]
 
 
+def all_stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
+    import yaml
+
+    try:
+        return list((yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}))
+    except (OSError, yaml.YAMLError):
+        return []
+
+
 def recorded_duration(stage: str, runs_dir: Path = Path("runs")) -> float | None:
     if not stage.startswith("train_"):
         return None
@@ -79,7 +88,8 @@ class Tracker:
 
     def _left(self, stage: str, now: float) -> str:
         done = [b - a for (_, a), (_, b) in zip(self.started, self.started[1:])]
-        later = self.plan[self.plan.index(stage):] if stage in self.plan else []
+        seen = {s for s, _ in self.started[:-1]}
+        later = [s for s in self.plan if s not in seen] if stage in self.plan else []
         if not later:
             return "time left unknown"
         mean = sum(done) / len(done) if done else None
@@ -92,10 +102,12 @@ class Tracker:
 def run(args: list[str], out: TextIO = sys.stdout, dvc: str | None = None) -> int:
     dvc = dvc or str(Path(sys.executable).with_name("dvc"))
     dry = subprocess.run([dvc, "repro", "--dry", *args], capture_output=True, text=True)
+    plan = planned_stages(dry.stdout.splitlines())
     if dry.returncode != 0:
-        out.write(dry.stdout + dry.stderr)
-        return dry.returncode
-    tracker = Tracker(planned_stages(dry.stdout.splitlines()))
+        # On a fresh checkout the dry run stops at the first stage whose inputs an earlier stage
+        # has yet to write; every stage of dvc.yaml is then a fair plan.
+        plan = all_stages() or plan
+    tracker = Tracker(plan)
     print(f"[progress] {len(tracker.plan)} stage(s) to run", file=out, flush=True)
     proc = subprocess.Popen([dvc, "repro", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
