@@ -1,0 +1,76 @@
+"""The base of every component's settings schema, and how a bad value becomes one clear line.
+
+Components declare their settings as pydantic models deriving from :class:`Settings` (strict:
+unknown keys are refused, no silent str->int coercion, frozen). :func:`parse` validates a mapping
+and turns pydantic's report into a ``ConfigError`` naming the dotted params.yaml key, the value and
+what was expected, e.g. ``datasets.t2m.train.lr: expected a number > 0, got -1``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import ConfigError
+
+S = TypeVar("S", bound=BaseModel)
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Rate = Annotated[float, Field(ge=0, lt=1)]  # a proportion in [0, 1)
+
+
+class Settings(BaseModel):
+    # strict: YAML gives real ints/floats/bools, so "3" for an int is a mistake worth naming;
+    # ints are still accepted where a float is expected.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def parse(cls: type[S], values: Any, where: str,
+          origin: Callable[[str], str] | None = None) -> S:
+    """``cls`` validated from ``values``; errors name ``<where>.<field>`` (or ``origin(field)``,
+    the params.yaml key a layered value came from)."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    try:
+        return cls.model_validate(dict(values))
+    except ValidationError as err:
+        raise ConfigError(describe(err, where, origin, cls)) from None
+
+
+def describe(err: ValidationError, where: str, origin: Callable[[str], str] | None = None,
+             cls: type[BaseModel] | None = None) -> str:
+    """The first error of ``err`` as ``<key>: expected ..., got <value>``."""
+    e = err.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in e["loc"])
+    key = origin(field) if origin and field else f"{where}.{field}" if field else where
+    kind, ctx = e["type"], e.get("ctx") or {}
+    if kind == "extra_forbidden":
+        expected = sorted(cls.model_fields) if cls is not None and len(e["loc"]) == 1 else []
+        return f"{key}: unknown key; expected one of {expected}" if expected else f"{key}: unknown key"
+    if kind == "missing":
+        return f"{key}: missing required key"
+    got = e.get("input")
+    return f"{key}: expected {_expected(kind, ctx, e['msg'])}, got {got!r}"
+
+
+_BOUNDS = {"greater_than": "> {gt}", "greater_than_equal": ">= {ge}", "less_than": "< {lt}",
+           "less_than_equal": "<= {le}"}
+
+
+def _expected(kind: str, ctx: dict[str, Any], msg: str) -> str:
+    if kind in _BOUNDS:
+        return "a value " + _BOUNDS[kind].format(**ctx)
+    if kind == "literal_error":
+        return f"one of {ctx.get('expected')}"
+    if kind.startswith("int_"):
+        return "an integer"
+    if kind.startswith("float_"):
+        return "a number"
+    if kind.startswith("bool_"):
+        return "true or false"
+    if kind.startswith("string_"):
+        return "a string"
+    return msg[0].lower() + msg[1:] if msg else kind
