@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
+from pipeline.dotted import has_key
 from pipeline.errors import ConfigError
 from pipeline.paths import check_name
 from pipeline.yamlfile import read_yaml
@@ -329,7 +330,7 @@ def dataset_deps(params: dict[str, Any], ds_name: str) -> list[str]:
         if "source" in ((prof or {}).get("data") or {}):
             deps.add(f"profiles.{profile}.data.source")
         deps.add(f"profiles.{profile}.datasets.{ds_name}")
-    return sorted(k for k in deps if _has_key(params, k))
+    return sorted(k for k in deps if has_key(params, k))
 
 
 def dataset_settings(params: dict[str, Any], ds_name: str) -> dict[str, Any]:
@@ -489,12 +490,3 @@ def _flatten(d, prefix, out):
 def _collapse(keys: set[str]) -> set[str]:
     """Drop keys already covered by a declared parent key (DVC tracks a section whole)."""
     return {k for k in keys if not any(k.startswith(p + ".") for p in keys if p != k)}
-
-
-def _has_key(params, dotted):
-    node = params
-    for p in dotted.split("."):
-        if not isinstance(node, dict) or p not in node:
-            return False
-        node = node[p]
-    return True

@@ -19,6 +19,12 @@ class ConfigError(ProjectError):
     """A setting in params.yaml (or an override) is missing or invalid; the message names the key."""
 
 
+class DataError(ProjectError):
+    """Bad input data or data settings, or a bad record file; the message names the file/key and
+    what was expected. Here, at the bottom, so the report and the metrics raise it without
+    importing the data layer."""
+
+
 EXIT_CODE = 2
 
 

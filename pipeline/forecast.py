@@ -38,8 +38,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.data import calendar as cal
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 # ------------------------------------------------------------------------------------- the run
 @dataclasses.dataclass

@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,8 @@ from typing import Any
 import yaml
 
 from pipeline.config import load_params, resolve_run
+from pipeline.dotted import MISSING, lookup
 from pipeline.errors import ConfigError
-
-_MISSING = object()
 
 
 def layers(params: dict[str, Any], name: str, profile: str | None = None) -> dict[str, list[tuple[str, Any]]]:
@@ -47,19 +46,19 @@ def layers(params: dict[str, Any], name: str, profile: str | None = None) -> dic
         keys = {k[len(section) + 1:] for k in sets if k.startswith(section + ".")}
         prof_ds = f"profiles.{profile}.datasets.{cfg.dataset}.{section}"  # a profile's per-dataset settings
         for block in (section, f"{ds}.{section}", f"profiles.{profile}.{section}", prof_ds):
-            found = _get(params, block)
+            found = lookup(params, block)
             keys |= set(found) if isinstance(found, dict) else set()
         for key in sorted(keys):
             found = []
             for origin in (f"{section}.{key}", f"{ds}.{section}.{key}"):
-                value = _get(params, origin)
-                if value is not _MISSING:
+                value = lookup(params, origin)
+                if value is not MISSING:
                     found.append((origin, value))
             if f"{section}.{key}" in sets:
                 found.append((f"experiments.{name}.set.{section}.{key}", sets[f"{section}.{key}"]))
             for origin in (f"profiles.{profile}.{section}.{key}", f"{prof_ds}.{key}"):
-                value = _get(params, origin)
-                if value is not _MISSING:
+                value = lookup(params, origin)
+                if value is not MISSING:
                     found.append((origin, value))
             if found:
                 out[f"{section}.{key}"] = found
@@ -93,9 +92,9 @@ def check(params: dict[str, Any], baseline: dict[str, Any] | None, name: str) ->
             continue
         for origin, value in found[:-1]:
             if origin.startswith("experiments."):
-                before = base_sets.get(key, _MISSING)
+                before = base_sets.get(key, MISSING)
             else:
-                before = _get(baseline, origin)
+                before = lookup(baseline, origin)
             if before == value or value == win_value:  # unchanged, or harmless
                 continue
             raise ConfigError(
@@ -119,15 +118,6 @@ def committed_params(path: str | Path = "params.yaml") -> dict[str, Any] | None:
     except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _get(d: Any, dotted: str) -> Any:
-    node = d
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 from pipeline.data.store import read_meta
 from pipeline.data.windows import WindowDataset
 from pipeline.metrics import evaluation_accumulator

@@ -16,8 +16,7 @@ from typing import Any
 
 from pipeline import run_record, tracking
 from pipeline.config import load_params
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 HIGHER_IS_BETTER = ("test_ssim", "test_psnr")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 
 RESULT = "result.json"
 HISTORY = "history.csv"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 
 
 def latitude_weights(lat) -> np.ndarray:

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from pipeline import metrics as M
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 torch.set_num_threads(1)
 

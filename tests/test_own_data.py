@@ -9,9 +9,8 @@ import xarray as xr
 
 from pipeline.config import resolve_run, validate_params
 from pipeline.data import prepare
-from pipeline.data.prepared import DataError
+from pipeline.errors import ConfigError, DataError
 from pipeline.data.store import read_meta
-from pipeline.errors import ConfigError
 from pipeline.train import run_experiment
 
 

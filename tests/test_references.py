@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.data.prepared import DataError, Prepared, Split, window_starts
+from pipeline.data.prepared import Prepared, Split, window_starts
+from pipeline.errors import DataError
 from pipeline.data.store import write_store
 from pipeline.references import default_references, reference_scores, run_references
 

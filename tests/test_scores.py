@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 from pipeline.data.windows import WindowDataset
 from pipeline.references import ReferenceForecasts
 from pipeline.scores import LeadEvaluation, LeadScores, latitude_weights, mlflow_series

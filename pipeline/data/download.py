@@ -36,8 +36,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline import __version__
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

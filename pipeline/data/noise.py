@@ -12,8 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 
 def _check_proportion(proportion: Any) -> float:

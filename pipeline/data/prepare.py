@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.config import data_source, dataset_settings
 from pipeline.data.download import record_manifest
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 from pipeline.data.sources import get_source
 from pipeline.data.store import write_store
 from pipeline.outputs import clean_stale, replace_dir, scratch

@@ -14,13 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ProjectError
+# DataError is imported here too for the source modules that still import it from this module
+from pipeline.errors import DataError  # noqa: F401
 
 SPLITS = ("train", "val", "test")
-
-
-class DataError(ProjectError):
-    """Bad input data or data settings; the message names the file/key and what was expected."""
 
 
 @dataclass

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 import zarr
 
-from pipeline.data.prepared import SPLITS, DataError, Prepared
+from pipeline.data.prepared import SPLITS, Prepared
+from pipeline.errors import DataError
 from pipeline.outputs import replace_dir, scratch
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 from pipeline.models.codebook import codebook_from_state_dict  # noqa: E402,F401  (kept importable here)
 from pipeline.plots import save as _save  # noqa: E402
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 from pipeline.report.records import RunRecord
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,7 @@ import pytest
 import pipeline.data.download as dl
 from pipeline.data.download import (ChecksumError, DownloadResult, download, extract, load_manifest,
                                     record_manifest, sha256_file)
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 PAYLOAD = random.Random(0).randbytes(100_000)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.data.hkl import read_hkl
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 
 
 class _RunsCode:

@@ -3,8 +3,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.data.noise import NoisyInputs, inject_noise
-from pipeline.data.prepared import DataError
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 torch.set_num_threads(1)
 

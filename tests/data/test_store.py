@@ -3,7 +3,8 @@ import pytest
 import torch
 import zarr
 
-from pipeline.data.prepared import DataError, Split
+from pipeline.data.prepared import Split
+from pipeline.errors import DataError
 from pipeline.data.store import read_meta, write_store
 from pipeline.data.windows import WindowDataset, loader_options
 

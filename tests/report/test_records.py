@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pipeline import run_record
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 from pipeline.report.build import build_report, headline_metrics
 from pipeline.report.records import load_records
 

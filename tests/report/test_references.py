@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 from pipeline.report.markdown import render_readme, render_table
 from pipeline.report.paper import load_paper
 from pipeline.report.records import RunRecord
