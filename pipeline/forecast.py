@@ -168,12 +168,13 @@ def read_input(path: str, card: dict[str, Any], split: str = "test") -> Frames:
     else:
         variables, levels = tuple(prov["variables"]), prov.get("levels")
         level_dim, time, box = prov.get("level_dim", "level"), prov.get("time", "time"), prov.get("box") or {}
-    settings = custom.Settings(
-        name=card["dataset"], path=path, variables=variables, time=time, splits={}, T_in=card["T_in"],
-        T_out=card["T_out"], step=1, stride={}, levels=tuple(levels) if levels else None,
-        level_dim=level_dim, time_chunk=1024, box={k: tuple(v) for k, v in box.items()})
-    ds, _ = custom._open(path, settings)
-    arrays, channels, _, grid = custom._channels(ds, settings, path)
+    # only the reading keys matter here: the split dates and window lengths are the run's
+    settings = custom.CustomSettings.model_construct(
+        name=card["dataset"], path=path, variables=list(variables), time=time, T_in=card["T_in"],
+        T_out=card["T_out"], levels=list(levels) if levels else None, level_dim=level_dim,
+        time_chunk=1024, box=custom.Box(**box) if box else None)
+    ds, _ = custom.open_files(path, settings)
+    arrays, channels, _, grid = custom.channel_arrays(ds, settings, path)
     if channels != card["channels"]:
         raise DataError(f"--input {path}: channels {channels}, but the run was trained on {card['channels']}")
     import dask.array as da

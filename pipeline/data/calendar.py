@@ -42,15 +42,22 @@ class DateSetting:
 
 def parse_date(value: Any, key: str) -> DateSetting:
     """``2010``, ``2010-03``, ``2010-02-30``, ``2010-02-30T06`` or ``2010-02-30T06:00[:00]``."""
+    try:
+        return date_setting(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: expected {exc}, got {value!r}") from None
+
+
+def date_setting(value: Any) -> DateSetting:
+    """:func:`parse_date` without a key: a ValueError says what was expected."""
     m = _ISO.match(str(value).strip()) if isinstance(value, (str, _dt.date, np.datetime64)) else None
     if m is None:
-        raise ConfigError(f"{key}: expected a date such as 2016-01-01, 2016-01 or 2016-01-01T06:00 "
-                          f"(in the file's calendar), got {value!r}")
+        raise ValueError("a date such as 2016-01-01, 2016-01 or 2016-01-01T06:00 (in the file's calendar)")
     parts = [int(g) if g is not None else None for g in m.groups()]
     given = sum(p is not None for p in parts)
     for v, (lo, hi), name in zip(parts[1:], _LIMITS, ("month", "day", "hour", "minute", "second")):
         if v is not None and not lo <= v <= hi:
-            raise ConfigError(f"{key}: {name} {v} out of range {lo}..{hi} in {value!r}")
+            raise ValueError(f"a {name} in {lo}..{hi}")
     defaults = (0, 1, 1, 0, 0, 0)
     fields = tuple(p if p is not None else d for p, d in zip(parts, defaults))
     return DateSetting(str(value), fields, given)  # type: ignore[arg-type]

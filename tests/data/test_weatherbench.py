@@ -46,7 +46,7 @@ def hand_write(raw: Path, var: str, year: int, hours: int, levels=None, *, short
 
 def write_split_files(raw, var, settings, hours, levels=None, **kw):
     cfg = wb.parse_settings(settings)
-    return {y: hand_write(raw, var, y, hours, levels, **kw) for y in wb._all_years(cfg)}
+    return {y: hand_write(raw, var, y, hours, levels, **kw) for y in cfg.all_years()}
 
 
 # ------------------------------------------------------------------------------- sample + load
@@ -409,7 +409,7 @@ def test_wbm_window_counts_equal_table9_from_the_time_axis_alone(params):
     s = dict(params["datasets"]["wbm"]["data"], name="wbm")
     cfg = wb.parse_settings(s)
     assert cfg.window_offsets() == [0, 6, 12, 17, 18, 24, 30, 36]
-    counts = {split: len(wb.split_window_starts(_hourly(*cfg.years[split]), cfg, split)[1])
+    counts = {split: len(wb.split_window_starts(_hourly(*getattr(cfg.years, split)), cfg, split)[1])
               for split in ("train", "test")}
     assert counts == {"train": 54_019, "test": 2_883}   # paper Table 9
 
@@ -441,5 +441,5 @@ def test_bad_window_indices_name_the_key():
          "T_in": 4, "T_out": 4, "step": 6, "idx_in": [-17, -11, 0, -5], "idx_out": [1, 7, 13, 19]}
     with pytest.raises(ConfigError, match=r"datasets\.wbm\.data\.idx_in: expected 4 increasing"):
         wb.parse_settings(s)
-    with pytest.raises(ConfigError, match=r"idx_out: targets"):
+    with pytest.raises(ConfigError, match=r"idx_out: expected targets after"):
         wb.parse_settings({**s, "idx_in": [-3, -2, -1, 0], "idx_out": [0, 1, 2, 3]})

@@ -1,7 +1,8 @@
-"""Dataset sources: one module per dataset family, looked up by the name in params.yaml.
+"""Dataset sources: one package per dataset family, looked up by the name in params.yaml.
 
-Each source module provides three functions, all taking the dataset's ``data`` settings
-(``datasets.<name>.data`` in params.yaml, a dict) and a raw folder of its own:
+Each source (``base.Source``) provides three functions, all taking the dataset's ``data`` settings
+(``datasets.<name>.data`` in params.yaml, validated by the source's ``settings.py`` schema) and a
+raw folder of its own:
 
 * ``fetch(raw_dir, settings) -> list[DownloadResult]``: download the real files (or check that
   manually obtained ones are in place) into ``raw_dir``, in the layout the real source ships.
@@ -9,26 +10,19 @@ Each source module provides three functions, all taking the dataset's ``data`` s
   *same on-disk format and layout*; ``sample`` holds its size knobs (``datasets.<name>.sample``).
 * ``load(raw_dir, settings) -> Prepared``: read the raw files (real or twin: the same reader)
   into splits of frames and window starts (see ``pipeline.data.prepared``).
+
+A source's package registers it with ``@SOURCES.register(name)``; the lines below name the
+package to import on first use, so a run imports only the source it reads.
 """
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from pipeline.registries import Registry
 
-from pipeline.errors import ConfigError
-
-# name in params.yaml -> module under pipeline.data.sources
-SOURCES = {
-    "weatherbench": "weatherbench",
-    "custom": "custom",
-    "taxibj": "taxibj",
-    "kth": "kth",
-    "human": "human",
-    "kittical": "kittical",
-}
+SOURCES: Registry = Registry("source", key="datasets.*.source")
+for _name in ("weatherbench", "custom", "taxibj", "kth", "human", "kittical"):
+    SOURCES.register_lazy(_name, f"pipeline.data.sources.{_name}")
 
 
-def get_source(name: str) -> ModuleType:
-    if name not in SOURCES:
-        raise ConfigError(f"datasets.*.source: unknown source {name!r}; expected one of {sorted(SOURCES)}")
-    return importlib.import_module(f"pipeline.data.sources.{SOURCES[name]}")
+def get_source(name: str):
+    """The registered source ``name`` (ConfigError naming ``datasets.*.source`` if unknown)."""
+    return SOURCES.get(name)

@@ -44,6 +44,7 @@ defaults 6 and 2).
 """
 from __future__ import annotations
 
+import sys
 import os
 from collections import defaultdict
 from functools import partial
@@ -55,9 +56,11 @@ import numpy as np
 from pipeline.data.prepared import DataError, Prepared, Split
 from pipeline.data.sources.frames import blob_video, lazy_stack, open_image, resize_linear, write_jpeg
 from pipeline.data.sources.settings import REQUIRED, check_settings, data_settings, fraction, int_at_least, url_string
+from pipeline.data.sources import SOURCES
 from pipeline.errors import ConfigError
 
 NAME = "human"
+SOURCES.register(NAME)(sys.modules[__name__])  # a package of its own next
 _META = ("https://raw.githubusercontent.com/chengtan9907/OpenSTL/"
          "a0f4606afe395a0442d210d352bb263e55805f30/tools/prepare_data/meta/human/")
 LISTS = {"train": "train.txt", "test": "test.txt"}

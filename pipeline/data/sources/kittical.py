@@ -58,6 +58,7 @@ with h5py (``pipeline.data.hkl``), never unpickled.
 """
 from __future__ import annotations
 
+import sys
 import io
 import logging
 import os
@@ -74,11 +75,13 @@ from pipeline.data.hkl import read_hkl
 from pipeline.data.prepared import DataError, Prepared, Split
 from pipeline.data.sources.frames import backward_starts, blob_video, find_dir, lazy_stack, open_image
 from pipeline.data.sources.settings import REQUIRED, check_settings, choice, data_settings, int_at_least, sha256_or_none, url_string
+from pipeline.data.sources import SOURCES
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 NAME = "kittical"
+SOURCES.register(NAME)(sys.modules[__name__])  # a package of its own next
 KITTI_URL = "https://www.dropbox.com/s/rpwlnn6j39jjme4/kitti_data.zip?dl=1"
 CALTECH_URL = "https://data.caltech.edu/records/f6rph-90m20/files/data_and_labels.zip?download=1"
 KITTI_ARCHIVE = "kitti_data.zip"

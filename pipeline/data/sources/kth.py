@@ -44,6 +44,7 @@ default 1), ``persons_per_split`` (default 1: the first persons of each list).
 """
 from __future__ import annotations
 
+import sys
 import os
 import re
 from functools import partial
@@ -55,9 +56,11 @@ import numpy as np
 from pipeline.data.prepared import DataError, Prepared, Split
 from pipeline.data.sources.frames import backward_starts, blob_video, find_dir, lazy_stack, open_image, resize_linear, write_jpeg
 from pipeline.data.sources.settings import REQUIRED, check_settings, data_settings, int_at_least, int_list, sha256_or_none, url_string
+from pipeline.data.sources import SOURCES
 from pipeline.errors import ConfigError
 
 NAME = "kth"
+SOURCES.register(NAME)(sys.modules[__name__])  # a package of its own next
 URL = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0/kth_action.zip"
 ARCHIVE = "kth_action.zip"
 # OpenSTL's two groups: non-overlapping windows vs a stride of 3 (fast actions, short clips).

@@ -31,6 +31,7 @@ dtype float32).
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,11 @@ import numpy as np
 from pipeline.data.prepared import DataError, Prepared, Split
 from pipeline.data.sources.frames import blob_video, find_dir
 from pipeline.data.sources.settings import REQUIRED, check_settings, data_settings, fraction, int_at_least, sha256_or_none, url_string
+from pipeline.data.sources import SOURCES
 from pipeline.errors import ConfigError
 
 NAME = "taxibj"
+SOURCES.register(NAME)(sys.modules[__name__])  # a package of its own next
 URL = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0/taxibj_dataset.zip"
 ARCHIVE = "taxibj_dataset.zip"
 FILE = "dataset.npz"
