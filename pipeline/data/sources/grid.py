@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 
 
 def iso(t: np.datetime64) -> str:

@@ -6,7 +6,7 @@ import glob
 import json
 from pathlib import Path
 
-from pipeline.data.prepared import DataError
+from pipeline.errors import DataError
 from pipeline.outputs import write_text_atomic
 
 POINTER = "custom.json"
