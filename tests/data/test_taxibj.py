@@ -37,6 +37,22 @@ def test_twin_has_the_release_format(twin):
         assert z["X_train"].min() >= -1 and z["X_train"].max() <= 1
 
 
+def test_twin_flows_follow_rush_hours_so_persistence_fades_with_lead():
+    """What makes the twin learnable beyond persistence: a city-wide daily cycle whose morning
+    ramp moves the flows within the 2 h of a target, business areas filling as homes empty."""
+    flows = taxibj._city_flows(np.random.default_rng(0), 48 * 7, first_slot=0)  # Monday 00:00
+    hour = np.arange(len(flows)) % 48 / 2.0
+    weekday = np.arange(len(flows)) // 48 < 5
+    total = flows.sum(axis=(1, 2, 3))
+    assert total[weekday & (hour == 8.5)].mean() > 4 * total[weekday & (hour == 3.0)].mean()
+    morning = flows[weekday & (hour == 8.5)].mean(0) - flows[weekday & (hour == 13.0)].mean(0)
+    # somewhere inflow peaks in the morning while outflow does, elsewhere the reverse
+    assert (morning[0] - morning[1]).max() > 0 > (morning[0] - morning[1]).min()
+    series = flows / flows.max()
+    errors = [np.mean((series[lead:] - series[:-lead]) ** 2) for lead in (1, 4)]
+    assert errors[1] > 4 * errors[0]
+
+
 def test_windows_per_split_follow_the_rule(twin):
     p = taxibj.load(twin, SETTINGS)
     # 40 train samples: val = round(0.1 * 40) = 4 at the end, 7 (= 4 + 4 - 1) dropped before them

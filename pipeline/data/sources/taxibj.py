@@ -25,9 +25,10 @@ the caller, only names keys in messages (default "taxibj"), ``source`` is ignore
 * ``url`` (default: OpenSTL's v0.1.0 release of ``taxibj_dataset.zip``), ``sha256`` (default none).
 
 Sample knobs (``datasets.<name>.sample``, optional): ``train_samples`` (default 40),
-``test_samples`` (default 10). The twin is a half-hourly series of moving flow hot spots with a
-daily cycle, cut into stride-1 samples, saved with ``np.savez_compressed`` (same keys and shapes,
-dtype float32).
+``test_samples`` (default 10). The twin is a half-hourly series of a fixed city's crowd flows with
+rush hours, weekends and Poisson count noise (``_city_flows``), starting on a Wednesday, min-max
+normalised like the release, cut into stride-1 samples, saved with ``np.savez_compressed`` (same
+keys and shapes, dtype float32).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.prepared import DataError, Prepared, Split
-from pipeline.data.sources.frames import blob_video, find_dir
+from pipeline.data.sources.frames import find_dir
 from pipeline.data.sources.settings import REQUIRED, check_settings, data_settings, fraction, int_at_least, sha256_or_none, url_string
 from pipeline.data.sources import SOURCES
 from pipeline.errors import ConfigError
@@ -154,6 +155,51 @@ def load(raw_dir: Path, settings: Any) -> Prepared:
                "value_range": ranges})
 
 
+def _city_flows(rng: np.random.Generator, steps: int, first_slot: int) -> np.ndarray:
+    """Half-hourly crowd flows (steps, 2, 32, 32) >= 0 in counts, shaped like Beijing's: a fixed
+    city (population density everywhere, arterial roads, business and residential hot spots)
+    whose inflow and outflow rise from a night low into morning and evening rush hours (business
+    areas fill in the morning and empty in the evening, residential ones the reverse), weaker on
+    weekends, with Poisson count noise. Over the 2 h of a target the daily ramps move the flows
+    far more than persistence allows for, while the layout and the phase of the day are
+    learnable from the inputs."""
+    H, W = GRID
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    density = np.zeros(GRID, np.float32)
+    for _ in range(6):  # smooth districts of different density
+        cy, cx, r = rng.uniform(0, H), rng.uniform(0, W), rng.uniform(4, 10)
+        density += rng.uniform(0.3, 1.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r ** 2))
+    density = 0.2 + density / density.max()
+    roads = np.zeros(GRID, np.float32)
+    for r in rng.choice(np.arange(3, H - 3), size=3, replace=False):
+        roads += 0.6 * np.exp(-(yy - r) ** 2 / 1.5)
+    for c in rng.choice(np.arange(3, W - 3), size=3, replace=False):
+        roads += 0.6 * np.exp(-(xx - c) ** 2 / 1.5)
+    roads += 0.6 * np.exp(-(np.hypot(yy - H / 2, xx - W / 2) - 10) ** 2 / 2.0)  # a ring road
+    kinds = []  # (map, business?)
+    for k in range(10):
+        cy, cx, r = rng.uniform(3, H - 3), rng.uniform(3, W - 3), rng.uniform(1.5, 3.5)
+        kinds.append((rng.uniform(0.8, 1.6) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r ** 2)), k % 2 == 0))
+    slot = first_slot + np.arange(steps)
+    hour = (slot % 48) / 2.0
+    weekend = ((slot // 48) % 7) >= 5
+    awake = 0.08 + 0.92 / (1 + np.exp(-(hour - 7.0) * 1.2)) / (1 + np.exp((hour - 22.5) * 1.2))
+    peak = np.where(weekend, 0.35, 1.0)
+    morning = peak * np.exp(-(hour - 8.5) ** 2 / (2 * 1.2 ** 2))
+    evening = peak * np.exp(-(hour - 18.0) ** 2 / (2 * 1.5 ** 2))
+    curves = {  # business: in at the morning rush, out at the evening one; residential the reverse
+        True: (awake + 2.0 * morning + 0.5 * evening, awake + 0.5 * morning + 2.0 * evening),
+        False: (awake + 0.5 * morning + 2.0 * evening, awake + 2.0 * morning + 0.5 * evening),
+    }
+    flows = np.empty((steps, len(CHANNELS), H, W), np.float32)
+    for c in range(len(CHANNELS)):
+        flows[:, c] = (awake + morning + evening)[:, None, None] * (density + roads)[None]
+        for shape, business in kinds:
+            flows[:, c] += curves[business][c][:, None, None] * shape[None]
+    counts = rng.poisson(100.0 * flows)  # a busy cell sees several hundred people per half hour
+    return counts.astype(np.float32)
+
+
 def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
     """Write a small ``dataset.npz`` twin: same keys, (N, T, 2, 32, 32) float32 in [-1, 1]."""
     s = _settings(settings)
@@ -165,10 +211,9 @@ def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
                           f"got {k['train_samples']}")
     rng = np.random.default_rng(seed)
     steps = k["train_samples"] + k["test_samples"] + 2 * (length - 1)
-    flows = blob_video(rng, steps, *GRID, len(CHANNELS), blobs=3, speed=1.5).astype(np.float32)
-    day = 0.5 + 0.5 * np.sin(2 * np.pi * np.arange(steps) / 48)  # 48 half-hours a day
-    flows *= (0.4 + 0.6 * day)[:, None, None, None]
-    series = (flows / 255.0 * 2 - 1).transpose(0, 3, 1, 2)  # (T, C, H, W) in [-1, 1]
+    flows = _city_flows(rng, steps, first_slot=2 * 48)  # a Wednesday midnight: train spans a weekend
+    # the release is min-max normalised to [-1, 1] over the whole series
+    series = flows / flows.max() * 2 - 1  # (T, C, H, W)
 
     def cut(first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         w = np.stack([series[first + i:first + i + length] for i in range(count)])
