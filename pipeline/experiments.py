@@ -3,7 +3,12 @@
 One download, one preprocess and one reference-forecast stage per dataset the catalogue uses,
 one train stage per experiment, one report stage. Each stage declares exactly the params.yaml keys it reads (resolved
 by ``pipeline.config``), so ``dvc exp run -S svq.codebook_size=6000`` re-runs only the experiments
-that take the default codebook size, and the report.
+that take the default codebook size, and the report. An experiment's ``tables`` tag is the
+report's business: editing it re-runs the report, not the training.
+
+Its code deps are computed: the files of ``pipeline/`` that the stage script imports, transitively,
+lazy and registry imports included (``pipeline.imports``); a folder whose every file is imported
+is listed as the folder.
 
     python -m pipeline.experiments            # rewrite dvc.yaml from params.yaml
     python -m pipeline.experiments --check    # exit 1 if dvc.yaml is stale
@@ -18,27 +23,21 @@ from typing import Any
 
 import yaml
 
+from pipeline import paths
 from pipeline.config import _collapse, dataset_deps, load_params, run_deps_all_profiles
 from pipeline.errors import stage_errors
+from pipeline.imports import PACKAGE, ImportGraph
 from pipeline.overrides import layer_keys
-from pipeline.paths import check_name, inside
-from pipeline.run_record import FIGURE_DATA, HISTORY, RESULT
+from pipeline.run_record import RECORD_FILES
 
-RECORD_FILES = (RESULT, HISTORY, FIGURE_DATA)
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = ("# Generated from params.yaml by `python -m pipeline.experiments` (make dvc.yaml).\n"
           "# Edit the experiment catalogue in params.yaml, not this file.\n")
 
-DATA_CODE = ["pipeline/data/sources", "pipeline/data/download.py", "pipeline/data/prepared.py"]
-TRAIN_CODE = ["pipeline/models", "pipeline/svq.py", "pipeline/train.py", "pipeline/run_record.py", "pipeline/metrics.py",
-              "pipeline/cost.py", "pipeline/config.py", "pipeline/overrides.py", "pipeline/data/windows.py",
-              "pipeline/data/noise.py", "pipeline/plots.py", "pipeline/lr_schedule.py", "pipeline/mlflow_model.py",
-              "pipeline/mlflow_dataset.py"]
-REFERENCE_CODE = ["pipeline/references.py", "pipeline/metrics.py", "pipeline/data/windows.py"]
-
-
 # Figures of the report that `dvc plots show` renders (static images: the page needs no network)
-PLOTS = ["reports/figures/learning_curves.png", "reports/figures/noise.png", "reports/figures/codebook_size.png"]
+PLOTS = ["learning_curves.png", "noise.png", "codebook_size.png"]
+SKIP = ("__pycache__", ".")  # never a dep: bytecode, editor and scratch files
 
 
 def stage_cmd(script: str, *args: str) -> str:
@@ -46,87 +45,107 @@ def stage_cmd(script: str, *args: str) -> str:
     return command("sh", "stages/python", f"stages/{script}.py", *args)
 
 
-def raw_dir(ds: str) -> str:
-    return inside("data/raw", check_name("dataset", ds)).as_posix()
-
-
-def store_path(ds: str) -> str:
-    return inside("data/processed", f"{check_name('dataset', ds)}.zarr").as_posix()
-
-
-def run_dir(exp: str) -> Path:
-    return inside("runs", check_name("experiment", exp))
-
-
 def command(*args: str) -> str:
     """A stage command line; every argument quoted for the shell DVC runs it in."""
     return " ".join(shlex.quote(a) for a in args)
 
 
-def reference_dir(ds: str) -> str:
-    return inside("runs", f"reference_{check_name('dataset', ds)}").as_posix()
+def code_deps(script: str, root: Path = ROOT) -> list[str]:
+    """The stage script, the interpreter wrapper, and every file of the package the script may
+    load (``pipeline.imports``), a folder standing for all of its files when it holds no other."""
+    files = {p.as_posix() for p in ImportGraph(root).closure(Path(f"stages/{script}.py"))}
+    return fold_folders(files | {"stages/python"}, root)
+
+
+def fold_folders(files: set[str], root: Path) -> list[str]:
+    """``files`` sorted, every folder all of whose files are in ``files`` given as the folder."""
+    out = set(files)
+    folders = sorted({p for f in files for p in Path(f).parents if p.parts[:1] == (PACKAGE,)},
+                     key=lambda p: (len(p.parts), p.as_posix()))
+    for folder in folders:  # shallowest first: a folded folder takes its subfolders with it
+        if folder.as_posix() not in out and _all_files(root, folder) <= files \
+                and not any(Path(f) in folder.parents for f in out):
+            out = {f for f in out if folder not in Path(f).parents} | {folder.as_posix()}
+    return sorted(out)
+
+
+def _all_files(root: Path, folder: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in (root / folder).rglob("*")
+            if p.is_file() and not any(part.startswith(SKIP) for part in p.relative_to(root).parts)}
+
+
+def experiment_keys(params: dict[str, Any], name: str) -> list[str]:
+    """``experiments.<name>`` as a train stage reads it: every key but ``tables`` (a tag)."""
+    return [f"experiments.{name}.{k}" for k in sorted(params["experiments"][name]) if k != "tables"]
 
 
 def datasets_used(params: dict[str, Any]) -> list[str]:
     return sorted({e["dataset"] for e in params["experiments"].values()})
 
 
-def build_stages(params: dict[str, Any]) -> dict[str, Any]:
+def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
+    code = {script: code_deps(script, root) for script in ("download", "preprocess", "reference", "train", "report")}
     stages: dict[str, Any] = {}
     for ds in datasets_used(params):
         deps = dataset_deps(params, ds)
+        raw = paths.raw_root(params, ds).as_posix()
+        store = paths.store_path(params, ds).as_posix()
         stages[f"download_{ds}"] = {
             "cmd": stage_cmd("download", ds),
-            "deps": ["stages/download.py", *DATA_CODE],
+            "deps": code["download"],
             "params": deps,
             # persist: a re-run resumes/reuses downloads instead of deleting them first
-            "outs": [{raw_dir(ds): {"persist": True, "cache": False}}],
+            "outs": [{raw: {"persist": True, "cache": False}}],
         }
         stages[f"preprocess_{ds}"] = {
             "cmd": stage_cmd("preprocess", ds),
-            "deps": ["stages/preprocess.py", raw_dir(ds), *DATA_CODE, "pipeline/data/store.py"],
+            "deps": [raw, *code["preprocess"]],
             "params": deps,
             # persist: the store is swapped in atomically; DVC must not delete it before the run
-            "outs": [{store_path(ds): {"persist": True}}],
+            "outs": [{store: {"persist": True}}],
         }
     for ds in datasets_used(params):
         stages[f"reference_{ds}"] = {  # persistence / climatology: no training, seconds
             "cmd": stage_cmd("reference", ds),
-            "deps": ["stages/reference.py", "stages/python", store_path(ds), *REFERENCE_CODE],
+            "deps": [paths.store_path(params, ds).as_posix(), *code["reference"]],
+            # the catalogue: which experiments use the dataset, and their tables (MLflow tags)
             "params": ["profile", f"datasets.{ds}.metrics", "experiments"],
             # a record in runs/ (no DVC metric); persist: replaced atomically by the stage
-            "outs": [{f"{reference_dir(ds)}/result.json": {"cache": False, "persist": True}}],
+            "outs": [{f"{paths.reference_dir(ds).as_posix()}/result.json": {"cache": False, "persist": True}}],
         }
     shadowed = layer_keys(params)
     for name, exp in params["experiments"].items():
-        rd = run_dir(name).as_posix()
+        rd = paths.run_dir(name).as_posix()
+        keys = set(run_deps_all_profiles(params, name)) | shadowed[name]
+        if f"experiments.{name}" in keys:  # all of it but the tables tag
+            keys = (keys - {f"experiments.{name}"}) | set(experiment_keys(params, name))
         stages[f"train_{name}"] = {
             "cmd": stage_cmd("train", name),
-            "deps": ["stages/train.py", "stages/python", store_path(exp["dataset"]), *TRAIN_CODE],
+            "deps": [paths.store_path(params, exp["dataset"]).as_posix(), *code["train"]],
             # every layer of every key, shadowed ones too: a change to any of them re-runs the stage,
             # which then uses it or stops naming the winning key (pipeline/overrides.py)
-            "params": sorted(_collapse(set(run_deps_all_profiles(params, name)) | shadowed[name])),
+            "params": sorted(_collapse(keys)),
             # the record (pipeline/run_record.py) is committed and is all the report reads; it is
             # no DVC metric: reports/metrics.json holds the headline cells. persist: the stage swaps
             # its outputs in when done, so a killed run keeps the old ones
             "outs": [{f"{rd}/artifacts": {"cache": False, "persist": True}},
                      *({f"{rd}/{f}": {"cache": False, "persist": True}} for f in RECORD_FILES)],
         }
+    tables, figures = paths.report_dirs(params)
     stages["report"] = {
         "cmd": stage_cmd("report"),
         # the runs folder as one dep (the records of every train stage are in it): one column in
         # `dvc exp show`, not three per experiment
-        "deps": ["stages/report.py", "stages/python", "pipeline/report", "pipeline/plots.py",
-                 "pipeline/run_record.py", "runs"],
+        "deps": [paths.RUNS.as_posix(), *code["report"]],
         "params": ["profile", "seeds", "report", "experiments"],
         # persist: DVC must not delete the committed report before the stage has built its
         # replacement (build_report swaps files in only once all of them exist)
-        "outs": [{"reports/tables": {"cache": False, "persist": True}},
-                 {"reports/figures": {"cache": False, "persist": True}},
-                 {"reports/README.md": {"cache": False, "persist": True}}],
-        "metrics": [{"reports/metrics.json": {"cache": False, "persist": True}}],
+        "outs": [{tables.as_posix(): {"cache": False, "persist": True}},
+                 {figures.as_posix(): {"cache": False, "persist": True}},
+                 {paths.REPORT_README.as_posix(): {"cache": False, "persist": True}}],
+        "metrics": [{paths.REPORT_METRICS.as_posix(): {"cache": False, "persist": True}}],
     }
-    return {"stages": stages, "plots": list(PLOTS)}
+    return {"stages": stages, "plots": [(figures / f).as_posix() for f in PLOTS]}
 
 
 class _NoAliases(yaml.SafeDumper):

@@ -122,7 +122,7 @@ def load_run(run: str, seed: int | None = None, runs_dir: Path | str = "runs", d
     card = state.get("data")
     if card is None:  # checkpoints from before the data card: the dataset's store holds it
         from pipeline.config import load_params
-        from pipeline.data.prepare import store_path
+        from pipeline.paths import store_path
         from pipeline.data.store import data_card
 
         card = data_card(store_path(load_params(params), cfg["dataset"]), cfg["dataset"])

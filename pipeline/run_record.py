@@ -25,6 +25,7 @@ from pipeline.errors import DataError
 RESULT = "result.json"
 HISTORY = "history.csv"
 FIGURE_DATA = "figures.npz"
+RECORD_FILES = (RESULT, HISTORY, FIGURE_DATA)  # beside artifacts/ in runs/<experiment>/
 VERSION = 2
 HISTORY_COLUMNS = ("seed", "epoch", "train_loss", "val_loss", "lr")
 # Caps that keep a committed record small whatever the model size

@@ -4,9 +4,8 @@ import argparse
 import json
 
 from pipeline.config import load_params
-from pipeline.data.prepare import store_path
 from pipeline.errors import stage_errors
-from pipeline.experiments import reference_dir
+from pipeline.paths import reference_dir, store_path
 from pipeline.references import run_references
 
 ap = argparse.ArgumentParser(description=__doc__)

@@ -5,13 +5,14 @@ import logging
 
 from pipeline.config import load_params
 from pipeline.errors import stage_errors
+from pipeline.paths import REPORT_METRICS, REPORT_README, RUNS
 from pipeline.report.build import build_report
 
 ap = argparse.ArgumentParser(description=__doc__)
 ap.add_argument("--params", default="params.yaml")
-ap.add_argument("--runs", default="runs", help="folder of runs/<experiment>/result.json")
-ap.add_argument("--readme", default="reports/README.md")
-ap.add_argument("--metrics", default="reports/metrics.json")
+ap.add_argument("--runs", default=str(RUNS), help="folder of runs/<experiment>/result.json")
+ap.add_argument("--readme", default=str(REPORT_README))
+ap.add_argument("--metrics", default=str(REPORT_METRICS))
 args = ap.parse_args()
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -18,10 +18,10 @@ args = ap.parse_args()
 with stage_errors("train"):
     from pipeline import distributed, job_slots, outputs
     from pipeline.config import load_params, resolve_run
-    from pipeline.data.prepare import store_path
-    from pipeline.experiments import RECORD_FILES, run_dir
     from pipeline.overrides import check, committed_params
+    from pipeline.paths import run_dir, store_path
     from pipeline.progress import one_line_summary
+    from pipeline.run_record import RECORD_FILES
     from pipeline.train import run_experiment
 
     params = load_params(args.params)

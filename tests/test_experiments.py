@@ -39,6 +39,51 @@ def test_one_stage_per_experiment_and_shared_runs_once(params):
                     "runs/t2m_svq/figures.npz"]
 
 
+def covered(path: str, deps: list[str]) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in deps)
+
+
+def test_code_deps_are_what_each_stage_imports(params):
+    """Computed from the import graph: what the hand-written lists missed is there, lazily
+    registered modules included (a train stage may build any translator or quantizer)."""
+    stages = build_stages(params)["stages"]
+    train, report = stages["train_t2m_svq"]["deps"], stages["report"]["deps"]
+    for path in ("stages/train.py", "stages/python", "pipeline/train.py", "pipeline/tracking.py",
+                 "pipeline/data/store.py", "pipeline/plots.py", "pipeline/models/translators/transformers.py",
+                 "pipeline/models/quantizers/lucidrains.py", "pipeline/run_record.py"):
+        assert covered(path, train), path
+    for path in ("pipeline/report/build.py", "pipeline/report/paper.yaml", "pipeline/plots.py"):
+        assert covered(path, report), path
+    assert not covered("pipeline/report/fidelity.py", report)  # not imported by the stage
+    assert not any(covered(p, train) for p in ("pipeline/report/build.py", "pipeline/forecast.py"))
+    assert covered("pipeline/data/prepare.py", stages["download_t2m"]["deps"])
+    assert covered("pipeline/data/download.py", stages["preprocess_t2m"]["deps"])
+    assert covered("pipeline/references.py", stages["reference_t2m"]["deps"])
+    assert len(train) == len(set(train)) and train == sorted(train)
+
+
+def test_folders_fold_only_when_every_file_is_a_dep(tmp_path):
+    from pipeline.experiments import fold_folders
+
+    for f in ("pipeline/a/x.py", "pipeline/a/b/y.py", "pipeline/a/b/data.yaml", "pipeline/c/z.py", "pipeline/c/w.py"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("")
+    (tmp_path / "pipeline/a/__pycache__").mkdir()
+    (tmp_path / "pipeline/a/__pycache__/x.cpython-311.pyc").write_text("")
+    got = fold_folders({"pipeline/a/x.py", "pipeline/a/b/y.py", "pipeline/a/b/data.yaml", "pipeline/c/z.py"}, tmp_path)
+    assert got == ["pipeline/a", "pipeline/c/z.py"]
+
+
+def test_tables_tag_is_no_train_dep(params):
+    """Re-tagging an experiment's paper tables re-runs the report, not the training."""
+    stages = build_stages(params)["stages"]
+    for name in params["experiments"]:
+        keys = stages[f"train_{name}"]["params"]
+        assert f"experiments.{name}.dataset" in keys, name
+        assert not any(k in (f"experiments.{name}", f"experiments.{name}.tables") for k in keys), name
+    assert "experiments" in stages["report"]["params"]
+
+
 
 def test_one_reference_stage_per_dataset_feeding_the_report(params):
     stages = build_stages(params)["stages"]
@@ -98,6 +143,9 @@ def test_codebook_change_reruns_only_default_codebook_svq_runs(tiny_params, tmp_
     assert sorted(log.read_text().split()) == ["report", "train_t2m_svq", "train_t2m_svq_frozen"]
     header = run(*dvc, "exp", "show", "--csv", "--only-changed").stdout.splitlines()[0].split(",")
     assert "svq.codebook_size" in header and "runs" in header and len(header) <= 40, header
+    log.write_text("")
+    run(*dvc, "exp", "run", "-S", "experiments.t2m_svq.tables=[1,2]")  # a tag: no training
+    assert sorted(log.read_text().split()) == ["reference_t2m", "report"]
 
 
 FAKE_STAGE = """

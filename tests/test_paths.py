@@ -5,8 +5,8 @@ import pytest
 
 from pipeline.config import validate_params
 from pipeline.errors import ConfigError
-from pipeline.experiments import render, run_dir
-from pipeline.paths import check_name, inside
+from pipeline.experiments import render
+from pipeline.paths import check_name, inside, raw_dir, raw_root, reference_dir, run_dir, store_path
 
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "x;true", "x y", "", "$(rm)", "a\\b", "é"])
@@ -36,6 +36,16 @@ def test_paths_stay_inside(tmp_path):
         with pytest.raises(ConfigError, match="outside"):
             inside(tmp_path, *parts)
     assert run_dir("t2m_svq").as_posix() == "runs/t2m_svq"
+
+
+def test_the_layout_under_data_root(tmp_path):
+    params = {"data": {"root": "store"}}
+    assert raw_root(params, "t2m", tmp_path) == tmp_path / "store" / "raw" / "t2m"
+    assert raw_dir(params, "t2m", "remote", tmp_path) == tmp_path / "store" / "raw" / "t2m" / "remote"
+    assert store_path(params, "t2m").as_posix() == "store/processed/t2m.zarr"
+    assert reference_dir("kth").as_posix() == "runs/reference_kth"
+    with pytest.raises(ConfigError, match="invalid name"):
+        raw_dir(params, "t2m", "../x")
 
 
 def test_stage_commands_are_quoted(params):

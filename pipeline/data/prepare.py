@@ -1,9 +1,5 @@
-"""The download and preprocess steps of one dataset, as the DVC stages run them.
-
-Raw files live under ``data/raw/<dataset>/<source>/`` (``sample`` twins or ``remote`` downloads
-side by side, so switching profile never deletes downloaded data); the store is
-``data/processed/<dataset>.zarr``.
-"""
+"""The download and preprocess steps of one dataset, as the DVC stages run them (where raw files
+and stores live: pipeline/paths.py)."""
 from __future__ import annotations
 
 import json
@@ -11,21 +7,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pipeline import paths
 from pipeline.config import data_source, dataset_settings
 from pipeline.data.download import record_manifest
-from pipeline.errors import DataError
 from pipeline.data.sources import get_source
 from pipeline.data.store import write_store
+from pipeline.errors import DataError
 from pipeline.outputs import clean_stale, replace_dir, scratch
-from pipeline.paths import check_name, inside
+from pipeline.paths import store_path
 
 
 def raw_dir(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
-    return inside(root / params["data"]["root"] / "raw", check_name("dataset", ds), data_source(params, ds))
-
-
-def store_path(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
-    return inside(root / params["data"]["root"] / "processed", f"{check_name('dataset', ds)}.zarr")
+    """The raw folder the active profile's data source uses."""
+    return paths.raw_dir(params, ds, data_source(params, ds), root)
 
 
 def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:

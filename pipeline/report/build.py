@@ -11,15 +11,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline import plots
 from pipeline.config import resolve_run
 from pipeline.errors import ConfigError
-from pipeline import plots
+from pipeline.paths import REPORT_METRICS, REPORT_README, RUNS, report_dirs
 from pipeline.report import figures as fig
 from pipeline.report.markdown import render_readme
 from pipeline.report.paper import load_paper
@@ -41,18 +43,20 @@ WEIGHT_RUNS = {"learnable, MAE loss": "t2m_svq", "learnable, MSE loss": "t2m_svq
 TSNE_RUNS = {"VQ (k-means / EMA)": "t2m_vq", "SVQ (learnable)": "t2m_svq"}
 
 
-def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = "runs",
-                 readme: Path | str = "reports/README.md", metrics: Path | str = "reports/metrics.json",
+def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
+                 readme: Path | str = REPORT_README, metrics: Path | str = REPORT_METRICS,
                  tables_dir: Path | str | None = None, figures_dir: Path | str | None = None,
                  tsne_max_codes: int = 1000) -> dict[str, list[Path]]:
     """Write every table (CSV), the figures, the README and metrics.json; return what was written."""
-    report_cfg = params.get("report") or {}
-    tables_dir = Path(tables_dir or report_cfg.get("tables_dir", "reports/tables"))
-    figures_dir = Path(figures_dir or report_cfg.get("figures_dir", "reports/figures"))
+    tables_dir = Path(tables_dir or report_dirs(params)[0])
+    figures_dir = Path(figures_dir or report_dirs(params)[1])
     readme, metrics = Path(readme), Path(metrics)
     profile = params["profile"]
 
-    records = load_records(runs_dir, list(params["experiments"]), profile)
+    # an experiment's paper tables as the catalogue says now: editing the tag re-runs this stage,
+    # not the training (pipeline/experiments.py), so the record's copy may be older
+    records = {name: replace(rec, tables=tuple(params["experiments"][name].get("tables") or ()))
+               for name, rec in load_records(runs_dir, list(params["experiments"]), profile).items()}
     log.info("report (%s): %d of %d experiments have runs", profile, len(records), len(params["experiments"]))
     paper = load_paper()
     references = read_references(params, Path(runs_dir))
