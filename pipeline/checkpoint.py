@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.outputs import write_text_atomic
+from pipeline.outputs import atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +119,8 @@ class Checkpoint:
             "rng": _get_rng(loader_gen, dataset),
             "progress": progress.__dict__,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)  # a kill mid-write leaves the previous epoch's file whole
+        with atomic(self.path, fsync=True) as tmp:  # a kill mid-write leaves the previous epoch's file whole
+            torch.save(state, tmp)
 
 
 def finished_seed(out_dir: Path, cfg, seed: int, store: Path) -> dict[str, Any] | None:

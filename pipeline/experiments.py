@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from pipeline import paths
 from pipeline.config import _collapse, dataset_deps, load_params, run_deps_all_profiles
 from pipeline.errors import stage_errors
 from pipeline.imports import PACKAGE, ImportGraph
+from pipeline.outputs import write_or_check
 from pipeline.overrides import layer_keys
 from pipeline.run_record import RECORD_FILES
 
@@ -154,7 +154,11 @@ class _NoAliases(yaml.SafeDumper):
 
 
 def render(params: dict[str, Any]) -> str:
-    return HEADER + yaml.dump(build_stages(params), Dumper=_NoAliases, sort_keys=False, width=120)
+    return _dump(build_stages(params))
+
+
+def _dump(pipeline: dict[str, Any]) -> str:
+    return HEADER + yaml.dump(pipeline, Dumper=_NoAliases, sort_keys=False, width=120)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,18 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="fail if the file differs from what params.yaml gives")
     args = ap.parse_args(argv)
     with stage_errors("experiments"):
-        text = render(load_params(args.params))
-    out = Path(args.out)
-    if args.check:
-        if not out.exists() or out.read_text() != text:
-            print(f"{out} is stale: run `python -m pipeline.experiments`", file=sys.stderr)
-            return 1
-        return 0
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
-    print(f"wrote {out}: {len(build_stages(load_params(args.params))['stages'])} stages")
-    return 0
+        pipeline = build_stages(load_params(args.params))
+    return write_or_check(Path(args.out), _dump(pipeline), check=args.check, command="python -m pipeline.experiments",
+                          summary=f"{len(pipeline['stages'])} stages")
 
 
 if __name__ == "__main__":

@@ -26,12 +26,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import re
-import shutil
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,7 @@ import numpy as np
 
 from pipeline.data import calendar as cal
 from pipeline.errors import ConfigError, DataError
+from pipeline.outputs import atomic
 
 # ------------------------------------------------------------------------------------- the run
 @dataclasses.dataclass
@@ -344,19 +342,11 @@ def _dataset(trained, inputs, init_idx, rel_out, step, out):
 def write(ds, output: str | Path) -> Path:
     """netCDF (``.nc``) or Zarr (``.zarr``), written beside the target and renamed in when complete."""
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic(output) as tmp:
         if output.suffix == ".zarr":
             ds.to_zarr(tmp, mode="w", consolidated=False)
-            if output.exists():
-                shutil.rmtree(output)
         else:
             ds.to_netcdf(tmp)
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
     return output
 
 

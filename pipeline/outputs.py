@@ -1,21 +1,60 @@
-"""Stage outputs are replaced, never lost: a stage writes into a scratch folder beside its output
-and swaps the result in only once complete. DVC is told not to delete these outputs before the
-stage runs (``persist``), so a failed or killed stage leaves the previous ones in place; each
-stage removes its own stale scratch folders when it starts.
+"""Outputs are replaced, never lost: everything the project writes goes to a scratch path beside
+its target and is swapped in only once complete (:func:`atomic`, the one place that does it). DVC
+is told not to delete stage outputs before the stage runs (``persist``), so a failed or killed
+stage leaves the previous ones in place; each stage removes its own stale scratch folders when it
+starts.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+@contextmanager
+def atomic(path: Path, *, suffix: str = "", fsync: bool = False) -> Iterator[Path]:
+    """A scratch path beside ``path`` to write a file or a folder into. When the block ends
+    without error it replaces ``path`` (a folder through :func:`replace_dir`); in any case no
+    scratch is left behind. ``suffix`` for writers that insist on one (``np.savez``: ``.npz``);
+    ``fsync`` flushes a file to disk first (a checkpoint that must survive a power cut)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp = scratch(path, suffix=suffix)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            replace_dir(tmp, path)
+        else:
+            if fsync:
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def write_text_atomic(path: Path, text: str, *, fsync: bool = False) -> None:
+    with atomic(path, fsync=fsync) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_or_check(path: Path, text: str, *, check: bool, command: str, summary: str) -> int:
+    """The end of a command that generates a committed file (dvc.yaml, reports/fidelity.md): with
+    ``check``, exit status 1 and one line naming ``command`` when ``path`` does not hold ``text``;
+    else ``path`` written and ``wrote <path>: <summary>`` printed. Returns the exit status."""
+    path = Path(path)
+    if check:
+        if not path.exists() or path.read_text() != text:
+            print(f"{path} is stale: run `{command}`", file=sys.stderr)
+            return 1
+        return 0
+    write_text_atomic(path, text)
+    print(f"wrote {path}: {summary}")
+    return 0
 
 
 def clean_stale(path: Path, *, keep: Path | None = None) -> None:
@@ -24,18 +63,14 @@ def clean_stale(path: Path, *, keep: Path | None = None) -> None:
     if not path.parent.is_dir():
         return
     for stale in path.parent.glob(f".{path.name}.tmp*"):
-        if keep is not None and stale == keep:
-            continue
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.unlink(missing_ok=True)
+        if keep is None or stale != keep:
+            _remove(stale)
 
 
-def scratch(path: Path, *, tag: str | None = None) -> Path:
+def scratch(path: Path, *, tag: str | None = None, suffix: str = "") -> Path:
     """A fresh (or, with ``tag``, a stable and so resumable) scratch path beside ``path``."""
     path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{tag or uuid.uuid4().hex[:8]}")
+    return path.with_name(f".{path.name}.tmp-{tag or uuid.uuid4().hex[:8]}{suffix}")
 
 
 def replace_dir(new: Path, final: Path) -> None:
@@ -61,3 +96,10 @@ def replace_run_outputs(scratch_dir: Path, out: Path, files: tuple[str, ...]) ->
     for name in files:
         os.replace(scratch_dir / name, out / name)
     shutil.rmtree(scratch_dir, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

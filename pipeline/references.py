@@ -29,10 +29,12 @@ from typing import Any
 import numpy as np
 import zarr
 
-from pipeline.errors import DataError
 from pipeline.data.store import read_meta
 from pipeline.data.windows import WindowDataset
+from pipeline.errors import DataError
 from pipeline.metrics import evaluation_accumulator
+from pipeline.outputs import write_text_atomic
+from pipeline.run_record import RESULT
 
 REFERENCES = ("persistence", "climatology", "climatology_hour")
 LABELS = {"persistence": "Persistence (last input frame)", "climatology": "Climatology (train mean)",
@@ -200,11 +202,7 @@ def run_references(params: dict[str, Any], dataset: str, store: str | Path, out_
     record = {"experiment": name, "kind": "reference", "dataset": dataset, "profile": profile,
               "tables": tables, "seeds": [], "run_ids": [e["run_id"] for e in entries.values()],
               "windows_test": n_test, "references": entries}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".result.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(out / "result.json")
+    write_text_atomic(Path(out_dir) / RESULT, json.dumps(record, indent=2) + "\n")
     return record
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import DataError
+from pipeline.outputs import atomic, write_text_atomic
 
 RESULT = "result.json"
 HISTORY = "history.csv"
@@ -64,12 +65,10 @@ def write(out_dir: Path, result: dict[str, Any], history: list[dict[str, Any]],
     w.writerow(HISTORY_COLUMNS)
     for h in history:
         w.writerow([h["seed"], h["epoch"], *(f"{h[k]:.6g}" for k in HISTORY_COLUMNS[2:])])
-    _atomic_write(out_dir / HISTORY, buf.getvalue())
-    _atomic_write(out_dir / RESULT, json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out_dir / HISTORY, buf.getvalue())
+    write_text_atomic(out_dir / RESULT, json.dumps(result, indent=2) + "\n")
     if figure_data:
-        tmp = out_dir / f".{FIGURE_DATA}.tmp.npz"
-        np.savez_compressed(tmp, **figure_data)
-        tmp.replace(out_dir / FIGURE_DATA)
+        _write_npz(out_dir / FIGURE_DATA, figure_data)
 
 
 def read(run_dir: Path) -> dict[str, Any]:
@@ -105,9 +104,7 @@ def read_history(run_dir: Path) -> dict[int, list[tuple[int, float]]]:
 
 def write_figure_data(out_dir: Path, seed: int, data: dict[str, np.ndarray]) -> None:
     """One seed's figure arrays, beside its checkpoint; ``write`` commits the first seed's."""
-    tmp = Path(out_dir) / f".figures-seed{seed}.tmp.npz"
-    np.savez_compressed(tmp, **data)
-    tmp.replace(Path(out_dir) / f"figures-seed{seed}.npz")
+    _write_npz(Path(out_dir) / f"figures-seed{seed}.npz", data)
 
 
 def read_figure_data(run_dir: Path, seed: int | None = None) -> dict[str, np.ndarray]:
@@ -128,13 +125,12 @@ def sample_rows(a: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 
 def write_json(path: Path, data: Any) -> None:
-    _atomic_write(Path(path), json.dumps(data, indent=2) + "\n")
+    write_text_atomic(Path(path), json.dumps(data, indent=2) + "\n")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic(path, suffix=".npz") as tmp:  # np.savez would append .npz to any other name
+        np.savez_compressed(tmp, **arrays)
 
 
 def _num(v: Any) -> float:

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.errors import ConfigError, DataError
+from pipeline.outputs import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def remember_checksum(url: str, sha256: str, size: int) -> None:
         if url in data:
             return
         data[url] = {"sha256": sha256, "size": int(size), "recorded_at": _utc_iso()}
-        _atomic_write_text(path, json.dumps(dict(sorted(data.items())), indent=2) + "\n")
+        write_text_atomic(path, json.dumps(dict(sorted(data.items())), indent=2) + "\n", fsync=True)
 
 
 def _content_problem(path: Path, name: str) -> str | None:
@@ -304,20 +305,6 @@ def _utc_iso(ts: float | None = None) -> str:
     return moment.isoformat(timespec="seconds")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_manifest(path: Path) -> dict:
     """Read a manifest written by ``record_manifest``: ``{"version": 1, "files": {file: entry}}``
     where each entry holds url, file, size, sha256 and downloaded_at (ISO 8601, UTC)."""
@@ -362,7 +349,7 @@ def record_manifest(results: list[DownloadResult], manifest: Path) -> None:
         files[key] = {"url": r.url, "file": key, "size": int(r.size), "sha256": r.sha256,
                       "downloaded_at": at}
     data["files"] = dict(sorted(files.items()))
-    _atomic_write_text(manifest, json.dumps(data, indent=2) + "\n")
+    write_text_atomic(manifest, json.dumps(data, indent=2) + "\n", fsync=True)
 
 
 def _check_member(name: str, archive: Path, dest_dir: Path) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 from pipeline import plots
 from pipeline.config import resolve_run
 from pipeline.errors import ConfigError
+from pipeline.outputs import atomic
 from pipeline.paths import REPORT_METRICS, REPORT_README, RUNS, report_dirs
 from pipeline.report import figures as fig
 from pipeline.report.markdown import render_readme
@@ -318,9 +319,8 @@ def _replace(src: Path, dst: Path) -> None:
     try:
         os.replace(src, dst)  # atomic within a filesystem
     except OSError:  # another filesystem: copy beside the destination, then rename
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic(dst) as tmp:
+            shutil.copyfile(src, tmp)
 
 
 __all__ = ["MAIN_VARIANTS", "build_report", "headline_metrics", "make_figures"]

@@ -21,10 +21,11 @@ from typing import Any
 import yaml
 
 from pipeline.config import RunConfig, load_params, resolve_run
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, stage_errors
+from pipeline.outputs import write_or_check
+from pipeline.paths import FIDELITY
 
 FACTS = Path(__file__).with_name("public_configs.yaml")
-OUT = Path("reports/fidelity.md")
 MODEL_KEYS = ("translator", "hid_S", "hid_T", "N_S", "N_T", "spatio_kernel_enc", "spatio_kernel_dec",
               "mlp_ratio", "drop_path")
 TRAIN_KEYS = ("lr", "batch_size", "epochs", "patience", "sched", "warmup_epochs", "warmup_lr", "min_lr",
@@ -222,26 +223,18 @@ def render(params: dict[str, Any], facts: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--out", default=str(FIDELITY))
     ap.add_argument("--check", action="store_true", help="fail if stale or if a difference is undocumented")
     args = ap.parse_args(argv)
-    params, facts = load_params(args.params), load_facts()
-    text = render(params, facts)
-    out = Path(args.out)
-    if args.check:
-        bad = undocumented(params, facts)
-        for line in bad:
-            print(f"undocumented difference: {line}", file=sys.stderr)
-        if not out.exists() or out.read_text() != text:
-            print(f"{out} is stale: run `python -m pipeline.report.fidelity`", file=sys.stderr)
-            return 1
-        return 1 if bad else 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
-    print(f"wrote {out}: {len(params['experiments'])} experiments")
-    return 0
+    with stage_errors("fidelity"):
+        params, facts = load_params(args.params), load_facts()
+        text = render(params, facts)
+        bad = undocumented(params, facts) if args.check else []
+    for line in bad:
+        print(f"undocumented difference: {line}", file=sys.stderr)
+    rc = write_or_check(Path(args.out), text, check=args.check, command="python -m pipeline.report.fidelity",
+                        summary=f"{len(params['experiments'])} experiments")
+    return max(rc, int(bool(bad)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,53 @@
+"""The one atomic writer: a target is replaced whole or not at all, and no scratch is left behind."""
+import numpy as np
+import pytest
+
+from pipeline.outputs import atomic, clean_stale, write_or_check, write_text_atomic
+
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_a_file_is_replaced_only_when_complete(tmp_path):
+    target = tmp_path / "sub" / "result.json"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and leftovers(target.parent) == []
+    write_text_atomic(target, "new", fsync=True)
+    assert target.read_text() == "new" and leftovers(target.parent) == []
+
+
+def test_a_folder_and_a_suffixed_file(tmp_path):
+    store = tmp_path / "out.zarr"
+    for content in ("first", "second"):
+        with atomic(store) as tmp:
+            tmp.mkdir()
+            (tmp / "data").write_text(content)
+    assert (store / "data").read_text() == "second" and leftovers(tmp_path) == []
+    with atomic(tmp_path / "figures.npz", suffix=".npz") as tmp:
+        np.savez_compressed(tmp, a=np.arange(3))  # would append .npz to a name without it
+    assert np.load(tmp_path / "figures.npz")["a"].tolist() == [0, 1, 2] and leftovers(tmp_path) == []
+
+
+def test_stale_scratch_of_a_killed_run_is_cleaned(tmp_path):
+    target = tmp_path / "runs" / "x"
+    target.parent.mkdir()
+    (target.parent / ".x.tmp-dead").mkdir()
+    (target.parent / ".x.tmp-beef.npz").write_text("")
+    keep = target.parent / ".x.tmp-resume"
+    keep.mkdir()
+    clean_stale(target, keep=keep)
+    assert leftovers(target.parent) == [".x.tmp-resume"]
+
+
+def test_write_or_check(tmp_path, capsys):
+    out = tmp_path / "dvc.yaml"
+    assert write_or_check(out, "a\n", check=True, command="make it", summary="") == 1
+    assert capsys.readouterr().err == f"{out} is stale: run `make it`\n" and not out.exists()
+    assert write_or_check(out, "a\n", check=False, command="make it", summary="1 stage") == 0
+    assert capsys.readouterr().out == f"wrote {out}: 1 stage\n"
+    assert write_or_check(out, "a\n", check=True, command="make it", summary="") == 0
