@@ -2,13 +2,14 @@
 
 ``ProjectError`` is anything the user can fix (a setting, a file, a download); stage scripts run
 inside :func:`stage_errors`, which prints such an error as one line and exits non-zero, with no
-traceback. Anything else is a bug and keeps its traceback.
+traceback; a command's ``main`` returns :func:`exit_status` instead. Anything else is a bug and
+keeps its traceback.
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class ProjectError(ValueError):
@@ -33,6 +34,18 @@ def stage_errors(stage: str) -> Iterator[None]:
     try:
         yield
     except ProjectError as err:
-        message = " ".join(str(err).split())  # one line, whatever the message held
-        print(f"{stage}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_CODE) from None
+        raise SystemExit(_report(stage, err)) from None
+
+
+def exit_status(command: str, main: Callable[[], int]) -> int:
+    """``main()``'s exit status, or EXIT_CODE after ``<command>: error: <one line>``."""
+    try:
+        return main()
+    except ProjectError as err:
+        return _report(command, err)
+
+
+def _report(stage: str, err: ProjectError) -> int:
+    message = " ".join(str(err).split())  # one line, whatever the message held
+    print(f"{stage}: error: {message}", file=sys.stderr)
+    return EXIT_CODE

@@ -24,7 +24,7 @@ import yaml
 
 from pipeline import paths
 from pipeline.config import _collapse, dataset_deps, load_params, run_deps_all_profiles
-from pipeline.errors import stage_errors
+from pipeline.errors import exit_status
 from pipeline.imports import PACKAGE, ImportGraph
 from pipeline.outputs import write_or_check
 from pipeline.overrides import layer_keys
@@ -167,10 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="dvc.yaml")
     ap.add_argument("--check", action="store_true", help="fail if the file differs from what params.yaml gives")
     args = ap.parse_args(argv)
-    with stage_errors("experiments"):
+
+    def run() -> int:
         pipeline = build_stages(load_params(args.params))
-    return write_or_check(Path(args.out), _dump(pipeline), check=args.check, command="python -m pipeline.experiments",
-                          summary=f"{len(pipeline['stages'])} stages")
+        return write_or_check(Path(args.out), _dump(pipeline), check=args.check,
+                              command="python -m pipeline.experiments", summary=f"{len(pipeline['stages'])} stages")
+
+    return exit_status("experiments", run)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.data import calendar as cal
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import ConfigError, DataError, exit_status
 from pipeline.outputs import atomic
+from pipeline.paths import RUNS
 
 # ------------------------------------------------------------------------------------- the run
 @dataclasses.dataclass
@@ -106,7 +107,7 @@ def _find_run(run: str, seed: int | None, runs_dir: Path, scratch: Path) -> tupl
     return _download(r.info.run_id, f"best-seed{s}.pt", scratch), r.info.run_id, run, s
 
 
-def load_run(run: str, seed: int | None = None, runs_dir: Path | str = "runs", device: str = "cpu",
+def load_run(run: str, seed: int | None = None, runs_dir: Path | str = RUNS, device: str = "cpu",
              params: str | Path = "params.yaml") -> Trained:
     import torch
 
@@ -358,24 +359,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", nargs="+", help="initialisation dates, in the file's calendar (default: all)")
     ap.add_argument("--seed", type=int, help="which seed's model (default: the first)")
     ap.add_argument("--split", default="test", help="split of a preprocessed store (default test)")
-    ap.add_argument("--runs-dir", default="runs")
+    ap.add_argument("--runs-dir", default=str(RUNS))
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args(argv)
     if Path(args.output).suffix not in (".nc", ".zarr"):
         ap.error(f"--output {args.output}: expected a .nc or .zarr path")
-    try:
+
+    def run() -> int:
         trained = load_run(args.run, args.seed, args.runs_dir, args.device, args.params)
         ds = forecast(trained, read_input(args.input, trained.card, args.split), args.init,
                       args.batch_size, args.device)
         path = write(ds, args.output)
-    except (DataError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}: {ds.sizes['init_time']} initialisations x {ds.sizes['lead_time']} leads of "
-          f"{', '.join(trained.card['channels'])} from {trained.experiment} (run {trained.run_id})")
-    return 0
+        print(f"wrote {path}: {ds.sizes['init_time']} initialisations x {ds.sizes['lead_time']} leads of "
+              f"{', '.join(trained.card['channels'])} from {trained.experiment} (run {trained.run_id})")
+        return 0
+
+    return exit_status("forecast", run)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import that no ``import`` statement shows count too:
 
 * a string constant naming a module of the package (``REG.register_lazy("swin",
   "pipeline.models.translators.transformers")``);
-* ``importlib.import_module(f"pipeline.data.sources.{name}")`` or ``f"{__name__}.{name}"``: a
-  module picked at run time from a package, so the edge goes to every module of that package.
+* a module name computed at run time, ``f"pipeline.data.sources.{name}"`` or
+  ``f"{__name__}.{name}"`` (for ``importlib.import_module`` or a registry's ``register_lazy``):
+  any module of that package may be imported, so the edges go to all of them.
 
 A module also reads the files beside it that it names (``Path(__file__).with_name("paper.yaml")``).
 ``pipeline.experiments`` turns the closure of a stage script into the stage's code deps in
@@ -76,10 +77,10 @@ class ImportGraph:
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if node.value.startswith(PACKAGE + ".") and self.file_of(node.value):
                     out.add(node.value)
-            elif isinstance(node, ast.Call) and _calls_import_module(node) and node.args:
-                prefix = _fstring_prefix(node.args[0], own)
-                if prefix is not None and self.file_of(prefix.rstrip(".")):
-                    out |= set(self.submodules(prefix.rstrip(".")))
+            elif isinstance(node, ast.JoinedStr):
+                prefix = _fstring_prefix(node, own)
+                if prefix is not None and self.is_package(prefix[:-1]):
+                    out |= set(self.submodules(prefix[:-1]))
         out.discard("")
         return {m for m in out if m.split(".")[0] == PACKAGE and m != own}
 
@@ -122,7 +123,8 @@ class ImportGraph:
 
 
 def _file_of(root: Path, module: str) -> Path | None:
-    if not module or module.split(".")[0] != PACKAGE:
+    parts = module.split(".")
+    if parts[0] != PACKAGE or not all(p.isidentifier() for p in parts):
         return None
     base = root.joinpath(*module.split("."))
     for f in (base.with_suffix(".py"), base / "__init__.py"):
@@ -135,17 +137,9 @@ def _parse(path: Path) -> ast.Module:
     return ast.parse(Path(path).read_text(), filename=str(path))
 
 
-def _calls_import_module(node: ast.Call) -> bool:
-    f = node.func
-    return (isinstance(f, ast.Name) and f.id == "import_module") or \
-           (isinstance(f, ast.Attribute) and f.attr == "import_module")
-
-
-def _fstring_prefix(arg: ast.expr, own: str) -> str | None:
+def _fstring_prefix(arg: ast.JoinedStr, own: str) -> str | None:
     """The package part of a computed module name: ``f"pipeline.data.sources.{x}"`` ->
     ``pipeline.data.sources.``, ``f"{__name__}.{x}"`` in module ``m`` -> ``m.``; else None."""
-    if not isinstance(arg, ast.JoinedStr) or not arg.values:
-        return None
     prefix = ""
     for part in arg.values:
         if isinstance(part, ast.Constant) and isinstance(part.value, str):

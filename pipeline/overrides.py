@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import yaml
 
 from pipeline.config import load_params, resolve_run
 from pipeline.dotted import MISSING, lookup
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, exit_status
 
 
 def layers(params: dict[str, Any], name: str, profile: str | None = None) -> dict[str, list[tuple[str, Any]]]:
@@ -125,16 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("experiment")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
-    try:
+
+    def run() -> int:
         params = load_params(args.params)
         for key, found in layers(params, args.experiment).items():
             shadowed = "".join(f"  (over {o}={v!r})" for o, v in found[:-1])
             print(f"{key} = {found[-1][1]!r}  from {found[-1][0]}{shadowed}")
         check(params, committed_params(args.params), args.experiment)
-    except ConfigError as err:
-        print(f"overrides: {err}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return exit_status("overrides", run)
 
 
 if __name__ == "__main__":

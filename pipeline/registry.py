@@ -10,18 +10,18 @@ for SSIM and PSNR. The registered version points at the run's logged model (``ru
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from pipeline import run_record, tracking
 from pipeline.config import load_params
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import ConfigError, DataError, exit_status
+from pipeline.paths import RUNS
 
 HIGHER_IS_BETTER = ("test_ssim", "test_psnr")
 
 
-def best_run(params: dict[str, Any], table: int, metric: str, runs_dir: Path | str = "runs") -> dict[str, Any]:
+def best_run(params: dict[str, Any], table: int, metric: str, runs_dir: Path | str = RUNS) -> dict[str, Any]:
     """``{experiment, seed, run_id, value}`` of the best run of ``table`` by ``metric``."""
     names = [n for n, e in params["experiments"].items() if table in (e.get("tables") or ())]
     if not names:
@@ -43,7 +43,7 @@ def best_run(params: dict[str, Any], table: int, metric: str, runs_dir: Path | s
 
 
 def register_best(params: dict[str, Any], table: int, metric: str = "test_mse", name: str | None = None,
-                  runs_dir: Path | str = "runs") -> tuple[dict[str, Any], Any]:
+                  runs_dir: Path | str = RUNS) -> tuple[dict[str, Any], Any]:
     import mlflow
 
     from pipeline.mlflow_model import ARTIFACT_PATH
@@ -63,16 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metric", default="test_mse")
     ap.add_argument("--name", help="registered model name (default svq-<profile>-table<N>)")
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--runs", default="runs")
+    ap.add_argument("--runs", default=str(RUNS))
     args = ap.parse_args(argv)
-    try:
+
+    def run() -> int:
         best, version = register_best(load_params(args.params), args.table, args.metric, args.name, args.runs)
-    except (ConfigError, DataError) as err:
-        print(f"registry: {err}", file=sys.stderr)
-        return 1
-    print(f"registered {version.name} version {version.version}: {best['experiment']} seed {best['seed']} "
-          f"({args.metric} {best['value']:.6g}), run {best['run_id']}")
-    return 0
+        print(f"registered {version.name} version {version.version}: {best['experiment']} seed {best['seed']} "
+              f"({args.metric} {best['value']:.6g}), run {best['run_id']}")
+        return 0
+
+    return exit_status("registry", run)
 
 
 if __name__ == "__main__":

@@ -44,3 +44,19 @@ def test_every_stage_reports_one_line(params, tmp_path, monkeypatch, capsys, sta
     assert exit_.value.code == EXIT_CODE
     err = capsys.readouterr().err.strip()
     assert err.startswith(message) and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("registry", ["--table", "99"], "registry: error: --table 99: no experiment in params.yaml lists table 99"),
+    ("overrides", ["nope"], "overrides: error: experiments.nope: no such experiment"),
+    ("report.fidelity", ["--check", "--params", "missing.yaml"],
+     "fidelity: error: missing.yaml: parameters file not found"),
+])
+def test_every_command_reports_one_line(monkeypatch, capsys, module, args, message):
+    """The commands besides the stages answer bad input the same way (forecast: tests/test_forecast.py)."""
+    import importlib
+
+    monkeypatch.chdir(ROOT)
+    rc = importlib.import_module(f"pipeline.{module}").main(args)
+    err = capsys.readouterr().err.strip()
+    assert rc == EXIT_CODE and err.startswith(message) and "\n" not in err, err

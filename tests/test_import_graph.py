@@ -30,8 +30,9 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("report", ["pipeline.report*"]),
     ("cli", ["pipeline.experiments", "pipeline.forecast", "pipeline.registry", "pipeline.progress"]),
 ]
-# Downward, yet refused: the report reads the committed run records only, never the data
-FORBIDDEN = [("pipeline.report*", "pipeline.data*")]
+# Downward, yet refused: the report reads the committed run records only, never the data or MLflow
+FORBIDDEN = [("pipeline.report*", "pipeline.data*"), ("pipeline.report*", "pipeline.tracking"),
+             ("pipeline.report*", "pipeline.mlflow_*")]
 # Back-arrows still being removed, each with who removes it (the issue 13 config redesign)
 KNOWN: set[tuple[str, str]] = {
     ("pipeline.models.simvp", "pipeline.config"),  # ModelConfig moves into models/ (issue 13, A)
@@ -105,6 +106,10 @@ def test_walker_finds_lazy_relative_and_registry_imports(tmp_path):
         "pipeline/high.py": "from pipeline import low\nimport pipeline.reg.a\n",
         "pipeline/reg/__init__.py": ("import importlib\nREG.register_lazy('b', 'pipeline.reg.b')\n"
                                      "def get(n):\n    return importlib.import_module(f'{__name__}.{n}')\n"),
+        "pipeline/reg2/__init__.py": "for n in ('a',):\n    REG.register_lazy(n, f'pipeline.reg2.{n}')\n",
+        "pipeline/reg2/a.py": "",
+        "pipeline/reg2/b/__init__.py": "",
+        "pipeline/reg2/b/c.py": "",
         "pipeline/reg/a.py": "from .b import y\nfrom . import c\n",
         "pipeline/reg/b.py": "",
         "pipeline/reg/c.py": "NAME = 'table.yaml'\n",
@@ -114,6 +119,8 @@ def test_walker_finds_lazy_relative_and_registry_imports(tmp_path):
     assert g.imports(tmp_path / "pipeline/high.py") == {"pipeline.low", "pipeline.reg.a"}
     assert g.imports(tmp_path / "pipeline/reg/__init__.py") == {"pipeline.reg.a", "pipeline.reg.b", "pipeline.reg.c"}
     assert g.imports(tmp_path / "pipeline/reg/a.py") == {"pipeline.reg.b", "pipeline.reg.c"}
+    assert g.imports(tmp_path / "pipeline/reg2/__init__.py") == {"pipeline.reg2.a", "pipeline.reg2.b",
+                                                                 "pipeline.reg2.b.c"}
     assert {p.as_posix() for p in g.closure(Path("pipeline/low.py"))} == {
         "pipeline/__init__.py", "pipeline/low.py", "pipeline/high.py", "pipeline/reg/__init__.py",
         "pipeline/reg/a.py", "pipeline/reg/b.py", "pipeline/reg/c.py", "pipeline/reg/table.yaml"}

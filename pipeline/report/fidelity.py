@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import RunConfig, load_params, resolve_run
-from pipeline.errors import ConfigError, stage_errors
+from pipeline.errors import ConfigError, exit_status
 from pipeline.outputs import write_or_check
 from pipeline.paths import FIDELITY
 
@@ -226,15 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(FIDELITY))
     ap.add_argument("--check", action="store_true", help="fail if stale or if a difference is undocumented")
     args = ap.parse_args(argv)
-    with stage_errors("fidelity"):
+
+    def run() -> int:
         params, facts = load_params(args.params), load_facts()
         text = render(params, facts)
         bad = undocumented(params, facts) if args.check else []
-    for line in bad:
-        print(f"undocumented difference: {line}", file=sys.stderr)
-    rc = write_or_check(Path(args.out), text, check=args.check, command="python -m pipeline.report.fidelity",
-                        summary=f"{len(params['experiments'])} experiments")
-    return max(rc, int(bool(bad)))
+        for line in bad:
+            print(f"undocumented difference: {line}", file=sys.stderr)
+        rc = write_or_check(Path(args.out), text, check=args.check, command="python -m pipeline.report.fidelity",
+                            summary=f"{len(params['experiments'])} experiments")
+        return max(rc, int(bool(bad)))
+
+    return exit_status("fidelity", run)
 
 
 if __name__ == "__main__":
