@@ -1,6 +1,6 @@
 """Dataset sources: one package per dataset family, looked up by the name in params.yaml.
 
-Each source (``base.Source``) provides three functions, all taking the dataset's ``data`` settings
+Each source provides three functions, all taking the dataset's ``data`` settings
 (``datasets.<name>.data`` in params.yaml, validated by the source's ``settings.py`` schema) and a
 raw folder of its own:
 
@@ -11,8 +11,9 @@ raw folder of its own:
 * ``load(raw_dir, settings) -> Prepared``: read the raw files (real or twin: the same reader)
   into splits of frames and window starts (see ``pipeline.data.prepared``).
 
-A source's package registers it with ``@SOURCES.register(name)``; the lines below name the
-package to import on first use, so a run imports only the source it reads.
+A source's package registers its ``base.Source`` (the settings schemas and the three functions)
+with ``SOURCES.register(name)``; the lines below name the package to import on first use, so a
+run imports only the source it reads. Adding a source is one package plus its name here.
 """
 from __future__ import annotations
 

@@ -7,9 +7,10 @@ naming ``datasets.<name>.data.<key>`` (``pipeline.schema.parse``).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -21,17 +22,18 @@ D = TypeVar("D", bound="DataSettings")
 S = TypeVar("S", bound=Settings)
 
 
-class Source(Protocol):
+@dataclass(frozen=True)
+class Source:
     """A dataset source, registered by name in ``pipeline.data.sources.SOURCES``."""
 
-    def fetch(self, raw_dir: Path, settings: Any) -> list:
-        """Download the real files (or check manually obtained ones) into ``raw_dir``."""
-
-    def make_sample(self, raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
-        """Write a small generated twin in the same on-disk format and layout."""
-
-    def load(self, raw_dir: Path, settings: Any) -> Prepared:
-        """Read the raw files (real or twin, the same reader) into splits."""
+    settings: type[DataSettings]  # the schema of datasets.<name>.data
+    sample: type[Settings]        # the schema of datasets.<name>.sample (the twin's size)
+    # download the real files (or check manually obtained ones) into raw_dir -> DownloadResults
+    fetch: Callable[[Path, Any], list]
+    # write a small generated twin in the same on-disk format and layout: (raw_dir, data, sample, seed)
+    make_sample: Callable[[Path, Any, Any, int], None]
+    # read the raw files (real or twin, the same reader) into splits
+    load: Callable[[Path, Any], Prepared]
 
 
 class DataSettings(Settings):

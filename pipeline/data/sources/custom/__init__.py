@@ -46,7 +46,7 @@ Modules: ``settings`` (the schema), ``files`` (paths and the pointer), ``reader`
 from __future__ import annotations
 
 from pipeline.data.sources import SOURCES
-from pipeline.data.sources.base import data_settings
+from pipeline.data.sources.base import Source, data_settings
 from pipeline.data.sources.custom.fetch import fetch
 from pipeline.data.sources.custom.reader import channel_arrays, load, open_files
 from pipeline.data.sources.custom.settings import Box, CustomSample, CustomSettings
@@ -61,12 +61,4 @@ def parse_settings(settings: dict) -> CustomSettings:
     return data_settings(CustomSettings, settings)
 
 
-@SOURCES.register("custom")
-class Custom:
-    """The user's own gridded data (this package)."""
-
-    Settings = CustomSettings
-    Sample = CustomSample
-    fetch = staticmethod(fetch)
-    make_sample = staticmethod(make_sample)
-    load = staticmethod(load)
+SOURCE = SOURCES.register("custom")(Source(CustomSettings, CustomSample, fetch, make_sample, load))

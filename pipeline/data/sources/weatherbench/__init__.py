@@ -54,7 +54,7 @@ holds what the custom source shares.
 from __future__ import annotations
 
 from pipeline.data.sources import SOURCES
-from pipeline.data.sources.base import data_settings
+from pipeline.data.sources.base import Source, data_settings
 from pipeline.data.sources.weatherbench.fetch import fetch, read_wb2
 from pipeline.data.sources.weatherbench.layout import GRID, LAT, LON, write_year, year_file
 from pipeline.data.sources.weatherbench.reader import load, split_window_starts
@@ -72,12 +72,4 @@ def parse_settings(settings: dict) -> WeatherBenchSettings:
     return data_settings(WeatherBenchSettings, settings)
 
 
-@SOURCES.register("weatherbench")
-class WeatherBench:
-    """WeatherBench 5.625 deg ERA5 fields (this package)."""
-
-    Settings = WeatherBenchSettings
-    Sample = WeatherBenchSample
-    fetch = staticmethod(fetch)
-    make_sample = staticmethod(make_sample)
-    load = staticmethod(load)
+SOURCE = SOURCES.register("weatherbench")(Source(WeatherBenchSettings, WeatherBenchSample, fetch, make_sample, load))
