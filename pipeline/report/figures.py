@@ -14,12 +14,11 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.errors import DataError
-from pipeline.models.codebook import codebook_from_state_dict  # noqa: E402,F401  (kept importable here)
 from pipeline.plots import save as _save  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------
-# The report's figures. Each takes plain arrays or numbers (the stage fetches them from MLflow),
+# The report's figures. Each takes plain arrays or numbers (from the committed run records),
 # writes one PNG and returns its path, or returns None (and logs why) when its inputs are missing.
 log = logging.getLogger(__name__)
 

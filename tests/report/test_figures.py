@@ -3,15 +3,13 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from pipeline.plots import forecast_comparison_figure
-from pipeline.report.figures import codebook_from_state_dict, codebook_size_figure, codebook_tsne_figure, \
-    learning_curves_figure, noise_figure, weight_distribution_figure
+from pipeline.report.figures import codebook_size_figure, codebook_tsne_figure, learning_curves_figure, \
+    noise_figure, weight_distribution_figure
 from pipeline.report.records import RunRecord
 from pipeline.report.tables import build_table5
 
-torch.set_num_threads(1)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -71,19 +69,6 @@ def test_weight_distribution(tmp_path):
                "frozen, MAE loss": {"weights": rng.normal(size=5000), "codebook": rng.uniform(size=(100, 8))}}
     assert is_png(weight_distribution_figure(samples, tmp_path / "w.png"))
     assert weight_distribution_figure({"a": None}, tmp_path / "x.png") is None
-
-
-def test_codebook_from_state_dict_finds_svq_and_lucidrains_codebooks():
-    svq = {"enc.0.weight": torch.zeros(4, 4), "quantizer.svq.linear2.weight": torch.zeros(10, 128),
-           "quantizer.svq.codebook": torch.ones(10, 8)}
-    assert codebook_from_state_dict(svq).shape == (10, 8)
-    vq = {"quantizer.vq._codebook.initted": torch.tensor(True),
-          "quantizer.vq._codebook.cluster_size": torch.zeros(1, 512),
-          "quantizer.vq._codebook.embed_avg": torch.zeros(1, 512, 8),
-          "quantizer.vq._codebook.embed": torch.ones(1, 512, 8)}
-    cb = codebook_from_state_dict(vq)
-    assert cb.shape == (512, 8) and cb.min() == 1.0  # embed, not embed_avg
-    assert codebook_from_state_dict({"quantizer.vq.layers.0.mask": torch.ones(8)}) is None
 
 
 def test_codebook_tsne(tmp_path):
