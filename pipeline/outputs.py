@@ -74,15 +74,21 @@ def scratch(path: Path, *, tag: str | None = None, suffix: str = "") -> Path:
 
 
 def replace_dir(new: Path, final: Path) -> None:
-    """Put folder ``new`` at ``final``; the previous ``final`` stays until ``new`` is in place."""
+    """Put folder ``new`` at ``final`` (a folder or a file); the previous ``final`` stays until
+    ``new`` is in place, and comes back if it cannot be put there."""
     final = Path(final)
     old = None
-    if final.exists():
+    if final.exists() or final.is_symlink():
         old = scratch(final)
         os.replace(final, old)
-    os.replace(new, final)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
 
 
 def replace_run_outputs(scratch_dir: Path, out: Path, files: tuple[str, ...]) -> None:

@@ -51,3 +51,26 @@ def test_write_or_check(tmp_path, capsys):
     assert write_or_check(out, "a\n", check=False, command="make it", summary="1 stage") == 0
     assert capsys.readouterr().out == f"wrote {out}: 1 stage\n"
     assert write_or_check(out, "a\n", check=True, command="make it", summary="") == 0
+
+
+def test_a_folder_that_cannot_be_put_in_place_brings_the_old_one_back(tmp_path, monkeypatch):
+    import os
+
+    from pipeline import outputs
+
+    final = tmp_path / "raw"
+    final.mkdir()
+    (final / "kept").write_text("old")
+    real = os.replace
+
+    def fail_on_new(src, dst):
+        if "new" in str(src):
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(outputs.os, "replace", fail_on_new)
+    new = tmp_path / "new"
+    new.mkdir()
+    with pytest.raises(OSError):
+        outputs.replace_dir(new, final)
+    assert (final / "kept").read_text() == "old" and leftovers(tmp_path) == []

@@ -21,9 +21,7 @@ import logging
 import os
 import posixpath
 import re
-import shutil
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +35,7 @@ from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.errors import ConfigError, DataError
-from pipeline.outputs import write_text_atomic
+from pipeline.outputs import atomic, clean_stale, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -392,39 +390,19 @@ def extract(archive: Path, dest_dir: Path, *, overwrite: bool = False) -> list[P
     if occupied and not overwrite:
         raise DataError(f"cannot extract {archive}: {dest_dir} already exists and is not empty "
                         f"(pass overwrite=True to replace it)")
-    dest_dir.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dest_dir.parent.glob(f".{dest_dir.name}.*.extracting"):  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=".extracting", dir=dest_dir.parent))
-    old = None
+    clean_stale(dest_dir)  # scratch folders of a killed run
     try:
-        tmp.chmod(0o755)  # mkdtemp makes it owner-only; it becomes the data folder
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, tmp, dest_dir)
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, tmp, dest_dir)
-        else:
-            raise DataError(f"archive {archive} is neither a zip nor a tar "
-                            f"(.tar, .tar.gz, .tar.bz2, .tar.xz) file")
-        if dest_dir.is_dir() and not occupied:
-            dest_dir.rmdir()
-        elif dest_dir.exists():
-            old = dest_dir.with_name(f".{dest_dir.name}.old-{tmp.name}")
-            os.replace(dest_dir, old)
-        os.replace(tmp, dest_dir)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not dest_dir.exists():
-            os.replace(old, dest_dir)  # put the previous content back
-        if isinstance(exc, (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error)):
-            raise DataError(f"extracting {archive} into {dest_dir} failed: "
-                            f"{type(exc).__name__}: {exc}") from exc
-        raise
-    if old is not None:
-        if old.is_dir():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
+        with atomic(dest_dir) as tmp:
+            tmp.mkdir()
+            if zipfile.is_zipfile(archive):
+                _extract_zip(archive, tmp, dest_dir)
+            elif tarfile.is_tarfile(archive):
+                _extract_tar(archive, tmp, dest_dir)
+            else:
+                raise DataError(f"archive {archive} is neither a zip nor a tar "
+                                f"(.tar, .tar.gz, .tar.bz2, .tar.xz) file")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"extracting {archive} into {dest_dir} failed: {type(exc).__name__}: {exc}") from exc
     return sorted(p for p in dest_dir.rglob("*") if p.is_file())
 
 

@@ -357,7 +357,7 @@ def test_extract_removes_what_a_killed_extraction_left(tmp_path):
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("x.txt", "x")
-    (tmp_path / ".out.k1ll3d.extracting" / "half").mkdir(parents=True)
+    (tmp_path / ".out.tmp-k1ll3d" / "half").mkdir(parents=True)  # outputs.scratch names it so
     extract(archive, tmp_path / "out")
     assert _leftovers(tmp_path) == ["a.zip", "out"]
 
