@@ -2,7 +2,6 @@
 configured variables, levels and splits, on a lat/lon grid of travelling waves."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from pipeline.data.sources.base import data_settings, sample_settings
 from pipeline.data.sources.custom.files import is_zarr, write_pointer
 from pipeline.data.sources.custom.settings import CustomSample, CustomSettings
 from pipeline.errors import ConfigError
+from pipeline.outputs import atomic
 
 
 def make_sample(raw_dir: Path | str, settings: dict, sample: dict | None, seed: int) -> None:
@@ -60,15 +60,10 @@ def make_sample(raw_dir: Path | str, settings: dict, sample: dict | None, seed: 
         coords[cfg.level_dim] = np.asarray(levels)
     ds = xr.Dataset(data_vars, coords=coords, attrs={"title": "generated twin of a custom dataset "
                                                               "(not real data)", "seed": seed})
-    raw_dir = Path(raw_dir)
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    if is_zarr(cfg.path):
-        out = raw_dir / "custom_sample.zarr"
-        ds.to_zarr(out, mode="w", zarr_format=2, consolidated=True)
-    else:
-        out = raw_dir / "custom_sample.nc"
-        tmp = raw_dir / ".custom_sample.nc.tmp"
-        ds.to_netcdf(tmp, engine="netcdf4",
-                     encoding={v: {"zlib": True, "complevel": 4} for v in cfg.variables})
-        os.replace(tmp, out)
+    out = Path(raw_dir) / ("custom_sample.zarr" if is_zarr(cfg.path) else "custom_sample.nc")
+    with atomic(out) as tmp:
+        if out.suffix == ".zarr":
+            ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+        else:
+            ds.to_netcdf(tmp, engine="netcdf4", encoding={v: {"zlib": True, "complevel": 4} for v in cfg.variables})
     write_pointer(raw_dir, out.name, sample=True)

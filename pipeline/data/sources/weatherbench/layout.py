@@ -2,13 +2,12 @@
 ``<raw_dir>/<var>/<var>_<year>_5.625deg.nc`` on the 5.625 deg grid, written atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.data.sources.weatherbench.settings import VARIABLES
+from pipeline.outputs import atomic
 
 GRID = (32, 64)
 LAT = np.linspace(-87.1875, 87.1875, GRID[0])
@@ -20,15 +19,8 @@ def year_file(raw_dir: Path | str, var: str, year: int) -> Path:
 
 
 def _write_netcdf(ds, path: Path, encoding: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_year(path: Path, var: str, times: np.ndarray, data: np.ndarray,
