@@ -16,7 +16,7 @@ from typing import Any
 from pipeline import run_record, tracking
 from pipeline.config import load_params
 from pipeline.errors import ConfigError, DataError, exit_status
-from pipeline.paths import RUNS
+from pipeline.paths import RUNS, run_dir
 
 HIGHER_IS_BETTER = ("test_ssim", "test_psnr")
 
@@ -28,9 +28,9 @@ def best_run(params: dict[str, Any], table: int, metric: str, runs_dir: Path | s
         raise ConfigError(f"--table {table}: no experiment in params.yaml lists table {table}")
     candidates = []
     for name in names:
-        if not (Path(runs_dir) / name / run_record.RESULT).exists():
+        if not (run_dir(name, Path(runs_dir)) / run_record.RESULT).exists():
             continue
-        result = run_record.read(Path(runs_dir) / name)
+        result = run_record.read(run_dir(name, Path(runs_dir)))
         for run in result["runs"]:
             value = run["metrics"].get(metric)
             if value is not None and run.get("run_id"):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import run_record
+from pipeline import paths, run_record
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def load_records(runs_dir: Path | str, experiments: Sequence[str], profile: str)
     ``profile`` (records of another profile are left out, logged), in catalogue order."""
     out: dict[str, RunRecord] = {}
     for name in experiments:
-        run_dir = Path(runs_dir) / name
+        run_dir = paths.run_dir(name, Path(runs_dir))
         if not (run_dir / run_record.RESULT).exists():
             continue
         result = run_record.read(run_dir)

@@ -18,7 +18,9 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import DataError
+from pipeline.paths import reference_dir
 from pipeline.report.records import RunRecord
+from pipeline.run_record import RESULT
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ def read_references(params: Mapping[str, Any], runs_dir: Path | str) -> dict[str
     dataset -> ``{reference: {"label", "run_id", "metrics"}}``."""
     out = {}
     for ds in params["datasets"]:
-        path = Path(runs_dir) / f"reference_{ds}" / "result.json"
+        path = reference_dir(ds, Path(runs_dir)) / RESULT
         if not path.exists():
             continue
         try:
