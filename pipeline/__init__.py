@@ -1,5 +1,14 @@
 """SVQ reproduction pipeline: data -> Zarr -> SimVP(+quantizer) -> MLflow -> paper tables."""
-from pipeline.compat import install_torchvision_hook
+import os
+
+# PyTorch's CPU allocator backs tensors of 2 MiB and more with transparent huge pages (the kernel
+# here gives them on madvise only). Without it every large temporary (a VQ distance matrix, a
+# conv activation) is faulted in 4 KiB at a time: on the development VM that made a fresh 200 MB
+# tensor 14x slower to allocate than to fill and a sample training step 2-4x slower
+# (bench/results/stage_overhead-cpu.txt). Read once, at torch's first allocation.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from pipeline.compat import install_torchvision_hook  # noqa: E402
 
 install_torchvision_hook()
 
