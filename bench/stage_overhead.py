@@ -84,8 +84,10 @@ def child(experiment: str, params: str) -> None:
     train._train_epoch = timed("training", train._train_epoch)
     for name in ("_eval_loss", "_evaluate", "_cost", "_diagnostics"):
         setattr(train, name, timed("evaluation", getattr(train, name)))
-    for name in ("_save_svq_sample", "_write_history", "_atomic_write"):
+    for name in ("_save_svq_sample", "_log_mlflow_model_and_inputs"):
         setattr(train, name, timed("logging", getattr(train, name)))
+    for name in ("write", "write_figure_data"):  # the run record under runs/<exp>/
+        setattr(train.run_record, name, timed("logging", getattr(train.run_record, name)))
     train.torch.save = timed("logging", train.torch.save)
     for name in ("_lead_evaluation",):
         setattr(train, name, timed("evaluation", getattr(train, name)))

@@ -89,6 +89,7 @@ class TrainConfig:
     devices: int
     sync_batchnorm: bool
     threads: int | None = None  # torch intra-op threads; null: torch's default (OMP_NUM_THREADS)
+    fps_batch: int | None = None  # batch of the inference-speed (FPS) timing; null: OpenSTL's
 
     def check(self) -> None:
         _positive("train", epochs=self.epochs, batch_size=self.batch_size,
@@ -103,7 +104,7 @@ class TrainConfig:
             raise ConfigError(f"train.loss: expected auto, mse or mae, got {self.loss!r}")
         if not 0.0 <= self.noise < 1.0:
             raise ConfigError(f"train.noise: expected a proportion in [0, 1), got {self.noise}")
-        for key in ("max_steps_per_epoch", "max_eval_batches", "threads"):
+        for key in ("max_steps_per_epoch", "max_eval_batches", "threads", "fps_batch"):
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ConfigError(f"train.{key}: expected null or a positive integer, got {v}")
@@ -262,6 +263,10 @@ def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -
     for section in ("model", "train"):
         _overlay(resolved, section, prof_ds.get(section) or {},
                  f"profiles.{profile}.datasets.{ds_name}.{section}", name)
+    # the very last word: the profile's settings for this one experiment (e.g. a smaller latent for
+    # a comparator the sample scale cannot afford otherwise)
+    prof_sets, prof_exp = profile_experiment_sets(prof, profile, name)
+    _overlay_sets(resolved, prof_sets, ("model.", "train."), prof_exp)
 
     quantizer = resolved["model.quantizer"][0]
     from pipeline.models.quantizers import QUANTIZERS
@@ -282,11 +287,13 @@ def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -
         _overlay_sets(qresolved, sets, (qsection + ".",), f"experiments.{name}")
         prof_q = prof.get("svq") if quantizer == "svq" else (prof.get("quantizers") or {}).get(quantizer)
         _overlay(qresolved, qsection, prof_q or {}, f"profiles.{profile}.{qsection}", name)
+        _overlay_sets(qresolved, prof_sets, (qsection + ".",), prof_exp)
     known_prefixes = ("model.", "train.", "svq.", "quantizers.")
-    for key in sets:
-        if not key.startswith(known_prefixes):
-            raise ConfigError(f"experiments.{name}.set.{key}: only model.*, train.*, svq.* and "
-                              f"quantizers.<name>.* can be overridden per experiment")
+    for origin, layer in ((f"experiments.{name}", sets), (prof_exp, prof_sets)):
+        for key in layer:
+            if not key.startswith(known_prefixes):
+                raise ConfigError(f"{origin}.set.{key}: only model.*, train.*, svq.* and "
+                                  f"quantizers.<name>.* can be overridden per experiment")
 
     model = _checked(ModelConfig, "model", resolved, name)
     train = _checked(TrainConfig, "train", resolved, name)
@@ -312,6 +319,17 @@ def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -
         quantizer=qsettings, train=train, deps=tuple(sorted(deps)),
         origins=tuple(sorted((k, o) for k, (_, o) in (resolved | qresolved).items())),
     )
+
+
+def profile_experiment_sets(prof: dict[str, Any], profile: str, name: str) -> tuple[dict[str, Any], str]:
+    """``profiles.<profile>.experiments.<name>.set`` (dotted keys, as ``experiments.<name>.set``)
+    and its params.yaml key. Entries for experiments a catalogue does not have are not read: an
+    own catalogue need not prune them."""
+    origin = f"profiles.{profile}.experiments.{name}"
+    entry = (prof.get("experiments") or {}).get(name) or {}
+    if not isinstance(entry, dict) or set(entry) - {"set"} or not isinstance(entry.get("set", {}), dict):
+        raise ConfigError(f"{origin}: expected a mapping with one key, set (dotted keys to values), got {entry!r}")
+    return entry.get("set") or {}, origin
 
 
 def run_deps_all_profiles(params: dict[str, Any], name: str) -> list[str]:

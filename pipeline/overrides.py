@@ -2,7 +2,8 @@
 
 A run's value of a key comes from the last layer that sets it (``pipeline.config``): section
 default <- ``datasets.<ds>`` <- ``experiments.<name>.set`` <- ``profiles.<profile>`` <-
-``profiles.<profile>.datasets.<ds>`` (model and train only). Datasets and
+``profiles.<profile>.datasets.<ds>`` (model and train only) <- ``profiles.<profile>.experiments.<name>.set``
+(any key, one experiment). Datasets and
 experiments specialise a default on purpose (``-S svq.codebook_size=6000`` leaves ``t2m_svq_n10`` at
 its own 10). The profile is different: it rewrites keys behind the user's back, so a change that
 the active profile shadows (``dvc exp run -S train.epochs=3`` under the sample profile, whose
@@ -40,9 +41,12 @@ def layers(params: dict[str, Any], name: str, profile: str | None = None) -> dic
     if cfg.model.quantizer != "none":
         q = "svq" if cfg.model.quantizer == "svq" else f"quantizers.{cfg.model.quantizer}"
         sections[q] = q
+    prof_exp = f"profiles.{profile}.experiments.{name}"  # the profile's word on this one experiment
+    entry = lookup(params, prof_exp)
+    prof_sets = (entry if isinstance(entry, dict) else {}).get("set") or {}
     out: dict[str, list[tuple[str, Any]]] = {}
     for section in sections:
-        keys = {k[len(section) + 1:] for k in sets if k.startswith(section + ".")}
+        keys = {k[len(section) + 1:] for k in (*sets, *prof_sets) if k.startswith(section + ".")}
         prof_ds = f"profiles.{profile}.datasets.{cfg.dataset}.{section}"  # a profile's per-dataset settings
         for block in (section, f"{ds}.{section}", f"profiles.{profile}.{section}", prof_ds):
             found = lookup(params, block)
@@ -59,6 +63,8 @@ def layers(params: dict[str, Any], name: str, profile: str | None = None) -> dic
                 value = lookup(params, origin)
                 if value is not MISSING:
                     found.append((origin, value))
+            if f"{section}.{key}" in prof_sets:
+                found.append((f"{prof_exp}.set.{section}.{key}", prof_sets[f"{section}.{key}"]))
             if found:
                 out[f"{section}.{key}"] = found
     return out
@@ -73,10 +79,17 @@ def layer_keys(params: dict[str, Any]) -> dict[str, set[str]]:
             for found in layers(params, name, profile).values():
                 if not found[-1][0].startswith("profiles."):
                     continue  # no profile in the way: config's own deps (the winners) suffice
-                keys |= {origin if not origin.startswith("experiments.") else f"experiments.{name}"
-                         for origin, _ in found}
+                keys |= {_param_key(origin, name, profile) for origin, _ in found}
         out[name] = keys
     return out
+
+
+def _param_key(origin: str, name: str, profile: str) -> str:
+    """The params.yaml key DVC can track for a layer: a ``set`` block's dotted keys are not paths."""
+    for block in (f"experiments.{name}", f"profiles.{profile}.experiments.{name}"):
+        if origin.startswith(block + ".set."):
+            return block
+    return origin
 
 
 def check(params: dict[str, Any], baseline: dict[str, Any] | None, name: str) -> None:
@@ -90,7 +103,7 @@ def check(params: dict[str, Any], baseline: dict[str, Any] | None, name: str) ->
         if not win_origin.startswith("profiles."):
             continue
         for origin, value in found[:-1]:
-            if origin.startswith("experiments."):
+            if origin.startswith(f"experiments.{name}.set."):
                 before = base_sets.get(key, MISSING)
             else:
                 before = lookup(baseline, origin)

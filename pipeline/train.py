@@ -178,7 +178,7 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
         metrics["best_val_loss"] = best
         metrics["epochs_run"] = len(history)
         metrics["epoch_time_mean_s"] = float(np.mean(epoch_times))  # not epoch_time_s: that is per epoch
-        metrics |= _cost(model, sample[0][:1].to(device))
+        metrics |= _cost(model, sample[0][:1].to(device), t.fps_batch)
         metrics |= {f"q_{k}": v for k, v in _diagnostics(model, sample[0].to(device)).items()}
         tracking.log_metrics({f"test_{k}" if k in cfg.metrics else k: v for k, v in metrics.items()
                               if v is not None and not (isinstance(v, float) and math.isnan(v))})
@@ -316,21 +316,20 @@ def _lead_evaluation(store: Path, test_ds: WindowDataset) -> LeadEvaluation | No
 
 def _log_lead_scores(result: dict, path: Path) -> dict[str, list[float]]:
     series = mlflow_series(result)
-    for name, values in series.items():
-        for lead, v in enumerate(values, start=1):
-            if math.isfinite(v):
-                tracking.log_metrics({name: v}, step=lead)
+    tracking.log_series(series, first_step=1)  # the lead as the step
     run_record.write_json(path, result)
     tracking.log_artifact(path)
     return {k: [float(v) for v in vals] for k, vals in series.items()}
 
 
-def _cost(model, example) -> dict[str, float]:
+def _cost(model, example, fps_batch: int | None = None) -> dict[str, float]:
     """Parameters; forward FLOPs per sample as executed and with SVQ's W @ M counted as the paper's
-    code builds it (Tables 12/13 show both); FPS timed as OpenSTL does, on its batch size."""
+    code builds it (Tables 12/13 show both); FPS timed as OpenSTL does, on its batch size unless
+    ``fps_batch`` (train.fps_batch) says otherwise: at OpenSTL's 100 the timing costs the sample
+    profile as much as scoring the whole test split."""
     params = count_parameters(model)
     q_params = count_parameters(model.quantizer)["total"]
-    fps_batch = openstl_fps_batch(tuple(example.shape[-2:]))
+    fps_batch = fps_batch or openstl_fps_batch(tuple(example.shape[-2:]))
     batch = example[:1].expand(fps_batch, *example.shape[1:]).contiguous()
     return {"params_total": params["total"], "params_trainable": params["trainable"],
             "params_quantizer": q_params, "flops_per_sample": flops_per_sample(model, example),

@@ -46,6 +46,17 @@ def test_every_layer_is_a_stage_param(params):
     assert "svq.codebook_size" not in layer_keys(params)["t2m_svq_n10"]  # its own value, no profile
     stage = build_stages(params)["stages"]["train_t2m_svq"]
     assert "train.epochs" in stage["params"] or "train" in stage["params"]
+    # a profile's word on one experiment: its whole entry (the dotted keys of `set` are no paths)
+    assert {"model.N_S", "profiles.sample.experiments.t2m_vq"} <= layer_keys(params)["t2m_vq"]
+    assert "profiles.sample.experiments.t2m_vq" in build_stages(params)["stages"]["train_t2m_vq"]["params"]
+
+
+def test_a_change_shadowed_by_the_profiles_experiment_entry_stops(params):
+    found = layers(params, "t2m_vq")
+    assert found["model.N_S"][-1] == ("profiles.sample.experiments.t2m_vq.set.model.N_S", 6)
+    with pytest.raises(ConfigError, match=r"model.N_S: changed to 4, but "
+                                          r"profiles.sample.experiments.t2m_vq.set.model.N_S=6 wins"):
+        check(set_dotted(params, "profiles.sample.model.N_S", 4), params, "t2m_vq")
 
 
 @pytest.fixture

@@ -37,6 +37,17 @@ def test_runs_are_tagged_with_commit_and_dvc_experiment(mlflow_uri, monkeypatch)
     assert got.data.metrics["test_mse"] == 1.5
 
 
+def test_series_logged_per_step_in_batches(mlflow_uri):
+    import mlflow
+
+    with tracking.start_run("x/seed0", profile="sample", tags={}, params={}) as run:
+        tracking.log_series({"lead_rmse": [1.0, float("nan"), 3.0], "many": [float(i) for i in range(1200)]})
+    client = mlflow.MlflowClient(mlflow_uri)
+    rmse = client.get_metric_history(run.info.run_id, "lead_rmse")
+    assert sorted((m.step, m.value) for m in rmse) == [(1, 1.0), (3, 3.0)]  # the NaN left out
+    assert len(client.get_metric_history(run.info.run_id, "many")) == 1200  # past MLflow's 1000 per batch
+
+
 def _first_run(uri: str, artifacts: str, i: int) -> str:
     import os
 

@@ -20,6 +20,7 @@ def test_run_logs_params_metrics_and_artifacts(tiny_params, tiny_store, mlflow_u
     for key in ("test_mse", "test_mae", "test_rmse", "params_total", "flops_per_sample", "fps_inference"):
         assert np.isfinite(result["metrics"][key]), key
     assert result["metrics"]["test_rmse"] == pytest.approx(result["metrics"]["test_mse"] ** 0.5)
+    assert result["metrics"]["fps_batch"] == cfg.train.fps_batch == 8  # the sample profile's, not OpenSTL's 100
     # the committed record holds what the report needs: per-seed metrics, parameters, figure arrays
     assert result["runs"][0]["metrics"]["test_mse"] == result["metrics"]["test_mse"]
     assert result["params"]["model.quantizer"] == cfg.model.quantizer
