@@ -109,26 +109,37 @@ def resize_linear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def blob_video(rng: np.random.Generator, n: int, height: int, width: int, channels: int,
                blobs: int = 3, speed: float = 3.0) -> np.ndarray:
-    """Plausible moving content for twins: soft blobs bouncing on a shaded background,
-    (n, height, width, channels) uint8."""
-    yy = np.arange(height, dtype=np.float32)
-    xx = np.arange(width, dtype=np.float32)
-    base = rng.uniform(40, 90, size=channels).astype(np.float32)
-    pos = rng.uniform([0, 0], [height, width], size=(blobs, 2))
-    vel = rng.uniform(-speed, speed, size=(blobs, 2))
-    radius = rng.uniform(0.06, 0.15, size=blobs) * min(height, width)
-    colour = rng.uniform(100, 180, size=(blobs, channels)).astype(np.float32)
+    """Content for video twins, (n, height, width, channels) uint8: a static camera's textured,
+    shaded background with ``blobs`` soft-edged ellipses (people, cars) moving in straight lines
+    at 0.6-1 x ``speed`` pixels per frame and bouncing off the edges. Objects are darker or
+    brighter than any background, so copying the last frame misplaces every one of them while
+    the background, the objects' look and their constant velocities are learnable."""
+    yy = np.arange(height, dtype=np.float32)[:, None] / height
+    xx = np.arange(width, dtype=np.float32)[None, :] / width
+    tint = rng.uniform(-10, 10, size=channels).astype(np.float32)
+    background = np.full((height, width), 125.0, np.float32) + 25 * yy - 10 * xx
+    for _ in range(6):  # faint low-frequency gratings: texture that copying the last frame keeps
+        fy, fx = rng.uniform(-5, 5, size=2)
+        background += rng.uniform(1.5, 3) * np.cos(2 * np.pi * (fy * yy + fx * xx) + rng.uniform(0, 2 * np.pi))
+    frames = np.repeat((background[..., None] + tint)[None], n, axis=0)  # (n, H, W, C)
     size = np.array([height, width], dtype=np.float64)
+    axes = rng.uniform(0.07, 0.16, size=(blobs, 2)) * min(height, width)
+    axes[:, 0] *= 1.5  # upright, person-like
+    pos = rng.uniform(axes, size - axes)
+    angle = rng.uniform(0, 2 * np.pi, size=blobs)
+    vel = rng.uniform(0.6, 1.0, size=(blobs, 1)) * speed * np.stack([np.sin(angle), np.cos(angle)], axis=1)
     raw = pos[None] + vel[None] * np.arange(n)[:, None, None]  # (n, blobs, 2)
     path = (size - np.abs(np.mod(raw, 2 * size) - size)).astype(np.float32)  # bounce off edges
-    r2 = (2 * radius ** 2).astype(np.float32)[None, :, None]
-    # Gaussian blobs are separable: per frame and channel, (H x blobs) @ (blobs x W)
-    gy = np.exp(-(yy[None, None] - path[:, :, 0:1]) ** 2 / r2)  # (n, blobs, H)
-    gx = np.exp(-(xx[None, None] - path[:, :, 1:2]) ** 2 / r2)  # (n, blobs, W)
-    rows = gy.transpose(0, 2, 1)[:, None] * colour.T[None, :, None, :]  # (n, C, H, blobs)
-    frames = rows @ gx[:, None]  # (n, C, H, W)
-    frames += (base[:, None, None] + 30 * (yy / height)[None, :, None] + 10 * (xx / width)[None, None, :])
-    return np.clip(np.rint(frames), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
+    colour = np.where(rng.random((blobs, 1)) < 0.5, rng.uniform(20, 55, size=(blobs, channels)),
+                      rng.uniform(200, 240, size=(blobs, channels))).astype(np.float32)
+    Y, X = np.arange(height, dtype=np.float32)[:, None], np.arange(width, dtype=np.float32)[None, :]
+    for b in range(blobs):
+        ry, rx = axes[b]
+        r = np.sqrt(((Y[None] - path[:, b, 0, None, None]) / ry) ** 2
+                    + ((X[None] - path[:, b, 1, None, None]) / rx) ** 2)  # (n, H, W)
+        alpha = 1 / (1 + np.exp(np.clip((r - 1) * min(ry, rx) / 1.0, -30, 30)))[..., None]  # ~1 px soft edge
+        frames += alpha * (colour[b] - frames)
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
 
 def write_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:

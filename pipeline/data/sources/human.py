@@ -243,7 +243,7 @@ def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
     lines: dict[str, list[str]] = {"train": [], "test": []}
     for v in range(k["videos"]):
         prefix = f"{SUBJECTS[v % len(SUBJECTS)]}_{actions[v % len(actions)]}.{cameras[v % len(cameras)]}_"
-        video = blob_video(rng, k["frames"], size, size, 3, blobs=3, speed=6.0)
+        video = blob_video(rng, k["frames"], size, size, 3, blobs=3, speed=12.0)
         for i, frame in enumerate(video):
             write_jpeg(root / IMAGES / f"{prefix}{1 + i * fs:06d}.jpg", frame)
         for split in lines:

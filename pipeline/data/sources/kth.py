@@ -190,7 +190,7 @@ def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
     persons = [p for key in _SPLIT_KEYS.values() for p in s[key][:k["persons_per_split"]]]
     for a, action in enumerate(ACTIONS):
         (root / action).mkdir(parents=True, exist_ok=True)
-        speed = 4.0 if action in ACTIONS_STRIDE3 else 2.0
+        speed = 6.0 if action in ACTIONS_STRIDE3 else 4.0
         for p, person in enumerate(persons):
             for scenario in range(1, k["scenarios"] + 1):
                 n = k["frames"] + (7 * a + 5 * p + 3 * scenario) % 11
