@@ -16,8 +16,9 @@ from pipeline.experiments import PLOTS
 def test_declared_plots_are_the_reports_images():
     from conftest import ROOT
 
-    assert yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"] == PLOTS
-    assert all(p.startswith("reports/figures/") and p.endswith(".png") for p in PLOTS)
+    declared = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    assert declared == [f"reports/figures/{name}" for name in PLOTS]
+    assert all(name.endswith(".png") for name in PLOTS)
 
 
 def test_dvc_plots_page_renders_without_network(tmp_path):
