@@ -462,7 +462,7 @@ def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
     for split in ("train", "val", "test"):
         frames, sources = [], []
         for n in k[f"kitti_{split}"]:
-            frames.append(blob_video(rng, n, height, width, 3, blobs=5, speed=10.0))
+            frames.append(blob_video(rng, n, height, width, 3, blobs=8, speed=6.0))
             category = ("city", "residential", "road")[drive % 3]
             sources += [f"{category}-2011_09_26_drive_{drive:04d}_sync"] * n
             drive += 1
@@ -473,6 +473,6 @@ def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:
     for v in range(k["caltech_videos"]):
         h, w = k["caltech_size"]
         # drawn at half size and doubled: full-size blobs cost seconds, the decoder sees no difference
-        video = blob_video(rng, k["caltech_frames"], (h + 1) // 2, (w + 1) // 2, 3, blobs=5, speed=7.0)
+        video = blob_video(rng, k["caltech_frames"], (h + 1) // 2, (w + 1) // 2, 3, blobs=8, speed=7.0)
         video = video.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
         write_seq(raw_dir / CALTECH_DIR / sets[v % len(sets)] / f"V{v // len(sets):03d}.seq", video)
