@@ -50,10 +50,11 @@ def command(*args: str) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
-def code_deps(script: str, root: Path = ROOT) -> list[str]:
+def code_deps(script: str, root: Path = ROOT, graph: ImportGraph | None = None) -> list[str]:
     """The stage script, the interpreter wrapper, and every file of the package the script may
     load (``pipeline.imports``), a folder standing for all of its files when it holds no other."""
-    files = {p.as_posix() for p in ImportGraph(root).closure(Path(f"stages/{script}.py"))}
+    graph = graph or ImportGraph(root)
+    files = {p.as_posix() for p in graph.closure(Path(f"stages/{script}.py"))}
     return fold_folders(files | {"stages/python"}, root)
 
 
@@ -84,7 +85,8 @@ def datasets_used(params: dict[str, Any]) -> list[str]:
 
 
 def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
-    code = {script: code_deps(script, root) for script in ("download", "preprocess", "reference", "train", "report")}
+    graph = ImportGraph(root)
+    code = {s: code_deps(s, root, graph) for s in ("download", "preprocess", "reference", "train", "report")}
     stages: dict[str, Any] = {}
     for ds in datasets_used(params):
         deps = dataset_deps(params, ds)

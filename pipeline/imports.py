@@ -23,17 +23,21 @@ PACKAGE = "pipeline"
 
 
 class ImportGraph:
+    """The package under ``root`` as it is on disk when first asked (answers are cached)."""
+
     def __init__(self, root: str | Path = ".") -> None:
         self.root = Path(root)
         self._files: dict[str, Path | None] = {}
+        self._modules: list[str] | None = None
+        self._imports: dict[Path, set[str]] = {}
+        self._strings: dict[Path, set[str]] = {}
 
     # ------------------------------------------------------------------ modules and their files
     def modules(self) -> list[str]:
         """Every module of the package, sorted (packages by their own name)."""
-        out = []
-        for path in sorted((self.root / PACKAGE).rglob("*.py")):
-            out.append(self.module_of(path))
-        return sorted(out)
+        if self._modules is None:
+            self._modules = sorted(self.module_of(p) for p in (self.root / PACKAGE).rglob("*.py"))
+        return self._modules
 
     def module_of(self, path: Path) -> str:
         rel = Path(path).relative_to(self.root).with_suffix("")
@@ -58,6 +62,11 @@ class ImportGraph:
     def imports(self, path: str | Path) -> set[str]:
         """The package's modules that the file at ``path`` imports (see the module docstring)."""
         path = Path(path)
+        if path not in self._imports:
+            self._imports[path] = self._read_imports(path)
+        return self._imports[path]
+
+    def _read_imports(self, path: Path) -> set[str]:
         own = self.module_of(path) if path.resolve().is_relative_to((self.root / PACKAGE).resolve()) else ""
         package = own if path.name == "__init__.py" else own.rpartition(".")[0]
         out: set[str] = set()
@@ -88,8 +97,10 @@ class ImportGraph:
         """Non-Python files beside ``path`` that it names in a string constant."""
         path = Path(path)
         beside = {p.name: p for p in path.parent.iterdir() if p.is_file() and p.suffix != ".py"}
-        names = {n.value for n in ast.walk(_parse(path)) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-        return {beside[n] for n in names & set(beside)}
+        if path not in self._strings:
+            self._strings[path] = {n.value for n in ast.walk(_parse(path))
+                                   if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        return {beside[n] for n in self._strings[path] & set(beside)}
 
     def closure(self, start: str | Path) -> set[Path]:
         """Every file that running ``start`` (a script or a module's file) may load from the
