@@ -36,7 +36,7 @@ HEADER = ("# Generated from params.yaml by `python -m pipeline.experiments` (mak
           "# Edit the experiment catalogue in params.yaml, not this file.\n")
 
 # Figures of the report that `dvc plots show` renders (static images: the page needs no network)
-PLOTS = ["learning_curves.png", "noise.png", "codebook_size.png"]
+PLOT_FILES = ["learning_curves.png", "noise.png", "codebook_size.png"]
 SKIP = ("__pycache__", ".")  # never a dep: bytecode, editor and scratch files
 
 
@@ -147,7 +147,11 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
                  {paths.REPORT_README.as_posix(): {"cache": False, "persist": True}}],
         "metrics": [{paths.REPORT_METRICS.as_posix(): {"cache": False, "persist": True}}],
     }
-    return {"stages": stages, "plots": [(figures / f).as_posix() for f in PLOTS]}
+    return {"stages": stages, "plots": plots(params)}
+
+
+def plots(params: dict[str, Any]) -> list[str]:
+    return [(paths.report_dirs(params)[1] / f).as_posix() for f in PLOT_FILES]
 
 
 class _NoAliases(yaml.SafeDumper):
