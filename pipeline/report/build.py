@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,7 @@ import pandas as pd
 from pipeline import plots
 from pipeline.config import resolve_run
 from pipeline.errors import ConfigError
-from pipeline.outputs import atomic
+from pipeline.outputs import atomic, clean_stale, scratch
 from pipeline.paths import REPORT_METRICS, REPORT_README, RUNS, report_dirs
 from pipeline.report import figures as fig
 from pipeline.report.markdown import render_readme
@@ -67,7 +66,9 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
     beats = beats_table(records, references)
 
     readme.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=readme.parent))
+    clean_stale(readme.parent / "report")  # the staging folder of a killed run
+    staging = scratch(readme.parent / "report")
+    staging.mkdir()
     try:
         staged: dict[Path, Path] = {}  # staged file -> destination
         table_links = {}
