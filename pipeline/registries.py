@@ -51,11 +51,13 @@ class Registry(Generic[T]):
         key = name.lower() if isinstance(name, str) else name
         key = self._aliases.get(key, key)
         if key not in self._entries and key not in self._lazy:
-            known = ", ".join(self.names())
-            aliases = "".join(f", {a}={c}" for a, c in sorted(self._aliases.items()))
-            raise ConfigError(f"{self.key}: unknown {self.kind} {name!r}; expected one of {known}"
-                              + (f" (aliases{aliases[1:]})" if aliases else ""))
+            raise ConfigError(f"{self.key}: unknown {self.kind} {name!r}; expected {self.choices()}")
         return key
+
+    def choices(self) -> str:
+        """``one of a, b, c (aliases x=a)``: what a name may be, for error messages."""
+        aliases = ", ".join(f"{a}={c}" for a, c in sorted(self._aliases.items()))
+        return f"one of {', '.join(self.names())}" + (f" (aliases {aliases})" if aliases else "")
 
     def get(self, name: str) -> T:
         key = self.canonical(name)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
+                      WrapValidator)
+from pydantic_core import PydanticCustomError
 
 from pipeline.errors import ConfigError
 
@@ -22,10 +24,37 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 Rate = Annotated[float, Field(ge=0, lt=1)]  # a proportion in [0, 1)
 
 
+def expected(text: str) -> PydanticCustomError:
+    """Raise it from a validator: the error then reads ``<key>: expected <text>, got <value>``."""
+    return PydanticCustomError("expected", text.replace("{", "{{").replace("}", "}}"))
+
+
+def expecting(text: str) -> WrapValidator:
+    """``Annotated`` metadata: any error inside the value reads ``expected <text>`` (for composite
+    values such as a list of table numbers, where pydantic's own wording names an item)."""
+    def wrap(value: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise expected(text) from None
+    return WrapValidator(wrap)
+
+
+def registered(registry: Any) -> AfterValidator:
+    """``Annotated`` metadata: a name ``registry`` knows, kept in its registered spelling (aliases
+    and case folded), so a config says ``moganet`` wherever the user wrote ``moga``."""
+    plain = isinstance(registry, Mapping)  # a name -> entry dict: exact spellings only
+    def check(name: str) -> str:
+        if name not in registry:
+            raise expected(f"one of {', '.join(sorted(registry))}" if plain else registry.choices())
+        return name if plain else registry.canonical(name)
+    return AfterValidator(check)
+
+
 class Settings(BaseModel):
     # strict: YAML gives real ints/floats/bools, so "3" for an int is a mistake worth naming;
     # ints are still accepted where a float is expected.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def parse(cls: type[S], values: Any, where: str,
@@ -38,6 +67,15 @@ def parse(cls: type[S], values: Any, where: str,
         return cls.model_validate(dict(values))
     except ValidationError as err:
         raise ConfigError(describe(err, where, origin, cls)) from None
+
+
+def parse_value(kind: Any, value: Any, key: str) -> Any:
+    """One value (a constructor argument, not a settings block) validated as ``kind``, e.g.
+    ``parse_value(PositiveInt, dim, "SVQ dim")``; errors read like :func:`parse`'s."""
+    try:
+        return TypeAdapter(kind, config=ConfigDict(strict=True, allow_inf_nan=False)).validate_python(value)
+    except ValidationError as err:
+        raise ConfigError(describe(err, key)) from None
 
 
 def describe(err: ValidationError, where: str, origin: Callable[[str], str] | None = None,
@@ -71,6 +109,10 @@ def _expected(kind: str, ctx: dict[str, Any], msg: str) -> str:
         return "a number"
     if kind.startswith("bool_"):
         return "true or false"
+    if kind == "finite_number":
+        return "a finite number"
+    if kind == "too_short":
+        return f"at least {ctx.get('min_length')} item(s)"
     if kind.startswith("string_"):
         return "a string"
     return msg[0].lower() + msg[1:] if msg else kind
