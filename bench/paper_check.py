@@ -106,9 +106,9 @@ def one_eval(model, criterion, x, y, T_out) -> float:
 
 def cost_key(cfg) -> str:
     """What decides a run's cost: the model, the quantizer's shape-relevant settings, the batch."""
-    q = {k: v for k, v in cfg.quantizer.items() if k not in ("init", "sample_codebook_temp", "decay",
+    q = {k: v for k, v in cfg.quantizer.model_dump().items() if k not in ("init", "sample_codebook_temp", "decay",
                                                               "commitment_weight", "entropy_loss_weight")}
-    m = {k: v for k, v in vars(cfg.model).items() if k != "drop_path"}
+    m = {k: v for k, v in cfg.model.model_dump().items() if k != "drop_path"}
     return repr((cfg.dataset, sorted(m.items()), sorted(q.items()), cfg.train.batch_size, cfg.train.val_batch_size))
 
 

@@ -224,8 +224,8 @@ def part2(args, device: torch.device) -> None:
     print(f"## 2. Training step (forward + backward + Adam step), batch {batch} x {in_shape[0]} frames "
           f"x {in_shape[1]}x{in_shape[2]}x{in_shape[3]}")
     print(f"Models from params.yaml, profile paper: t2m_simvp and t2m_svq ({m.translator}, hid_S {m.hid_S}, "
-          f"hid_T {m.hid_T}, N_T {m.N_T}, N_S {m.N_S}; SVQ codebook {cfg.quantizer['codebook_size']:,}, "
-          f"hidden {cfg.quantizer['hidden']}); 'naive' = the same SVQ weights with the naive product.")
+          f"hid_T {m.hid_T}, N_T {m.N_T}, N_S {m.N_S}; SVQ codebook {cfg.quantizer.codebook_size:,}, "
+          f"hidden {cfg.quantizer.hidden}); 'naive' = the same SVQ weights with the naive product.")
     for label, (model, *_rest, c) in models.items():
         n = sum(p.numel() for p in model.parameters())
         print(f"  {label:<16} {n:>12,} parameters, loss {c.loss}")

@@ -111,7 +111,7 @@ def load_run(run: str, seed: int | None = None, runs_dir: Path | str = RUNS, dev
              params: str | Path = "params.yaml") -> Trained:
     import torch
 
-    from pipeline.config import ModelConfig
+    from pipeline.models.settings import ModelSettings
     from pipeline.models.simvp import SimVP
 
     with tempfile.TemporaryDirectory(prefix="svq-forecast-") as scratch:
@@ -125,9 +125,9 @@ def load_run(run: str, seed: int | None = None, runs_dir: Path | str = RUNS, dev
         from pipeline.data.store import data_card
 
         card = data_card(store_path(load_params(params), cfg["dataset"]), cfg["dataset"])
-    names = {f.name for f in dataclasses.fields(ModelConfig)}
-    model_cfg = ModelConfig(**({"pad": "reflect"} | {k: v for k, v in cfg["model"].items() if k in names}))
-    model = SimVP(tuple(state["in_shape"]), model_cfg, cfg.get("quantizer") or {})
+    names = ModelSettings.model_fields
+    model_cfg = ModelSettings(**({"pad": "reflect"} | {k: v for k, v in cfg["model"].items() if k in names}))
+    model = SimVP(tuple(state["in_shape"]), model_cfg, cfg.get("quantizer"))
     model.load_state_dict(state["state_dict"])
     model.to(device).eval()
     return Trained(model, card, cfg, run_id, exp, s, str(ckpt))

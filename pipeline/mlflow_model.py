@@ -26,12 +26,12 @@ class Forecaster(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         import torch
 
-        from pipeline.config import ModelConfig
+        from pipeline.models.settings import ModelSettings
         from pipeline.models.simvp import SimVP
 
         ckpt = torch.load(context.artifacts["checkpoint"], map_location="cpu", weights_only=False)
         cfg = ckpt["config"]
-        self.model = SimVP(tuple(ckpt["in_shape"]), ModelConfig(**cfg["model"]), cfg["quantizer"])
+        self.model = SimVP(tuple(ckpt["in_shape"]), ModelSettings(**cfg["model"]), cfg["quantizer"])
         self.model.load_state_dict(ckpt["state_dict"])
         self.model.eval()
         self.t_out = int(ckpt["T_out"])

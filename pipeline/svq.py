@@ -39,39 +39,57 @@ Usage in your own model::
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from pipeline.errors import ConfigError
+from pipeline.schema import PositiveInt, Settings, parse
 
-INITS = ("kaiming", "xavier", "sparse", "trunc_normal", "orthogonal", "normal")
+# The public code's options: name -> in-place initialiser of the (N x C) codebook.
+_INITIALISERS = {
+    "kaiming": nn.init.kaiming_uniform_,
+    "xavier": lambda t: nn.init.xavier_uniform_(t, gain=nn.init.calculate_gain("relu")),
+    "sparse": lambda t: nn.init.sparse_(t, sparsity=0.9),
+    "trunc_normal": nn.init.trunc_normal_,
+    "orthogonal": nn.init.orthogonal_,
+    "normal": nn.init.normal_,
+}
+INITS = tuple(_INITIALISERS)
+
+
+class SVQSettings(Settings):
+    """SVQ's settings (params.yaml ``svq:``) and their defaults, the public code's
+    (``openstl/modules/quantization_modules.py``): 10,000 codes, hidden 128, ``normal`` init."""
+
+    codebook_size: PositiveInt = 10000
+    hidden: PositiveInt = 128
+    freeze_codebook: bool = False
+    init: Literal[INITS] = "normal"  # type: ignore[valid-type]
+    freeze_projection: bool = False
+    out_relu: bool = False
+    nonlinear: bool = True
+
+
+class _Arguments(SVQSettings):
+    """The constructor's arguments: the settings plus what the model around SVQ decides."""
+
+    dim: PositiveInt
+    block_size: PositiveInt = 1024
+
+
+_DEFAULT = {name: field.default for name, field in _Arguments.model_fields.items()}
 
 
 def init_codebook(codebook: torch.Tensor, method: str) -> torch.Tensor:
     """Fill ``codebook`` (N x C) in place with one of :data:`INITS` (the public code's options)."""
-    if method == "kaiming":
-        nn.init.kaiming_uniform_(codebook)
-    elif method == "xavier":
-        nn.init.xavier_uniform_(codebook, gain=nn.init.calculate_gain("relu"))
-    elif method == "sparse":
-        nn.init.sparse_(codebook, sparsity=0.9)
-    elif method == "trunc_normal":
-        nn.init.trunc_normal_(codebook)
-    elif method == "orthogonal":
-        nn.init.orthogonal_(codebook)
-    elif method == "normal":
-        nn.init.normal_(codebook)
-    else:
+    if method not in _INITIALISERS:
         raise ConfigError(f"init: unknown codebook initialisation {method!r}; expected one of {INITS}")
+    _INITIALISERS[method](codebook)
     return codebook
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
-    return value
 
 
 def _relu_block(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
@@ -87,7 +105,8 @@ class SVQ(nn.Module):
         codebook_size: number of codes N.
         hidden: width of the MLP's hidden layer; becomes N when N < hidden (as the public code).
         freeze_codebook: keep the codebook at its random initialisation (``requires_grad=False``).
-        init: codebook initialisation, one of :data:`INITS`. The MLP keeps PyTorch's default
+        init: codebook initialisation, one of :data:`INITS` (default ``normal``, the public
+            code's). The MLP keeps PyTorch's default
             ``nn.Linear`` initialisation, as in the public code.
         freeze_projection: freeze the MLP (Table 15's "two-layer MLP projection" row).
         out_relu: ReLU after Linear2 (the paper's "post-ReLU" variant).
@@ -95,19 +114,17 @@ class SVQ(nn.Module):
         block_size: codes per block in the ``out_relu`` forward; bounds the W slice held at once.
     """
 
-    def __init__(self, dim: int, codebook_size: int, hidden: int = 128, freeze_codebook: bool = False,
-                 init: str = "kaiming", *, freeze_projection: bool = False, out_relu: bool = False,
-                 nonlinear: bool = True, block_size: int = 1024):
+    def __init__(self, dim: int, codebook_size: int, hidden: int = _DEFAULT["hidden"],
+                 freeze_codebook: bool = _DEFAULT["freeze_codebook"], init: str = _DEFAULT["init"], *,
+                 freeze_projection: bool = _DEFAULT["freeze_projection"], out_relu: bool = _DEFAULT["out_relu"],
+                 nonlinear: bool = _DEFAULT["nonlinear"], block_size: int = _DEFAULT["block_size"]):
         super().__init__()
-        self.dim = _positive_int("dim", dim)
-        self.codebook_size = _positive_int("codebook_size", codebook_size)
-        _positive_int("hidden", hidden)
-        self.block_size = _positive_int("block_size", block_size)
-        if init not in INITS:
-            raise ConfigError(f"init: unknown codebook initialisation {init!r}; expected one of {INITS}")
-        self.init = init
-        self.out_relu = bool(out_relu)
-        self.nonlinear = bool(nonlinear)
+        parse(_Arguments, dict(dim=dim, codebook_size=codebook_size, hidden=hidden, freeze_codebook=freeze_codebook,
+                               init=init, freeze_projection=freeze_projection, out_relu=out_relu,
+                               nonlinear=nonlinear, block_size=block_size), "SVQ")
+        self.dim, self.codebook_size, self.block_size, self.init = dim, codebook_size, block_size, init
+        self.out_relu = out_relu
+        self.nonlinear = nonlinear
         if self.nonlinear:
             self.hidden = min(hidden, codebook_size)
             self.linear1 = nn.Linear(dim, self.hidden)
@@ -186,4 +203,4 @@ class SVQ(nn.Module):
                 f"nonlinear={self.nonlinear}")
 
 
-__all__ = ["SVQ", "INITS", "init_codebook"]
+__all__ = ["SVQ", "SVQSettings", "INITS", "init_codebook"]

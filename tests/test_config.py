@@ -17,7 +17,7 @@ def test_project_params_validate():
 def test_layers_dataset_experiment_profile(params):
     cfg = resolve_run(params, "kth_svq")
     assert cfg.model.translator == "incepu"           # datasets.kth.model
-    assert cfg.quantizer["codebook_size"] == 6000     # datasets.kth.svq
+    assert cfg.quantizer.codebook_size == 6000     # datasets.kth.svq
     assert cfg.model.hid_S == params["profiles"]["sample"]["model"]["hid_S"]  # profile wins
     paper = resolve_run(params, "kth_svq", profile="paper")
     assert paper.model.hid_S == 64 and paper.train.epochs == 100 and paper.train.sched == "onecycle"
@@ -123,7 +123,7 @@ def test_flat_params_record_what_ran(params):
     ("experiments.t2m_svq.tables", "abc", "experiments.t2m_svq.tables: expected a list of paper table numbers"),
     ("experiments.t2m_svq.tables", [1, "x"], "experiments.t2m_svq.tables"),
     ("datasets.t2m.train.lr", "fast", "datasets.t2m.train.lr: expected a number"),
-    ("datasets.t2m.train.lr", -0.1, "datasets.t2m.train.lr: expected a positive value"),
+    ("datasets.t2m.train.lr", -0.1, "datasets.t2m.train.lr: expected a value > 0.0, got -0.1"),
     ("experiments.t2m_svq.set", {"model.quantizer": "svq", "train.weight_decay": -2},
      "experiments.t2m_svq.set.train.weight_decay: expected a value >= 0"),
 ])

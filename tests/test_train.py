@@ -10,6 +10,13 @@ from pipeline.config import resolve_run
 from pipeline.train import run_experiment
 
 
+# Test metrics of this tiny run as recorded before the config redesign (issue 13): the same
+# configuration and seed must keep training the same model.
+RECORDED = {"t2m_simvp": {"test_mse": 40.39906551434219, "test_mae": 5.706548266551074},
+            "t2m_svq": {"test_mse": 38.57605991068179, "test_mae": 5.536730075583739,
+                        "q_perplexity_theta2": 2043.587826479575}}
+
+
 @pytest.mark.parametrize("name", ["t2m_simvp", "t2m_svq"])
 def test_run_logs_params_metrics_and_artifacts(tiny_params, tiny_store, mlflow_uri, tmp_path, name):
     cfg = resolve_run(tiny_params, name)
@@ -21,6 +28,8 @@ def test_run_logs_params_metrics_and_artifacts(tiny_params, tiny_store, mlflow_u
         assert np.isfinite(result["metrics"][key]), key
     assert result["metrics"]["test_rmse"] == pytest.approx(result["metrics"]["test_mse"] ** 0.5)
     assert result["metrics"]["fps_batch"] == cfg.train.fps_batch == 8  # the sample profile's, not OpenSTL's 100
+    for key, value in RECORDED[name].items():
+        assert result["metrics"][key] == pytest.approx(value, rel=1e-6), key
     # the committed record holds what the report needs: per-seed metrics, parameters, figure arrays
     assert result["runs"][0]["metrics"]["test_mse"] == result["metrics"]["test_mse"]
     assert result["params"]["model.quantizer"] == cfg.model.quantizer

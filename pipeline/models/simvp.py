@@ -6,14 +6,18 @@ output, never the quantized latent, as in the public SVQ code.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.init import trunc_normal_
 
-from pipeline.config import ModelConfig
 from pipeline.models.padding import GridPad
 from pipeline.models.quantizers import build_quantizer
+from pipeline.models.settings import ModelSettings
 from pipeline.models.translators import build_translator
+from pipeline.schema import Settings
 
 
 def sampling_generator(n: int, reverse: bool = False) -> list[bool]:
@@ -81,8 +85,8 @@ class SimVP(nn.Module):
     ``forecast`` rolls it out to any T_out as OpenSTL does (truncate, or feed back predictions).
     """
 
-    def __init__(self, in_shape: tuple[int, int, int, int], cfg: ModelConfig,
-                 quantizer_settings: dict | None = None):
+    def __init__(self, in_shape: tuple[int, int, int, int], cfg: ModelSettings,
+                 quantizer_settings: Settings | Mapping[str, Any] | None = None):
         super().__init__()
         T, C, H, W = in_shape
         factor = 2 ** (cfg.N_S // 2)
@@ -95,7 +99,7 @@ class SimVP(nn.Module):
                                     depth=cfg.N_T, input_resolution=self.latent_shape[1:],
                                     drop_path=cfg.drop_path, mlp_ratio=cfg.mlp_ratio)
         self.dec = Decoder(cfg.hid_S, C, cfg.N_S, cfg.spatio_kernel_dec)
-        self.quantizer = build_quantizer(cfg.quantizer, cfg.hid_S, quantizer_settings or {})
+        self.quantizer = build_quantizer(cfg.quantizer, cfg.hid_S, quantizer_settings)
         self.position = cfg.quantizer_position
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -111,10 +111,8 @@ def ours_for(cfg: RunConfig) -> dict[str, Any]:
     out["loss"] = cfg.loss
     out["quantizer"] = m.quantizer
     out["quantizer_position"] = m.quantizer_position if m.quantizer != "none" else NO_FILE
-    from pipeline.models.quantizers import QUANTIZERS
-
     # what the quantizer is built with: params.yaml's block over the class defaults
-    for k, v in QUANTIZERS[m.quantizer].resolve_settings(cfg.quantizer).items():
+    for k, v in cfg.quantizer.model_dump().items():
         if k == "codebook_dim" and v is None:
             v = m.hid_S  # the library's default: the latent's channels
         out[f"q.{k}"] = v

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 
 from pipeline.errors import ConfigError
 from pipeline.models.quantizers import QUANTIZERS, build_quantizer
+from pipeline.schema import Settings
+from pipeline.svq import SVQSettings
 from pipeline.models.quantizers.diagnostics import (kurtosis, mean_column_perplexity, perplexity_from_counts,
                                                     perplexity_from_indices, regression_weight_stats)
 
@@ -29,8 +31,9 @@ def latent(seed=0, requires_grad=False):
 def test_registry_names():
     assert set(QUANTIZERS) == {"none", "svq", "svq_raw", "vq", "residual_vq", "grouped_residual_vq", "multihead_vq",
                                "residual_vq_stochastic", "residual_fsq", "lfq", "residual_lfq"}
-    for name, cls in QUANTIZERS.items():
-        assert cls.name == name and isinstance(cls.defaults, dict)
+    for name in QUANTIZERS:
+        cls = QUANTIZERS.get(name)
+        assert cls.name == name and isinstance(cls.Settings(), Settings)  # every setting has a default
 
 
 @pytest.mark.parametrize("name", sorted(QUANTIZERS))
@@ -68,13 +71,13 @@ def test_diagnostics_leave_the_codebook_state_unchanged(name):
 
 def test_missing_settings_take_defaults_and_overrides_apply():
     q = build_quantizer("svq", DIM, {"codebook_size": 64, "init": "kaiming"})
-    assert q.settings == {**QUANTIZERS["svq"].defaults, "codebook_size": 64, "init": "kaiming"}
+    assert q.settings == SVQSettings(codebook_size=64, init="kaiming")
     assert q.svq.codebook.shape == (64, DIM) and q.svq.hidden == 64
     bucket = build_quantizer("svq", DIM, {"hidden": 1280, "codebook_size": 1280})
     assert bucket.svq.linear1.out_features == 1280 and bucket.svq.codebook.shape == (1280, DIM)
     frozen = build_quantizer("svq", DIM, {"freeze_codebook": True, "codebook_size": 100})
     assert not frozen.svq.codebook.requires_grad
-    assert build_quantizer("svq", DIM, None).settings == QUANTIZERS["svq"].defaults
+    assert build_quantizer("svq", DIM, None).settings == SVQSettings()
 
 
 def test_table11_defaults_reach_the_library():
@@ -174,7 +177,7 @@ def test_perplexity_and_kurtosis_helpers():
 
 
 def test_unknown_name_raises():
-    with pytest.raises(ConfigError, match="unknown name 'vqvae'"):
+    with pytest.raises(ConfigError, match=r"^model\.quantizer: unknown quantizer 'vqvae'; expected one of grouped_residual_vq, (.*), svq_raw, vq$"):
         build_quantizer("vqvae", DIM, {})
 
 
@@ -213,7 +216,7 @@ def test_eval_outputs_carry_no_graphless_leaves():
     from pipeline.models.quantizers import QUANTIZERS, build_quantizer
 
     for name in QUANTIZERS:
-        q = build_quantizer(name, 4, {"codebook_size": 256} if "codebook_size" in QUANTIZERS[name].defaults else {})
+        q = build_quantizer(name, 4, {"codebook_size": 256} if "codebook_size" in QUANTIZERS.get(name).Settings.model_fields else {})
         z = torch.randn(2, 4, 4, 4, requires_grad=True)
         zq, aux = q(z)
         (zq.sum() + aux).backward()
@@ -237,9 +240,9 @@ def test_vq_family_uses_the_straight_through_estimator(name):
     z_q, _ = q(z)
     g = torch.randn_like(z_q)
     (grad,) = torch.autograd.grad(z_q, z, g)
-    stages = q.settings.get("num_quantizers", 1)
+    stages = getattr(q.settings, "num_quantizers", 1)
     assert torch.allclose(grad, stages * g, atol=1e-5)
-    rotated = build_quantizer(name, DIM, {**q.settings, "rotation_trick": True})
+    rotated = build_quantizer(name, DIM, q.settings.model_dump() | {"rotation_trick": True})
     rotated.load_state_dict(q.state_dict())
     z2 = latent(requires_grad=True)
     (grad2,) = torch.autograd.grad(rotated(z2)[0], z2, g)

@@ -1,12 +1,15 @@
 """Every translator x {none, svq} on every dataset's frame shape: builds and trains two steps."""
-import dataclasses
-
 import pytest
 import torch
 
 from pipeline.config import resolve_run
 from pipeline.models.simvp import SimVP
 from pipeline.models.translators import TRANSLATORS
+
+
+def changed(settings, **values):
+    """A copy of ``settings`` with ``values`` replaced, validated again."""
+    return type(settings)(**(settings.model_dump() | values))
 
 # (T_in, C, H, W, N_S) of the paper's datasets; N_S as in Table 10 (latents 16x32, 8x8, 32x40...)
 SHAPES = {
@@ -21,9 +24,9 @@ SHAPES = {
 def _model(params, translator, quantizer, shape):
     T, C, H, W, n_s = shape
     cfg = resolve_run(params, "t2m_svq" if quantizer == "svq" else "t2m_simvp")
-    mcfg = dataclasses.replace(cfg.model, translator=translator, hid_S=4, hid_T=16, N_T=2, N_S=n_s,
+    mcfg = changed(cfg.model, translator=translator, hid_S=4, hid_T=16, N_T=2, N_S=n_s,
                                mlp_ratio=2.0, drop_path=0.0)
-    q = dict(cfg.quantizer, codebook_size=64, hidden=16) if quantizer == "svq" else {}
+    q = cfg.quantizer.model_dump() | dict(codebook_size=64, hidden=16) if quantizer == "svq" else {}
     return SimVP((T, C, H, W), mcfg, q)
 
 
@@ -68,8 +71,8 @@ def test_rollout_longer_and_shorter_than_input(params):
 def test_post_translator_placement(params):
     T, C, H, W, n_s = SHAPES["weatherbench"]
     cfg = resolve_run(params, "t2m_svq")
-    mcfg = dataclasses.replace(cfg.model, hid_S=2, hid_T=16, N_T=2, N_S=2, quantizer_position="post")
-    model = SimVP((T, C, H, W), mcfg, dict(cfg.quantizer, codebook_size=32, hidden=8))
+    mcfg = changed(cfg.model, hid_S=2, hid_T=16, N_T=2, N_S=2, quantizer_position="post")
+    model = SimVP((T, C, H, W), mcfg, cfg.quantizer.model_dump() | dict(codebook_size=32, hidden=8))
     seen = []
     model.quantizer.register_forward_hook(lambda m, i, o: seen.append(i[0]))
     model(torch.randn(1, T, C, H, W))
@@ -79,7 +82,7 @@ def test_post_translator_placement(params):
 @pytest.mark.parametrize("pad", ["reflect", "edge"])
 def test_any_grid_is_padded_for_the_encoder_and_cropped_back(params, pad):
     cfg = resolve_run(params, "t2m_simvp")
-    mcfg = dataclasses.replace(cfg.model, hid_S=4, hid_T=8, N_T=2, N_S=4, pad=pad)
+    mcfg = changed(cfg.model, hid_S=4, hid_T=8, N_T=2, N_S=4, pad=pad)
     model = SimVP((3, 1, 37, 49), mcfg, {})
     assert model.grid_pad.padded == (40, 52) and model.latent_shape[1:] == (10, 13)
     assert model.grid_pad.describe() == f"37x49 -> 40x52 ({pad})"
@@ -97,7 +100,7 @@ def test_any_grid_is_padded_for_the_encoder_and_cropped_back(params, pad):
 
 def test_a_divisible_grid_is_not_padded(params):
     cfg = resolve_run(params, "t2m_simvp")
-    model = SimVP((2, 1, 32, 64), dataclasses.replace(cfg.model, hid_S=4, hid_T=8, N_T=2, N_S=4), {})
+    model = SimVP((2, 1, 32, 64), changed(cfg.model, hid_S=4, hid_T=8, N_T=2, N_S=4), {})
     assert not model.grid_pad.active and model.grid_pad.describe() == ""
 
 
@@ -109,7 +112,7 @@ def test_every_quantizer_passes_gradient_to_the_encoder(params, quantizer):
     settings = dict(params["svq"] if quantizer == "svq" else params["quantizers"][quantizer])
     if "codebook_size" in settings and quantizer not in ("lfq", "residual_lfq"):
         settings["codebook_size"] = min(settings["codebook_size"], 64)
-    mcfg = dataclasses.replace(cfg.model, hid_S=8, hid_T=16, N_T=2, quantizer=quantizer)
+    mcfg = changed(cfg.model, hid_S=8, hid_T=16, N_T=2, quantizer=quantizer)
     model = SimVP((T, C, H, W), mcfg, settings)
     pred, aux = model(torch.randn(2, T, C, H, W))
     ((pred ** 2).mean() + aux).backward()
@@ -121,9 +124,9 @@ def test_every_quantizer_passes_gradient_to_the_encoder(params, quantizer):
 def test_latent_is_what_the_quantizer_sees(params, position):
     T, C, H, W, _ = SHAPES["taxibj"]
     cfg = resolve_run(params, "t2m_svq")
-    mcfg = dataclasses.replace(cfg.model, hid_S=4, hid_T=16, N_T=2, N_S=2, mlp_ratio=2.0, drop_path=0.0,
+    mcfg = changed(cfg.model, hid_S=4, hid_T=16, N_T=2, N_S=2, mlp_ratio=2.0, drop_path=0.0,
                                quantizer_position=position)
-    model = SimVP((T, C, H, W), mcfg, dict(cfg.quantizer, codebook_size=32, hidden=8)).eval()
+    model = SimVP((T, C, H, W), mcfg, cfg.quantizer.model_dump() | dict(codebook_size=32, hidden=8)).eval()
     seen = []
     model.quantizer.register_forward_hook(lambda m, i, o: seen.append(i[0]))
     x = torch.randn(2, T, C, H, W)

@@ -1,30 +1,46 @@
-"""Quantizer registry: name -> class. Adding a method is one file and one line in ``QUANTIZERS``.
+"""Quantizer registry: name -> class. Adding a method is one file (a :class:`Quantizer` subclass
+with its ``Settings``, decorated ``@QUANTIZERS.register(name)``) and its ``register_lazy`` line below.
 
-Every quantizer maps a latent (B, C, H, W) to ``(z_q, aux_loss)`` (same shape, scalar tensor),
-offers ``diagnostics(z) -> dict[str, float]`` and lists its settings with defaults in ``defaults``.
-Where it sits in the model (before or after the translator) is the model's business.
+Every quantizer maps a latent (B, C, H, W) to ``(z_q, aux_loss)`` (same shape, scalar tensor) and
+offers ``diagnostics(z) -> dict[str, float]``. Its settings are typed: the run configuration holds
+the ``Settings`` instance of the class its name picks (:func:`parse_settings`). Where it sits in the
+model (before or after the translator) is the model's business.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.errors import ConfigError
-from pipeline.models.quantizers.base import IdentityQuantizer, Quantizer
-from pipeline.models.quantizers.lista import LISTAQuantizer
-from pipeline.models.quantizers.lucidrains import COMPARATORS
-from pipeline.models.quantizers.svq import SVQQuantizer
+from pipeline.models.quantizers.base import Quantizer, settings_key
+from pipeline.registries import Registry
+from pipeline.schema import Settings, parse
 
-QUANTIZERS: dict[str, type[Quantizer]] = {
-    cls.name: cls for cls in (IdentityQuantizer, SVQQuantizer, LISTAQuantizer, *COMPARATORS)
-}
+QUANTIZERS: Registry[type[Quantizer]] = Registry("quantizer", key="model.quantizer")
+_PACKAGE = __name__
+QUANTIZERS.register_lazy("none", f"{_PACKAGE}.identity")
+QUANTIZERS.register_lazy("svq", f"{_PACKAGE}.svq")
+QUANTIZERS.register_lazy("svq_raw", f"{_PACKAGE}.lista")
+QUANTIZERS.register_lazy("vq", f"{_PACKAGE}.lucidrains")
+QUANTIZERS.register_lazy("residual_vq", f"{_PACKAGE}.lucidrains")
+QUANTIZERS.register_lazy("grouped_residual_vq", f"{_PACKAGE}.lucidrains")
+QUANTIZERS.register_lazy("multihead_vq", f"{_PACKAGE}.lucidrains")
+QUANTIZERS.register_lazy("residual_vq_stochastic", f"{_PACKAGE}.lucidrains")
+QUANTIZERS.register_lazy("residual_fsq", f"{_PACKAGE}.lucidrains")
+QUANTIZERS.register_lazy("lfq", f"{_PACKAGE}.lucidrains")
+QUANTIZERS.register_lazy("residual_lfq", f"{_PACKAGE}.lucidrains")
 
 
-def build_quantizer(name: str, dim: int, settings: Mapping[str, Any] | None = None) -> Quantizer:
+def parse_settings(name: str, values: Mapping[str, Any], origin: Callable[[str], str] | None = None
+                   ) -> Settings:
+    """The settings of quantizer ``name`` (a union keyed by the name): ``values`` validated
+    against its class's schema, defaults filled in."""
+    return parse(QUANTIZERS.get(name).Settings, values, settings_key(QUANTIZERS.canonical(name)), origin)
+
+
+def build_quantizer(name: str, dim: int, settings: Settings | Mapping[str, Any] | None = None
+                    ) -> Quantizer:
     """The quantizer ``name`` for latents of ``dim`` channels; ``settings`` override its defaults."""
-    if name not in QUANTIZERS:
-        raise ConfigError(f"quantizer: unknown name {name!r}; expected one of {sorted(QUANTIZERS)}")
-    return QUANTIZERS[name](dim, settings)
+    return QUANTIZERS.get(name)(dim, settings)
 
 
-__all__ = ["QUANTIZERS", "Quantizer", "build_quantizer"]
+__all__ = ["QUANTIZERS", "Quantizer", "build_quantizer", "parse_settings", "settings_key"]

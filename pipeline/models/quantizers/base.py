@@ -1,16 +1,19 @@
-"""What every registered quantizer shares: settings resolution, validation, the forward contract."""
+"""What every registered quantizer shares: its settings schema's base and the forward contract."""
 from __future__ import annotations
 
 import abc
-import copy
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from pipeline.schema import PositiveInt, Settings, parse, parse_value
+
+
+def settings_key(name: str) -> str:
+    """The params.yaml block holding quantizer ``name``'s settings (SVQ, the paper's, is top-level)."""
+    return "svq" if name == "svq" else f"quantizers.{name}"
 
 
 class Quantizer(nn.Module, abc.ABC):
@@ -21,71 +24,26 @@ class Quantizer(nn.Module, abc.ABC):
     training loss. ``diagnostics(z)`` returns plain floats computed on a sample batch without
     gradients and without changing the quantizer's state.
 
-    Subclasses set ``name`` and ``defaults`` (every accepted setting with its default value) and
-    implement ``forward`` and ``_diagnostics``.
+    Subclasses set ``name`` and ``Settings`` (a :class:`pipeline.schema.Settings` declaring every
+    accepted setting with its default, the one place it lives) and implement ``forward`` and
+    ``_diagnostics``.
     """
 
     name: ClassVar[str] = ""
-    defaults: ClassVar[dict[str, Any]] = {}
+    Settings: ClassVar[type[Settings]] = Settings  # none accepted
 
-    def __init__(self, dim: int, settings: Mapping[str, Any] | None = None):
+    def __init__(self, dim: int, settings: Settings | Mapping[str, Any] | None = None):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-            raise ConfigError(f"quantizer {self.name!r}: dim must be a positive integer, got {dim!r}")
-        self.dim = dim
-        self.settings = self.resolve_settings(settings)
+        self.dim = parse_value(PositiveInt, dim, f"quantizer {self.name!r}: dim")
+        self.settings = self.parse_settings(settings)
 
     @classmethod
-    def resolve_settings(cls, settings: Mapping[str, Any] | None) -> dict[str, Any]:
-        """``defaults`` overridden by ``settings``; a key not in ``defaults`` is a ConfigError."""
-        if settings is None:
-            settings = {}
-        if not isinstance(settings, Mapping):
-            raise ConfigError(f"quantizer {cls.name!r}: settings must be a mapping, got {type(settings).__name__}")
-        unknown = sorted(set(settings) - set(cls.defaults))
-        if unknown:
-            raise ConfigError(f"quantizer {cls.name!r}: unknown setting {unknown[0]!r}; "
-                              f"accepted settings: {sorted(cls.defaults)}")
-        merged = copy.deepcopy(cls.defaults)
-        merged.update(copy.deepcopy(dict(settings)))
-        return merged
-
-    # -- validation of resolved settings; errors name the quantizer and the key ------------------
-    def _bad(self, key: str, expected: str) -> ConfigError:
-        return ConfigError(f"quantizer {self.name!r}: setting {key!r} must be {expected}, "
-                           f"got {self.settings[key]!r}")
-
-    def _int(self, key: str, minimum: int = 1) -> int:
-        value = self.settings[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self._bad(key, f"an integer >= {minimum}")
-        return value
-
-    def _float(self, key: str, minimum: float = 0.0, strict: bool = False) -> float:
-        value = self.settings[key]
-        ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-              and (value > minimum if strict else value >= minimum))
-        if not ok:
-            raise self._bad(key, f"a finite number {'>' if strict else '>='} {minimum}")
-        return float(value)
-
-    def _bool(self, key: str) -> bool:
-        value = self.settings[key]
-        if not isinstance(value, bool):
-            raise self._bad(key, "true or false")
-        return value
-
-    def _choice(self, key: str, choices: tuple) -> Any:
-        value = self.settings[key]
-        if value not in choices:
-            raise self._bad(key, f"one of {list(choices)}")
-        return value
-
-    def _power_of_two(self, key: str) -> int:
-        value = self._int(key)
-        if value & (value - 1):
-            raise self._bad(key, f"a power of two (e.g. {1 << (value - 1).bit_length()})")
-        return value
+    def parse_settings(cls, settings: Settings | Mapping[str, Any] | None) -> Settings:
+        """``settings`` validated, defaults filled in; errors name ``svq.<key>`` or
+        ``quantizers.<name>.<key>``."""
+        if isinstance(settings, cls.Settings):
+            return settings
+        return parse(cls.Settings, {} if settings is None else settings, settings_key(cls.name))
 
     # -- shape helpers ---------------------------------------------------------------------------
     def tokens(self, z: torch.Tensor) -> torch.Tensor:
@@ -113,17 +71,3 @@ class Quantizer(nn.Module, abc.ABC):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, settings={self.settings}"
-
-
-class IdentityQuantizer(Quantizer):
-    """``none``: the latent passes unchanged (the SimVP baseline)."""
-
-    name = "none"
-    defaults: ClassVar[dict[str, Any]] = {}
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.tokens(z)  # shape check only
-        return z, z.new_zeros(())
-
-    def _diagnostics(self, z: torch.Tensor) -> dict[str, float]:
-        return {}

@@ -21,13 +21,14 @@ iteration, so the default codebook is a modest 512 (3 iterations), unlike SVQ's 
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.models.quantizers import QUANTIZERS
 from pipeline.models.quantizers.base import Quantizer
+from pipeline.schema import NonNegativeFloat, PositiveInt
+from pipeline.schema import Settings as SettingsBase
 from pipeline.models.quantizers.diagnostics import perplexity_from_counts
 
 
@@ -35,23 +36,24 @@ def soft_threshold(v: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return torch.sign(v) * F.relu(v.abs() - theta)
 
 
+@QUANTIZERS.register("svq_raw")
 class LISTAQuantizer(Quantizer):
     """``svq_raw``: LISTA sparse coding over a learned dictionary."""
 
     name = "svq_raw"
-    defaults: ClassVar[dict[str, Any]] = {
-        "codebook_size": 512,
-        "iterations": 3,
-        "threshold": 0.5,          # λ of the sparse-coding objective; θ starts at λ / L
-        "latent_loss_weight": 1.0,
-    }
 
-    def __init__(self, dim: int, settings: dict[str, Any] | None = None):
+    class Settings(SettingsBase):
+        codebook_size: PositiveInt = 512
+        iterations: PositiveInt = 3
+        threshold: NonNegativeFloat = 0.5          # λ of the sparse-coding objective; θ starts at λ / L
+        latent_loss_weight: NonNegativeFloat = 1.0
+
+    def __init__(self, dim: int, settings=None):
         super().__init__(dim, settings)
-        n = self.codebook_size = self._int("codebook_size")
-        self.iterations = self._int("iterations")
-        lam = self._float("threshold", 0.0)
-        self.latent_loss_weight = self._float("latent_loss_weight", 0.0)
+        n = self.codebook_size = self.settings.codebook_size
+        self.iterations = self.settings.iterations
+        lam = self.settings.threshold
+        self.latent_loss_weight = self.settings.latent_loss_weight
 
         atoms = F.normalize(torch.randn(n, dim), dim=1)
         lipschitz = torch.linalg.matrix_norm(atoms, ord=2).pow(2)

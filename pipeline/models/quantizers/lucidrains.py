@@ -26,12 +26,28 @@ from __future__ import annotations
 import abc
 import importlib
 import math
-from typing import Any, ClassVar
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import AfterValidator, Field
 
+from pipeline.errors import ConfigError
+from pipeline.models.quantizers import QUANTIZERS
 from pipeline.models.quantizers.base import Quantizer
 from pipeline.models.quantizers.diagnostics import mean_column_perplexity
+from pipeline.schema import NonNegativeFloat, PositiveInt, expected
+from pipeline.schema import Settings as SettingsBase
+
+
+def _power_of_two(value: int) -> int:
+    if value & (value - 1):
+        raise expected(f"a power of two (e.g. {1 << (value - 1).bit_length()})")
+    return value
+
+
+PowerOfTwo = Annotated[int, Field(gt=0), AfterValidator(_power_of_two)]  # LFQ codes are bit patterns
+Decay = Annotated[float, Field(gt=0, le=1)]
+AuxReduction = Literal["sum", "mean"]
 
 
 def _lib():
@@ -42,10 +58,8 @@ def _lib():
 class LucidrainsQuantizer(Quantizer):
     """Common wrapper: tokens in, (z_q, scalar aux) out, perplexity from the code indices."""
 
-    def __init__(self, dim: int, settings: dict[str, Any] | None = None):
+    def __init__(self, dim: int, settings=None):
         super().__init__(dim, settings)
-        if "aux_reduction" in self.defaults:
-            self._choice("aux_reduction", ("sum", "mean"))
         self.vq = self._build()
 
     @abc.abstractmethod
@@ -63,7 +77,7 @@ class LucidrainsQuantizer(Quantizer):
 
     @property
     def _perplexity_codebook_size(self) -> int:
-        return self.settings["codebook_size"]
+        return self.settings.codebook_size
 
     def _reduce(self, loss: torch.Tensor | None, ref: torch.Tensor) -> torch.Tensor:
         if loss is None:
@@ -74,7 +88,7 @@ class LucidrainsQuantizer(Quantizer):
             loss = loss.detach()
         if loss.numel() == 1:
             return loss.reshape(())
-        return loss.mean() if self.settings.get("aux_reduction") == "mean" else loss.sum()
+        return loss.mean() if getattr(self.settings, "aux_reduction", "sum") == "mean" else loss.sum()
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q, _, loss = self._run(self.tokens(z))
@@ -90,27 +104,36 @@ class LucidrainsQuantizer(Quantizer):
         return {"perplexity": mean_column_perplexity(columns, self._perplexity_codebook_size)}
 
 
+class VQFamilySettings(SettingsBase):
+    codebook_size: PositiveInt = 1024
+    decay: Decay = 0.8
+    commitment_weight: NonNegativeFloat = 1.0
+    rotation_trick: bool = False
+
+
+class ResidualVQSettings(VQFamilySettings):
+    num_quantizers: PositiveInt = 8
+    shared_codebook: bool = True
+    aux_reduction: AuxReduction = "sum"
+
+
 class _VQFamily(LucidrainsQuantizer):
     def _vq_kwargs(self) -> dict[str, Any]:
-        decay = self._float("decay", 0.0, strict=True)
-        if decay > 1:
-            raise self._bad("decay", "in (0, 1]")
-        return {"codebook_size": self._int("codebook_size"), "decay": decay,
-                "commitment_weight": self._float("commitment_weight", 0.0),
-                "rotation_trick": self._bool("rotation_trick")}
+        return self.settings.model_dump(include=set(VQFamilySettings.model_fields))
 
 
+@QUANTIZERS.register("vq")
 class VQQuantizer(_VQFamily):
     """``vq``: classic VQ (van den Oord et al. 2017), EMA codebook, commitment loss."""
 
     name = "vq"
-    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 1024, "decay": 0.8, "commitment_weight": 1.0,
-                                          "rotation_trick": False}
+    Settings = VQFamilySettings
 
     def _build(self):
         return _lib().VectorQuantize(dim=self.dim, **self._vq_kwargs())
 
 
+@QUANTIZERS.register("multihead_vq")
 class MultiHeadVQQuantizer(_VQFamily):
     """``multihead_vq``: VectorQuantize with 8 heads sharing one 1024-code codebook.
 
@@ -118,60 +141,65 @@ class MultiHeadVQQuantizer(_VQFamily):
     the library projects C -> heads * codebook_dim and back."""
 
     name = "multihead_vq"
-    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 1024, "heads": 8, "separate_codebook_per_head": False,
-                                          "codebook_dim": None, "decay": 0.8, "commitment_weight": 1.0,
-                                          "rotation_trick": False}
+
+    class Settings(VQFamilySettings):
+        heads: PositiveInt = 8
+        separate_codebook_per_head: bool = False
+        codebook_dim: PositiveInt | None = None
 
     def _build(self):
-        codebook_dim = None if self.settings["codebook_dim"] is None else self._int("codebook_dim")
-        return _lib().VectorQuantize(dim=self.dim, heads=self._int("heads"), codebook_dim=codebook_dim,
-                              separate_codebook_per_head=self._bool("separate_codebook_per_head"),
-                              **self._vq_kwargs())
+        s = self.settings
+        return _lib().VectorQuantize(dim=self.dim, heads=s.heads, codebook_dim=s.codebook_dim,
+                                     separate_codebook_per_head=s.separate_codebook_per_head,
+                                     **self._vq_kwargs())
 
 
+@QUANTIZERS.register("residual_vq")
 class ResidualVQQuantizer(_VQFamily):
     """``residual_vq``: 8 residual quantizers sharing one 1024-code codebook."""
 
     name = "residual_vq"
-    defaults: ClassVar[dict[str, Any]] = {"num_quantizers": 8, "codebook_size": 1024, "shared_codebook": True,
-                                          "decay": 0.8, "commitment_weight": 1.0, "rotation_trick": False,
-                                          "aux_reduction": "sum"}
+    Settings = ResidualVQSettings
 
     def _extra_kwargs(self) -> dict[str, Any]:
         return {}
 
     def _build(self):
-        return _lib().ResidualVQ(dim=self.dim, num_quantizers=self._int("num_quantizers"),
-                          shared_codebook=self._bool("shared_codebook"), **self._vq_kwargs(),
-                          **self._extra_kwargs())
+        return _lib().ResidualVQ(dim=self.dim, num_quantizers=self.settings.num_quantizers,
+                                 shared_codebook=self.settings.shared_codebook, **self._vq_kwargs(),
+                                 **self._extra_kwargs())
 
 
+@QUANTIZERS.register("residual_vq_stochastic")
 class StochasticResidualVQQuantizer(ResidualVQQuantizer):
     """``residual_vq_stochastic``: residual VQ sampling codes (Gumbel, temperature 0.1) in training."""
 
     name = "residual_vq_stochastic"
-    defaults: ClassVar[dict[str, Any]] = {**ResidualVQQuantizer.defaults, "stochastic_sample_codes": True,
-                                          "sample_codebook_temp": 0.1}
+
+    class Settings(ResidualVQSettings):
+        stochastic_sample_codes: bool = True
+        sample_codebook_temp: NonNegativeFloat = 0.1
 
     def _extra_kwargs(self) -> dict[str, Any]:
-        return {"stochastic_sample_codes": self._bool("stochastic_sample_codes"),
-                "sample_codebook_temp": self._float("sample_codebook_temp", 0.0)}
+        return self.settings.model_dump(include={"stochastic_sample_codes", "sample_codebook_temp"})
 
 
+@QUANTIZERS.register("grouped_residual_vq")
 class GroupedResidualVQQuantizer(_VQFamily):
     """``grouped_residual_vq``: channels split into 2 groups, each a residual VQ (8 x 1024, shared)."""
 
     name = "grouped_residual_vq"
-    defaults: ClassVar[dict[str, Any]] = {"num_quantizers": 8, "codebook_size": 1024, "groups": 2,
-                                          "shared_codebook": True, "decay": 0.8, "commitment_weight": 1.0,
-                                          "rotation_trick": False, "aux_reduction": "sum"}
+
+    class Settings(ResidualVQSettings):
+        groups: PositiveInt = 2
 
     def _build(self):
-        groups = self._int("groups")
-        if self.dim % groups:
-            raise self._bad("groups", f"a divisor of the latent channels ({self.dim})")
-        return _lib().GroupedResidualVQ(dim=self.dim, groups=groups, num_quantizers=self._int("num_quantizers"),
-                                 shared_codebook=self._bool("shared_codebook"), **self._vq_kwargs())
+        s = self.settings
+        if self.dim % s.groups:  # the one check that needs the latent's width
+            raise ConfigError(f"quantizers.{self.name}.groups: expected a divisor of the latent channels "
+                              f"({self.dim}), got {s.groups}")
+        return _lib().GroupedResidualVQ(dim=self.dim, groups=s.groups, num_quantizers=s.num_quantizers,
+                                        shared_codebook=s.shared_codebook, **self._vq_kwargs())
 
     def _index_columns(self, indices: torch.Tensor) -> torch.Tensor:
         # (G, B, H*W, Q) -> (B*H*W, G*Q)
@@ -179,18 +207,19 @@ class GroupedResidualVQQuantizer(_VQFamily):
         return indices.permute(1, 2, 0, 3).reshape(b * n, g * q)
 
 
+@QUANTIZERS.register("residual_fsq")
 class ResidualFSQQuantizer(LucidrainsQuantizer):
     """``residual_fsq``: 8 residual finite scalar quantizers, levels [8, 5, 5, 3]; no aux loss."""
 
     name = "residual_fsq"
-    defaults: ClassVar[dict[str, Any]] = {"levels": [8, 5, 5, 3], "num_quantizers": 8}
+
+    class Settings(SettingsBase):
+        levels: Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=1)] = [8, 5, 5, 3]
+        num_quantizers: PositiveInt = 8
 
     def _build(self):
-        levels = self.settings["levels"]
-        if (not isinstance(levels, (list, tuple)) or not levels
-                or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 for v in levels)):
-            raise self._bad("levels", "a non-empty list of integers >= 2")
-        return _lib().ResidualFSQ(dim=self.dim, levels=list(levels), num_quantizers=self._int("num_quantizers"))
+        return _lib().ResidualFSQ(dim=self.dim, levels=list(self.settings.levels),
+                                  num_quantizers=self.settings.num_quantizers)
 
     def _run(self, x):
         q, indices = self.vq(x)
@@ -198,35 +227,36 @@ class ResidualFSQQuantizer(LucidrainsQuantizer):
 
     @property
     def _perplexity_codebook_size(self) -> int:
-        return math.prod(self.settings["levels"])
+        return math.prod(self.settings.levels)
 
 
+@QUANTIZERS.register("lfq")
 class LFQQuantizer(LucidrainsQuantizer):
     """``lfq``: lookup-free quantization, 8192 codes (13 bits), entropy loss weight 0.1."""
 
     name = "lfq"
-    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 8192, "entropy_loss_weight": 0.1, "diversity_gamma": 1.0,
-                                          "commitment_loss_weight": 0.25}
+
+    class Settings(SettingsBase):
+        codebook_size: PowerOfTwo = 8192
+        entropy_loss_weight: NonNegativeFloat = 0.1
+        diversity_gamma: NonNegativeFloat = 1.0
+        commitment_loss_weight: NonNegativeFloat = 0.25
 
     def _build(self):
-        return _lib().LFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
-                   entropy_loss_weight=self._float("entropy_loss_weight", 0.0),
-                   diversity_gamma=self._float("diversity_gamma", 0.0),
-                   commitment_loss_weight=self._float("commitment_loss_weight", 0.0))
+        return _lib().LFQ(dim=self.dim, **self.settings.model_dump())
 
 
+@QUANTIZERS.register("residual_lfq")
 class ResidualLFQQuantizer(LucidrainsQuantizer):
     """``residual_lfq``: 8 residual LFQs of 256 codes each."""
 
     name = "residual_lfq"
-    defaults: ClassVar[dict[str, Any]] = {"codebook_size": 256, "num_quantizers": 8, "commitment_loss_weight": 0.25,
-                                          "aux_reduction": "sum"}
+
+    class Settings(SettingsBase):
+        codebook_size: PowerOfTwo = 256
+        num_quantizers: PositiveInt = 8
+        commitment_loss_weight: NonNegativeFloat = 0.25
+        aux_reduction: AuxReduction = "sum"
 
     def _build(self):
-        return _lib().ResidualLFQ(dim=self.dim, codebook_size=self._power_of_two("codebook_size"),
-                           num_quantizers=self._int("num_quantizers"),
-                           commitment_loss_weight=self._float("commitment_loss_weight", 0.0))
-
-
-COMPARATORS = (VQQuantizer, ResidualVQQuantizer, GroupedResidualVQQuantizer, MultiHeadVQQuantizer,
-               StochasticResidualVQQuantizer, ResidualFSQQuantizer, LFQQuantizer, ResidualLFQQuantizer)
+        return _lib().ResidualLFQ(dim=self.dim, **self.settings.model_dump(exclude={"aux_reduction"}))

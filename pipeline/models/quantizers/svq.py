@@ -5,47 +5,33 @@ Every variant is a setting of the one ``svq`` entry:
 * one-layer: ``nonlinear: false``; post-ReLU: ``out_relu: true``;
 * bucket-shape (no code in the public repository): ``hidden: 1280, codebook_size: 1280``;
 * initialisations of Table 8: ``init`` = kaiming / sparse / trunc_normal / orthogonal.
-Defaults follow the public code's SVQ: 10,000 codes, hidden 128, ``normal`` initialisation.
+Settings and defaults: :class:`pipeline.svq.SVQSettings` (the public code's: 10,000 codes, hidden
+128, ``normal`` initialisation).
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import torch
 
-from pipeline.errors import ConfigError
+from pipeline.models.quantizers import QUANTIZERS
 from pipeline.models.quantizers.base import Quantizer
 from pipeline.models.quantizers.diagnostics import kurtosis, regression_weight_stats
-from pipeline.svq import INITS, SVQ
+from pipeline.svq import SVQ, SVQSettings
 
 # Elements of W computed at once by the diagnostics (doubled to float64 while reduced).
 _DIAGNOSTIC_CHUNK = 1 << 22
 
 
+@QUANTIZERS.register("svq")
 class SVQQuantizer(Quantizer):
     """``svq``: sparse regression-based VQ. No auxiliary loss (aux is a zero tensor)."""
 
     name = "svq"
-    defaults: ClassVar[dict[str, Any]] = {
-        "codebook_size": 10000,
-        "hidden": 128,
-        "init": "normal",
-        "freeze_codebook": False,
-        "freeze_projection": False,
-        "out_relu": False,
-        "nonlinear": True,
-    }
 
-    def __init__(self, dim: int, settings: dict[str, Any] | None = None):
+    Settings = SVQSettings
+
+    def __init__(self, dim: int, settings=None):
         super().__init__(dim, settings)
-        self._choice("init", INITS)
-        try:
-            self.svq = SVQ(dim, self._int("codebook_size"), hidden=self._int("hidden"),
-                           freeze_codebook=self._bool("freeze_codebook"), init=self.settings["init"],
-                           freeze_projection=self._bool("freeze_projection"),
-                           out_relu=self._bool("out_relu"), nonlinear=self._bool("nonlinear"))
-        except ConfigError as err:
-            raise ConfigError(f"quantizer {self.name!r}: {err}") from err
+        self.svq = SVQ(dim, **self.settings.model_dump())
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.svq(z), z.new_zeros(())

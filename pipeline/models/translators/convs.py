@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import TRANSLATORS
 from .base import ConvMlp, DropPath, init_openstl, metaformer
 
 
@@ -69,6 +70,6 @@ def poolformer_block(dim, *, out_dim, layer_i, input_resolution, mlp_ratio, drop
     return PoolFormerBlock(dim, mlp_ratio, drop, drop_path)
 
 
-build_convmixer = metaformer("convmixer", convmixer_block)
-build_convnext = metaformer("convnext", convnext_block)
-build_poolformer = metaformer("poolformer", poolformer_block)
+build_convmixer = TRANSLATORS.register("convmixer")(metaformer("convmixer", convmixer_block))
+build_convnext = TRANSLATORS.register("convnext")(metaformer("convnext", convnext_block))
+build_poolformer = TRANSLATORS.register("poolformer")(metaformer("poolformer", poolformer_block))

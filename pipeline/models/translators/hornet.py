@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import TRANSLATORS
 from .base import DropPath, init_openstl, metaformer, require_multiple
 
 from timm.layers import LayerNorm2d
@@ -66,4 +67,4 @@ def hornet_block(dim, *, out_dim, layer_i, input_resolution, mlp_ratio, drop, dr
     return HorBlock(dim, mlp_ratio, drop_path)
 
 
-build_hornet = metaformer("hornet", hornet_block)
+build_hornet = TRANSLATORS.register("hornet")(metaformer("hornet", hornet_block))

@@ -13,6 +13,7 @@ from torch import nn
 
 from pipeline.errors import ConfigError
 
+from . import TRANSLATORS
 from .base import check_input
 
 KERNELS = (3, 5, 7, 11)
@@ -70,6 +71,7 @@ class MidIncepNet(nn.Module):
         return x
 
 
+@TRANSLATORS.register("incepu")
 def build_incepu(*, in_channels: int, hidden: int, depth: int, input_resolution: tuple[int, int],
                  drop_path: float = 0.0, mlp_ratio: float = 8.0, drop: float = 0.0) -> MidIncepNet:
     """IncepU translator; input_resolution, drop_path, mlp_ratio and drop do not apply."""

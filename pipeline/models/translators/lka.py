@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import TRANSLATORS
 from .base import ConvMlp, DropPath, init_openstl, metaformer
 
 KERNEL = 21
@@ -124,6 +125,6 @@ def van_block(dim, *, out_dim, layer_i, input_resolution, mlp_ratio, drop, drop_
     return LKABlock(dim, GatingAttention(dim, LKA(dim)), mlp_ratio, drop, drop_path)
 
 
-build_gsta = metaformer("gsta", gsta_block)
-build_tau = metaformer("tau", tau_block)
-build_van = metaformer("van", van_block)
+build_gsta = TRANSLATORS.register("gsta")(metaformer("gsta", gsta_block))
+build_tau = TRANSLATORS.register("tau")(metaformer("tau", tau_block))
+build_van = TRANSLATORS.register("van")(metaformer("van", van_block))

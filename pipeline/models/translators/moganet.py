@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import TRANSLATORS
 from .base import DropPath, init_openstl, metaformer, require_multiple
 
 DILATIONS = (1, 2, 3)
@@ -95,4 +96,4 @@ def moganet_block(dim, *, out_dim, layer_i, input_resolution, mlp_ratio, drop, d
     return MogaBlock(dim, mlp_ratio, drop, drop_path)
 
 
-build_moganet = metaformer("moganet", moganet_block)
+build_moganet = TRANSLATORS.register("moganet")(metaformer("moganet", moganet_block))

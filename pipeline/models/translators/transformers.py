@@ -20,6 +20,7 @@ import math
 import torch
 from torch import nn
 
+from . import TRANSLATORS
 from .base import ConvMlp, DropPath, init_openstl, metaformer, require_multiple
 
 from timm.layers import Attention, Mlp
@@ -148,7 +149,7 @@ def uniformer_block(dim, *, out_dim, layer_i, input_resolution, mlp_ratio, drop,
     return UniformerConvBlock(dim, mlp_ratio, drop, drop_path)
 
 
-build_vit = metaformer("vit", vit_block)
-build_swin = metaformer("swin", swin_block, fixed_resolution=True)
-build_mlpmixer = metaformer("mlpmixer", mlpmixer_block, fixed_resolution=True)
-build_uniformer = metaformer("uniformer", uniformer_block)
+build_vit = TRANSLATORS.register("vit")(metaformer("vit", vit_block))
+build_swin = TRANSLATORS.register("swin")(metaformer("swin", swin_block, fixed_resolution=True))
+build_mlpmixer = TRANSLATORS.register("mlpmixer")(metaformer("mlpmixer", mlpmixer_block, fixed_resolution=True))
+build_uniformer = TRANSLATORS.register("uniformer")(metaformer("uniformer", uniformer_block))

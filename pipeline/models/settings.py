@@ -1,0 +1,42 @@
+"""The model's settings (params.yaml ``model:``): SimVP's widths, depths and kernels, which
+translator and quantizer it is built with, and where the quantizer sits. The values themselves
+live in params.yaml; this schema says what each may be."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from pipeline.models.quantizers import QUANTIZERS
+from pipeline.models.translators import TRANSLATORS
+from pipeline.schema import PositiveInt, Rate, Settings, expected, registered
+
+
+def _even(n: int) -> int:
+    if n % 2:
+        raise expected("an even number of encoder layers (every second one halves the resolution)")
+    return n
+
+
+def _odd(k: int) -> int:
+    if k % 2 == 0:
+        raise expected("a positive odd kernel size")
+    return k
+
+
+OddKernel = Annotated[int, Field(gt=0), AfterValidator(_odd)]
+
+
+class ModelSettings(Settings):
+    translator: Annotated[str, registered(TRANSLATORS)]   # pipeline/models/translators
+    hid_S: PositiveInt
+    hid_T: PositiveInt
+    N_S: Annotated[int, Field(gt=0), AfterValidator(_even)]
+    N_T: Annotated[int, Field(ge=2)]                      # the first block reduces, the last expands
+    spatio_kernel_enc: OddKernel
+    spatio_kernel_dec: OddKernel
+    drop_path: Rate
+    mlp_ratio: Annotated[float, Field(gt=1)]
+    quantizer: Annotated[str, registered(QUANTIZERS)]     # pipeline/models/quantizers
+    quantizer_position: Literal["pre", "post"]
+    pad: Literal["reflect", "edge"]
