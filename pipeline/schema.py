@@ -43,11 +43,10 @@ def expecting(text: str) -> WrapValidator:
 def registered(registry: Any) -> AfterValidator:
     """``Annotated`` metadata: a name ``registry`` knows, kept in its registered spelling (aliases
     and case folded), so a config says ``moganet`` wherever the user wrote ``moga``."""
-    plain = isinstance(registry, Mapping)  # a name -> entry dict: exact spellings only
     def check(name: str) -> str:
         if name not in registry:
-            raise expected(f"one of {', '.join(sorted(registry))}" if plain else registry.choices())
-        return name if plain else registry.canonical(name)
+            raise expected(registry.choices())
+        return registry.canonical(name)
     return AfterValidator(check)
 
 

@@ -67,8 +67,8 @@ class SVQSettings(Settings):
 
     codebook_size: PositiveInt = 10000
     hidden: PositiveInt = 128
-    freeze_codebook: bool = False
     init: Literal[INITS] = "normal"  # type: ignore[valid-type]
+    freeze_codebook: bool = False
     freeze_projection: bool = False
     out_relu: bool = False
     nonlinear: bool = True

@@ -16,18 +16,17 @@ from pipeline.registries import Registry
 from pipeline.schema import Settings, parse
 
 QUANTIZERS: Registry[type[Quantizer]] = Registry("quantizer", key="model.quantizer")
-_PACKAGE = __name__
-QUANTIZERS.register_lazy("none", f"{_PACKAGE}.identity")
-QUANTIZERS.register_lazy("svq", f"{_PACKAGE}.svq")
-QUANTIZERS.register_lazy("svq_raw", f"{_PACKAGE}.lista")
-QUANTIZERS.register_lazy("vq", f"{_PACKAGE}.lucidrains")
-QUANTIZERS.register_lazy("residual_vq", f"{_PACKAGE}.lucidrains")
-QUANTIZERS.register_lazy("grouped_residual_vq", f"{_PACKAGE}.lucidrains")
-QUANTIZERS.register_lazy("multihead_vq", f"{_PACKAGE}.lucidrains")
-QUANTIZERS.register_lazy("residual_vq_stochastic", f"{_PACKAGE}.lucidrains")
-QUANTIZERS.register_lazy("residual_fsq", f"{_PACKAGE}.lucidrains")
-QUANTIZERS.register_lazy("lfq", f"{_PACKAGE}.lucidrains")
-QUANTIZERS.register_lazy("residual_lfq", f"{_PACKAGE}.lucidrains")
+QUANTIZERS.register_lazy("none", "pipeline.models.quantizers.identity")
+QUANTIZERS.register_lazy("svq", "pipeline.models.quantizers.svq")
+QUANTIZERS.register_lazy("svq_raw", "pipeline.models.quantizers.lista")
+QUANTIZERS.register_lazy("vq", "pipeline.models.quantizers.lucidrains")
+QUANTIZERS.register_lazy("residual_vq", "pipeline.models.quantizers.lucidrains")
+QUANTIZERS.register_lazy("grouped_residual_vq", "pipeline.models.quantizers.lucidrains")
+QUANTIZERS.register_lazy("multihead_vq", "pipeline.models.quantizers.lucidrains")
+QUANTIZERS.register_lazy("residual_vq_stochastic", "pipeline.models.quantizers.lucidrains")
+QUANTIZERS.register_lazy("residual_fsq", "pipeline.models.quantizers.lucidrains")
+QUANTIZERS.register_lazy("lfq", "pipeline.models.quantizers.lucidrains")
+QUANTIZERS.register_lazy("residual_lfq", "pipeline.models.quantizers.lucidrains")
 
 
 def parse_settings(name: str, values: Mapping[str, Any], origin: Callable[[str], str] | None = None

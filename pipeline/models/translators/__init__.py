@@ -27,20 +27,19 @@ TRANSLATORS: Registry = Registry("translator", key="model.translator")
 # Modules are imported only when one of their translators is built: the timm-based ones pull in
 # timm and torchvision, seconds of start-up a gSTA run never needs. Aliases: other spellings
 # OpenSTL's SimVP accepts for the same blocks.
-_PACKAGE = __name__
-TRANSLATORS.register_lazy("incepu", f"{_PACKAGE}.incepu")
-TRANSLATORS.register_lazy("gsta", f"{_PACKAGE}.lka")
-TRANSLATORS.register_lazy("tau", f"{_PACKAGE}.lka")
-TRANSLATORS.register_lazy("van", f"{_PACKAGE}.lka")
-TRANSLATORS.register_lazy("convmixer", f"{_PACKAGE}.convs")
-TRANSLATORS.register_lazy("convnext", f"{_PACKAGE}.convs")
-TRANSLATORS.register_lazy("poolformer", f"{_PACKAGE}.convs")
-TRANSLATORS.register_lazy("hornet", f"{_PACKAGE}.hornet")
-TRANSLATORS.register_lazy("moganet", f"{_PACKAGE}.moganet", aliases=("moga",))
-TRANSLATORS.register_lazy("vit", f"{_PACKAGE}.transformers")
-TRANSLATORS.register_lazy("swin", f"{_PACKAGE}.transformers")
-TRANSLATORS.register_lazy("uniformer", f"{_PACKAGE}.transformers")
-TRANSLATORS.register_lazy("mlpmixer", f"{_PACKAGE}.transformers", aliases=("mlp",))
+TRANSLATORS.register_lazy("incepu", "pipeline.models.translators.incepu")
+TRANSLATORS.register_lazy("gsta", "pipeline.models.translators.lka")
+TRANSLATORS.register_lazy("tau", "pipeline.models.translators.lka")
+TRANSLATORS.register_lazy("van", "pipeline.models.translators.lka")
+TRANSLATORS.register_lazy("convmixer", "pipeline.models.translators.convs")
+TRANSLATORS.register_lazy("convnext", "pipeline.models.translators.convs")
+TRANSLATORS.register_lazy("poolformer", "pipeline.models.translators.convs")
+TRANSLATORS.register_lazy("hornet", "pipeline.models.translators.hornet")
+TRANSLATORS.register_lazy("moganet", "pipeline.models.translators.moganet", aliases=("moga",))
+TRANSLATORS.register_lazy("vit", "pipeline.models.translators.transformers")
+TRANSLATORS.register_lazy("swin", "pipeline.models.translators.transformers")
+TRANSLATORS.register_lazy("uniformer", "pipeline.models.translators.transformers")
+TRANSLATORS.register_lazy("mlpmixer", "pipeline.models.translators.transformers", aliases=("mlp",))
 
 
 class TranslatorArgs(Settings):
