@@ -22,7 +22,7 @@ def test_stage_error_is_one_line_without_traceback(params, tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "t2m_svq", "--params", str(path)],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert out.returncode == EXIT_CODE
-    assert out.stderr.splitlines() == ["train: error: train.weight_decay: expected a value >= 0, got -1.0"]
+    assert out.stderr.splitlines() == ["train: error: train.weight_decay: expected a value >= 0.0, got -1"]
 
 
 @pytest.mark.parametrize("stage, args, key, value, message", [
