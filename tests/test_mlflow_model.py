@@ -35,10 +35,10 @@ def test_logged_model_forecasts_and_store_is_the_input(tiny_params, tiny_store, 
     assert y.shape == (3, ds.T_out, len(ds.channels), *ds.frame_shape[1:]) and np.isfinite(y).all()
     # the same numbers as the run's own best checkpoint
     ckpt = torch.load(out / "best-seed0.pt", map_location="cpu", weights_only=False)
-    from pipeline.config import ModelConfig
+    from pipeline.models.settings import ModelSettings
     from pipeline.models.simvp import SimVP
 
-    net = SimVP(tuple(ckpt["in_shape"]), ModelConfig(**ckpt["config"]["model"]), ckpt["config"]["quantizer"]).eval()
+    net = SimVP(tuple(ckpt["in_shape"]), ModelSettings(**ckpt["config"]["model"]), ckpt["config"]["quantizer"]).eval()
     net.load_state_dict(ckpt["state_dict"])
     with torch.no_grad():
         ref, _ = net.forecast(torch.from_numpy(x), ds.T_out)
