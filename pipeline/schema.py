@@ -8,7 +8,8 @@ what was expected, e.g. ``datasets.t2m.train.lr: expected a number > 0, got -1``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
                       WrapValidator)
@@ -85,12 +86,36 @@ def describe(err: ValidationError, where: str, origin: Callable[[str], str] | No
     key = origin(field) if origin and field else f"{where}.{field}" if field else where
     kind, ctx = e["type"], e.get("ctx") or {}
     if kind == "extra_forbidden":
-        expected = sorted(cls.model_fields) if cls is not None and len(e["loc"]) == 1 else []
+        at = _model_at(cls, e["loc"][:-1]) if cls is not None else None
+        expected = sorted(at.model_fields) if at is not None else []
         return f"{key}: unknown key; expected one of {expected}" if expected else f"{key}: unknown key"
     if kind == "missing":
         return f"{key}: missing required key"
     got = e.get("input")
     return f"{key}: expected {_expected(kind, ctx, e['msg'])}, got {got!r}"
+
+
+def _model_at(cls: Any, loc: tuple) -> type[BaseModel] | None:
+    """The settings class that holds the key at ``loc`` below ``cls`` (through optional values,
+    mappings and lists), to list the keys it accepts."""
+    tp = cls
+    for part in (*loc, None):
+        while True:  # Annotated[X, ...] and X | None stand for X
+            if get_origin(tp) is Annotated:
+                tp = get_args(tp)[0]
+            elif get_origin(tp) in (Union, UnionType) and len(get_args(tp)) == 2 and type(None) in get_args(tp):
+                tp = next(a for a in get_args(tp) if a is not type(None))
+            else:
+                break
+        if part is None:
+            break
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        elif get_origin(tp) in (dict, list):
+            tp = get_args(tp)[-1]
+        else:
+            return None
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
 _BOUNDS = {"greater_than": "> {gt}", "greater_than_equal": ">= {ge}", "less_than": "< {lt}",

@@ -48,12 +48,12 @@ def test_deps_name_exactly_the_keys_read(params):
 def test_a_profile_may_set_keys_of_one_experiment(params):
     # the sample profile's smaller latent and codebook for a comparator; the paper profile untouched
     vq = resolve_run(params, "t2m_vq")
-    assert (vq.model.N_S, vq.quantizer["codebook_size"]) == (6, 128)
+    assert (vq.model.N_S, vq.quantizer.codebook_size) == (6, 128)
     assert dict(vq.origins)["model.N_S"] == "profiles.sample.experiments.t2m_vq"
     assert "profiles.sample.experiments.t2m_vq" in run_deps_all_profiles(params, "t2m_vq")
     assert resolve_run(params, "t2m_svq").model.N_S == 2          # other runs keep the profile's
     paper = resolve_run(params, "t2m_grvq_256", profile="paper")
-    assert (paper.model.N_S, paper.quantizer["codebook_size"]) == (2, 256)
+    assert (paper.model.N_S, paper.quantizer.codebook_size) == (2, 256)
     p = set_dotted(params, "profiles.sample.experiments.t2m_svq", {"set": {"train.lr": 1.0e-4}})
     assert resolve_run(p, "t2m_svq").train.lr == 1.0e-4            # the last word, over the profile's lr
 
@@ -61,7 +61,7 @@ def test_a_profile_may_set_keys_of_one_experiment(params):
 @pytest.mark.parametrize("entry, message", [
     ({"set": {"svq.codebok_size": 1}}, r"profiles\.sample\.experiments\.t2m_svq\.set\.svq\.codebok_size"),
     ({"set": {"data.T_in": 4}}, r"profiles\.sample\.experiments\.t2m_svq\.set\.data\.T_in"),
-    ({"model.N_S": 4}, r"profiles\.sample\.experiments\.t2m_svq: expected a mapping with one key, set"),
+    ({"model.N_S": 4}, r"^profiles\.sample\.experiments\.t2m_svq\.model\.N_S: unknown key; expected one of \['set'\]$"),
 ])
 def test_bad_profile_experiment_settings_name_the_key(params, entry, message):
     with pytest.raises(ConfigError, match=message):
