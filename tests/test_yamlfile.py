@@ -19,7 +19,7 @@ def test_duplicate_key_refused_naming_it():
 def test_params_and_paper_values_loaders_refuse_duplicates(tmp_path):
     text = (ROOT / "params.yaml").read_text()
     bad = tmp_path / "params.yaml"
-    bad.write_text(text.replace("experiments:\n", "experiments:\n  t2m_svq: {dataset: t2m, tables: [], set: {}}\n", 1))
+    bad.write_text(text.replace("\nexperiments:\n", "\nexperiments:\n  t2m_svq: {dataset: t2m, tables: [], set: {}}\n", 1))
     with pytest.raises(ConfigError, match=f"{bad}: .*duplicate key 't2m_svq'"):
         load_params(bad)
     paper = tmp_path / "paper.yaml"
