@@ -27,6 +27,7 @@ import yaml
 from pipeline.config import load_params, resolve_run
 from pipeline.dotted import MISSING, lookup
 from pipeline.errors import ConfigError, exit_status
+from pipeline.models.quantizers import settings_key
 
 
 def layers(params: dict[str, Any], name: str, profile: str | None = None) -> dict[str, list[tuple[str, Any]]]:
@@ -39,7 +40,7 @@ def layers(params: dict[str, Any], name: str, profile: str | None = None) -> dic
     ds = f"datasets.{cfg.dataset}"
     sections = {"model": "model", "train": "train"}
     if cfg.model.quantizer != "none":
-        q = "svq" if cfg.model.quantizer == "svq" else f"quantizers.{cfg.model.quantizer}"
+        q = settings_key(cfg.model.quantizer)
         sections[q] = q
     prof_exp = f"profiles.{profile}.experiments.{name}"  # the profile's word on this one experiment
     entry = lookup(params, prof_exp)

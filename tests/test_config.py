@@ -140,3 +140,24 @@ def test_batch_larger_than_the_split_refused_before_training(params, tiny_store,
     with pytest.raises(ConfigError, match=r"datasets\.t2m\.train\.batch_size: 64 is larger than the 37 training windows"):
         run_experiment(resolve_run(p, "t2m_simvp"), tiny_store, tmp_path / "out")
     assert not (tmp_path / "mlflow.db").exists()  # nothing ran
+
+
+def test_translator_aliases_and_case_are_accepted_as_build_translator_accepts_them(params):
+    for written, canonical in (("moga", "moganet"), ("mlp", "mlpmixer"), ("GSTA", "gsta")):
+        cfg = resolve_run(set_dotted(params, "datasets.t2m.model", {"translator": written}), "t2m_svq")
+        assert cfg.model.translator == canonical
+    with pytest.raises(ConfigError, match=r"^datasets\.t2m\.model\.translator: expected one of .*gsta.*"
+                                          r"\(aliases mlp=mlpmixer, moga=moganet\), got 'resnet'$"):
+        resolve_run(set_dotted(params, "datasets.t2m.model", {"translator": "resnet"}), "t2m_svq")
+
+
+def test_quantizer_settings_are_typed_with_the_class_defaults(params):
+    from pipeline.svq import SVQSettings
+
+    # params.yaml's svq block states the schema's defaults (the public code's): one set of values
+    assert SVQSettings(**params["svq"]) == SVQSettings()
+    vq = resolve_run(params, "t2m_vq")
+    assert vq.quantizer.rotation_trick is False and vq.quantizer.decay == 0.8  # class default, YAML value
+    assert not any(k.endswith("rotation_trick") for k in vq.deps)              # defaults are no params deps
+    with pytest.raises(ConfigError, match=r"^datasets\.t2m\.quantizers\.vq\.decay: expected a value <= 1.0, got 2$"):
+        resolve_run(set_dotted(params, "datasets.t2m.quantizers", {"vq": {"decay": 2}}), "t2m_vq")
