@@ -11,6 +11,7 @@ import pytest
 from conftest import serve
 from pipeline.data.prepared import DataError
 from pipeline.data.sources import taxibj
+from pipeline.data.sources.taxibj import twin as taxibj_twin
 from pipeline.errors import ConfigError
 
 SETTINGS = {"T_in": 4, "T_out": 4, "val_fraction": 0.1}
@@ -40,7 +41,7 @@ def test_twin_has_the_release_format(twin):
 def test_twin_flows_follow_rush_hours_so_persistence_fades_with_lead():
     """What makes the twin learnable beyond persistence: a city-wide daily cycle whose morning
     ramp moves the flows within the 2 h of a target, business areas filling as homes empty."""
-    flows = taxibj._city_flows(np.random.default_rng(0), 48 * 7, first_slot=0)  # Monday 00:00
+    flows = taxibj_twin._city_flows(np.random.default_rng(0), 48 * 7, first_slot=0)  # Monday 00:00
     hour = np.arange(len(flows)) % 48 / 2.0
     weekday = np.arange(len(flows)) // 48 < 5
     total = flows.sum(axis=(1, 2, 3))
