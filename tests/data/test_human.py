@@ -10,6 +10,7 @@ import pytest
 from conftest import serve
 from pipeline.data.prepared import DataError
 from pipeline.data.sources import human
+from pipeline.data.sources.human import reader as human_reader
 from pipeline.errors import ConfigError
 
 SETTINGS = {"T_in": 4, "T_out": 4, "frame_step": 5, "image_size": 256, "val_fraction": 0.1,
@@ -61,7 +62,7 @@ def test_windows_per_split(twin, prepared):
 
 
 def test_val_is_a_seeded_subset_of_the_train_list(twin, prepared):
-    from pipeline.data.sources.kth import open_image
+    from pipeline.data.sources.frames import open_image
 
     lines = _lines(twin / "train.txt")
     held = np.zeros(len(lines), bool)
@@ -80,7 +81,7 @@ def test_each_window_is_its_listed_frames(twin, prepared):
     """Window i = frames first + 5k of its video: consecutive stored frames, one video only."""
     for split, name in (("test", "test.txt"), ("train", "train.txt")):
         windows = _lines(twin / name)
-        paths, starts, _ = human._assemble(twin, windows, SETTINGS)
+        paths, starts, _ = human_reader._assemble(twin, windows, human.parse_settings(SETTINGS))
         for (prefix, first), s in zip(windows, starts):
             for k in range(8):
                 assert paths[s + k] == twin / f"{prefix}{first + 5 * k:06d}.jpg"
@@ -88,7 +89,7 @@ def test_each_window_is_its_listed_frames(twin, prepared):
     windows = _lines(twin / "test.txt")
     prefix, first = windows[0]
     stack = np.asarray(test.frames[test.starts[0]:test.starts[0] + 8].compute())
-    from pipeline.data.sources.kth import open_image
+    from pipeline.data.sources.frames import open_image
 
     for k in range(8):
         direct = open_image(twin / f"{prefix}{first + 5 * k:06d}.jpg").transpose(2, 0, 1)
@@ -102,7 +103,7 @@ def test_runs_break_between_videos_and_residues(tmp_path):
         for k in range(2):
             (tmp_path / f"{prefix}{first + 5 * k:06d}.jpg").parent.mkdir(exist_ok=True)
             (tmp_path / f"{prefix}{first + 5 * k:06d}.jpg").write_bytes(b"")
-    paths, starts, runs = human._assemble(tmp_path, windows, s)
+    paths, starts, runs = human_reader._assemble(tmp_path, windows, human.parse_settings(s))
     names = [p.name for p in paths]
     # A residue 1: 1, 6, 11, 16 (one run); A residue 3: 3, 8; B: 1, 6
     assert names == ["A_000001.jpg", "A_000006.jpg", "A_000011.jpg", "A_000016.jpg",

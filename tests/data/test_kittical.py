@@ -136,7 +136,7 @@ def test_openstl_cache_is_used_when_present(tmp_path, twin, prepared):
 
 
 def test_pre_extracted_frame_folders(tmp_path, twin):
-    from pipeline.data.sources.kth import blob_video
+    from pipeline.data.sources.frames import blob_video
 
     raw = tmp_path / "raw"
     shutil.copytree(twin / "kitti_hkl", raw / "kitti_hkl")

@@ -11,6 +11,7 @@ import pytest
 from conftest import serve
 from pipeline.data.prepared import DataError
 from pipeline.data.sources import kth
+from pipeline.data.sources.frames import backward_starts
 from pipeline.errors import ConfigError
 
 SETTINGS = {"T_in": 10, "T_out": 20, "image_size": 128, "train_persons": list(range(1, 15)),
@@ -94,7 +95,7 @@ def test_starts_never_cross_a_clip_and_match_the_scan(twin, prepared):
 def test_frames_are_channel0_resized_like_cv2(twin, prepared):
     import torch
 
-    from pipeline.data.sources.kth import open_image
+    from pipeline.data.sources.frames import open_image
 
     frames = prepared.splits["train"].frames
     assert frames.dtype == np.uint8
@@ -113,11 +114,11 @@ def test_backward_scan_by_hand():
     numbers = list(range(1, 11)) + list(range(12, 21))  # a gap between 10 and 12
     clip = [0] * len(numbers)
     # non-overlapping (jump 4): windows ending at numbers 20, 16, then 12 fails (8..12 has a gap)
-    np.testing.assert_array_equal(kth.backward_starts(clip, 4, 4, numbers), [2, 6, 11, 15])
-    np.testing.assert_array_equal(kth.backward_starts(clip, 4, 3, numbers), [0, 3, 6, 12, 15])
+    np.testing.assert_array_equal(backward_starts(clip, 4, 4, numbers), [2, 6, 11, 15])
+    np.testing.assert_array_equal(backward_starts(clip, 4, 3, numbers), [0, 3, 6, 12, 15])
     # two clips of 5 and 6 frames, windows of 3, ids checked at both ends
-    np.testing.assert_array_equal(kth.backward_starts([0] * 5 + [1] * 6, 3, 3), [2, 5, 8])
-    assert len(kth.backward_starts([0, 0], 3, 3)) == 0
+    np.testing.assert_array_equal(backward_starts([0] * 5 + [1] * 6, 3, 3), [2, 5, 8])
+    assert len(backward_starts([0, 0], 3, 3)) == 0
 
 
 def test_reader_ignores_other_persons_and_files(tmp_path, twin):
