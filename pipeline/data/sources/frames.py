@@ -30,6 +30,18 @@ def find_dir(raw_dir: Path, has: Callable[[Path], bool], what: str, depth: int =
     return found[0]
 
 
+def fetch_release(raw_dir: Path, url: str, sha256: str | None, archive: str, folder: str,
+                  has: Callable[[Path], bool], what: str) -> list:
+    """Download a release archive into ``raw_dir``, unpack it into ``raw_dir/folder`` and check
+    that it holds ``what`` (the folder ``has`` accepts)."""
+    from pipeline.data.download import fetch_archive
+
+    raw_dir = Path(raw_dir)
+    result = fetch_archive(url, raw_dir / archive, raw_dir / folder, sha256=sha256)
+    find_dir(raw_dir / folder, has, f"{what} inside {archive}")
+    return [result]
+
+
 def backward_starts(clip: Sequence[int], seq_len: int, jump: int | Sequence[int],
                     number: Sequence[int] | None = None) -> np.ndarray:
     """OpenSTL's window scan over concatenated clips, returned in ascending order.

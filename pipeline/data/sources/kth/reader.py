@@ -28,7 +28,7 @@ _CLIP = re.compile(r"person(\d{2})_")
 _FRAME = re.compile(r"image_(\d{4})")
 
 
-def _has_actions(d: Path) -> bool:
+def has_actions(d: Path) -> bool:
     return all((d / a).is_dir() for a in ACTIONS)
 
 
@@ -65,7 +65,7 @@ def _read_frame(path: Path, size: int) -> np.ndarray:
 
 def load(raw_dir: Path, settings: Any) -> Prepared:
     s = data_settings(KTHSettings, settings)
-    root = find_dir(Path(raw_dir), _has_actions, f"the KTH action folders {list(ACTIONS)}")
+    root = find_dir(Path(raw_dir), has_actions, f"the KTH action folders {list(ACTIONS)}")
     seq_len = s.T_in + s.T_out
     size = s.image_size
     splits, counts = {}, {}
