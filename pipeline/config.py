@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from pipeline.data.sources import SOURCES
-from pipeline.dotted import has_key
+from pipeline.dotted import MISSING, has_key, lookup
 from pipeline.errors import ConfigError
 from pipeline.metrics import METRIC_NAMES
 from pipeline.models.quantizers import parse_settings as parse_quantizer_settings
@@ -187,39 +187,29 @@ def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -
     prof = params["profiles"][profile] or {}
     prof_ds = ((prof.get("datasets") or {}).get(ds_name)) or {}
     sets = exp.set or {}
-
-    resolved: dict[str, tuple[Any, str]] = {}  # "section.key" -> (value, origin)
-    for section in ("model", "train"):
-        for key, value in (params[section] or {}).items():
-            resolved[f"{section}.{key}"] = (value, f"{section}.{key}")
-    for section in ("model", "train"):
-        _overlay(resolved, section, ds.get(section), f"datasets.{ds_name}.{section}")
-    _overlay_sets(resolved, sets, ("model.", "train."), f"experiments.{name}")
-    for section in ("model", "train"):
-        _overlay(resolved, section, prof.get(section), f"profiles.{profile}.{section}")
-    # and last the profile's own settings for this dataset (a twin may need wider or longer runs)
-    for section in ("model", "train"):
-        _overlay(resolved, section, prof_ds.get(section), f"profiles.{profile}.datasets.{ds_name}.{section}")
     prof_sets, prof_exp = profile_experiment_sets(prof, profile, name)
-    _overlay_sets(resolved, prof_sets, ("model.", "train."), prof_exp)
+
+    def layered(section: str) -> dict[str, tuple[Any, str]]:
+        """``section.key -> (value, params.yaml key)`` through the layers, later ones winning."""
+        resolved: dict[str, tuple[Any, str]] = {}
+        for node, prefix in ((params, ""), (ds, f"datasets.{ds_name}.")):
+            _overlay(resolved, section, lookup(node, section), f"{prefix}{section}")
+        _overlay_sets(resolved, sets, section, f"experiments.{name}")
+        # then the profile's settings, its own for this dataset (a twin may need wider or longer
+        # runs), and last its word on this one experiment
+        for node, prefix in ((prof, f"profiles.{profile}."),
+                             (prof_ds, f"profiles.{profile}.datasets.{ds_name}.")):
+            _overlay(resolved, section, lookup(node, section), f"{prefix}{section}")
+        _overlay_sets(resolved, prof_sets, section, prof_exp)
+        return resolved
+
+    resolved = layered("model") | layered("train")
     model = _parse_section(ModelSettings, "model", resolved, name)
     train = _parse_section(TrainSettings, "train", resolved, name)
-
     # the quantizer's block: svq.* for SVQ, quantizers.<name>.* for the others
-    quantizer = model.quantizer
-    qsection = quantizer_key(quantizer)
-    qresolved: dict[str, tuple[Any, str]] = {}
-    if quantizer != "none":
-        def block(node):
-            return (node or {}).get("svq") if quantizer == "svq" else ((node or {}).get("quantizers") or {}).get(quantizer)
-
-        for key, value in (block(params) or {}).items():
-            qresolved[f"{qsection}.{key}"] = (value, f"{qsection}.{key}")
-        _overlay(qresolved, qsection, block(ds), f"datasets.{ds_name}.{qsection}")
-        _overlay_sets(qresolved, sets, (qsection + ".",), f"experiments.{name}")
-        _overlay(qresolved, qsection, block(prof), f"profiles.{profile}.{qsection}")
-        _overlay_sets(qresolved, prof_sets, (qsection + ".",), prof_exp)
-    qsettings = parse_quantizer_settings(quantizer, _section(qresolved, qsection),
+    qsection = quantizer_key(model.quantizer)
+    qresolved = layered(qsection) if model.quantizer != "none" else {}
+    qsettings = parse_quantizer_settings(model.quantizer, _section(qresolved, qsection),
                                          _origin_of(qresolved, qsection, name))
     for origin, layer in ((f"experiments.{name}", sets), (prof_exp, prof_sets)):
         for key in layer:
@@ -310,7 +300,7 @@ def _check_profile(params, profile):
 def _overlay(resolved, section, values, origin_prefix):
     """Lay ``values`` over ``section``; a key the section does not have is kept, for the schema
     to refuse under its params.yaml key."""
-    if values is None:
+    if values is None or values is MISSING:
         return
     if not isinstance(values, dict):
         raise ConfigError(f"{origin_prefix}: expected a mapping, got {values!r}")
@@ -318,9 +308,9 @@ def _overlay(resolved, section, values, origin_prefix):
         resolved[f"{section}.{key}"] = (value, f"{origin_prefix}.{key}")
 
 
-def _overlay_sets(resolved, sets, prefixes, origin):
+def _overlay_sets(resolved, sets, section, origin):
     for key, value in sets.items():
-        if key.startswith(prefixes):
+        if key.startswith(section + "."):
             resolved[key] = (value, origin)
 
 
