@@ -14,9 +14,6 @@ from typing import Any
 
 import numpy as np
 
-# DataError is imported here too for the source modules that still import it from this module
-from pipeline.errors import DataError  # noqa: F401
-
 SPLITS = ("train", "val", "test")
 
 
