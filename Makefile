@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# make repro runs independent stages (trainings, references) this many at a time; 1: one plain dvc repro
+REPRO_JOBS ?= 2
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # torch's threads fight each other on small CPU machines; 2 matches this project's CI
@@ -38,7 +40,7 @@ paper-check: $(STAMP)
 repro: $(STAMP)
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make repro needs a git checkout (DVC)"; exit 1; }
 	$(BIN)/python -m pipeline.experiments --check
-	$(BIN)/python -m pipeline.progress   # dvc repro, with stage k of n, elapsed and time left
+	$(BIN)/python -m pipeline.progress --jobs $(REPRO_JOBS)   # dvc repro, REPRO_JOBS stages at a time, with progress
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -7,13 +7,27 @@ DVC itself prints only "Running stage '<name>'". This wrapper first asks ``dvc r
 stages will run (n), then runs ``dvc repro`` and, at each stage start, prints where it is. The
 estimate of the time left uses each stage's duration recorded by its last run
 (``runs/<exp>/result.json`` ``elapsed_s``) where there is one, else the mean of the stages run so far.
+
+    python -m pipeline.progress --jobs 2               # what `make repro` runs: two stages at a time
+
+With ``--jobs N`` independent stages run N at a time, the way DVC documents for parallel stage
+execution (several ``dvc repro`` processes in one workspace; each releases the repository lock
+while its stage's command runs): first ``dvc repro`` of the stages the train stages need (download,
+preprocess), then N lanes ``dvc --wait-for-lock repro --single-item <stages...>`` sharing the stages
+whose inputs are all ready (train, reference), balanced by their recorded durations, and last a plain
+``dvc repro`` for the rest (the report). DVC itself records every stage in dvc.lock, under its
+lock, as a sequential ``dvc repro`` would; each stage claims an ``SVQ_JOBS`` slot
+(``pipeline.job_slots``: its share of the CPU threads or its own GPU).
 """
 from __future__ import annotations
 
 import json
+import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, TextIO
@@ -72,10 +86,11 @@ def recorded_duration(stage: str, runs_dir: Path = Path("runs")) -> float | None
 
 
 class Tracker:
-    """Stage k of n, elapsed, estimated time left, from the stage starts seen so far."""
+    """Stage k of n, elapsed, estimated time left, from the stage starts seen so far (with ``jobs``
+    stages at a time the work left is shared among them)."""
 
-    def __init__(self, plan: list[str], runs_dir: Path = Path("runs"), clock=time.monotonic):
-        self.plan, self.clock, self.t0 = plan, clock, clock()
+    def __init__(self, plan: list[str], runs_dir: Path = Path("runs"), clock=time.monotonic, jobs: int = 1):
+        self.plan, self.clock, self.t0, self.jobs = plan, clock, clock(), max(1, jobs)
         self.recorded = {s: recorded_duration(s, runs_dir) for s in plan}
         self.started: list[tuple[str, float]] = []
 
@@ -96,17 +111,91 @@ class Tracker:
         est = [self.recorded.get(s) if self.recorded.get(s) is not None else mean for s in later]
         if any(e is None for e in est):
             return "time left unknown until a stage has finished"
-        return f"~{fmt_duration(sum(est))} left"
+        return f"~{fmt_duration(sum(est) / self.jobs)} left"
 
 
-def run(args: list[str], out: TextIO = sys.stdout, dvc: str | None = None) -> int:
-    dvc = dvc or str(Path(sys.executable).with_name("dvc"))
+# -------------------------------------------------------------------------------- the stage graph
+def _paths(entries: Any) -> list[str]:
+    """dvc.yaml ``deps``/``outs`` entries (a path, or ``{path: options}``) as normalised paths."""
+    out = []
+    for e in entries or []:
+        for p in (e if isinstance(e, dict) else [e]):
+            out.append(os.path.normpath(str(p)))
+    return out
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + os.sep) or b.startswith(a + os.sep)
+
+
+def stage_graph(dvc_yaml: Path = Path("dvc.yaml")) -> dict[str, set[str]]:
+    """Stage -> the stages whose outputs it reads (a dependency equal to, inside or above an output)."""
+    import yaml
+
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+    outs = {name: _paths(s.get("outs")) + _paths(s.get("metrics")) + _paths(s.get("plots"))
+            for name, s in stages.items()}
+    return {name: {other for other, o in outs.items() if other != name
+                   and any(_overlaps(d, p) for d in _paths(s.get("deps")) for p in o)}
+            for name, s in stages.items()}
+
+
+def _upstream(graph: dict[str, set[str]], stage: str) -> set[str]:
+    seen, todo = set(), list(graph.get(stage, ()))
+    while todo:
+        s = todo.pop()
+        if s not in seen:
+            seen.add(s)
+            todo.extend(graph.get(s, ()))
+    return seen
+
+
+def phases(plan: list[str], graph: dict[str, set[str]]) -> tuple[list[str], list[str], list[str]]:
+    """(before, parallel, after): ``before`` = what the train stages of ``plan`` need (run first,
+    in order); ``parallel`` = the other planned stages whose planned inputs all come from ``before``
+    (trains, references: independent of each other); ``after`` = the rest (the report)."""
+    planned = set(plan)
+    before = set()
+    for s in plan:
+        if s.startswith("train_"):
+            before |= _upstream(graph, s) & planned
+    parallel = [s for s in plan if s not in before and (_upstream(graph, s) & planned) <= before]
+    after = [s for s in plan if s not in before and s not in parallel]
+    return [s for s in plan if s in before], parallel, after
+
+
+def lanes(stages: list[str], jobs: int, duration: dict[str, float | None]) -> list[list[str]]:
+    """``stages`` dealt to ``jobs`` lanes, longest first to the least loaded (recorded durations;
+    a stage without one counts as the mean of the others)."""
+    known = [d for d in duration.values() if d is not None]
+    default = sum(known) / len(known) if known else 1.0
+    cost = {s: duration.get(s) if duration.get(s) is not None else default for s in stages}
+    out: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(stages))))]
+    load = [0.0] * len(out)
+    for s in sorted(stages, key=lambda s: -cost[s]):
+        i = load.index(min(load))
+        out[i].append(s)
+        load[i] += cost[s]
+    return out
+
+
+# -------------------------------------------------------------------------------- running
+def plan_of(args: list[str], dvc: str) -> list[str]:
     dry = subprocess.run([dvc, "repro", "--dry", *args], capture_output=True, text=True)
     plan = planned_stages(dry.stdout.splitlines())
     if dry.returncode != 0:
         # On a fresh checkout the dry run stops at the first stage whose inputs an earlier stage
         # has yet to write; every stage of dvc.yaml is then a fair plan.
         plan = all_stages() or plan
+    return plan
+
+
+def run(args: list[str], out: TextIO = sys.stdout, dvc: str | None = None) -> int:
+    dvc = dvc or str(Path(sys.executable).with_name("dvc"))
+    jobs, args = _jobs_arg(args)
+    if jobs > 1:
+        return run_parallel(jobs, out, dvc)
+    plan = plan_of(args, dvc)
     tracker = Tracker(plan)
     print(f"[progress] {len(tracker.plan)} stage(s) to run", file=out, flush=True)
     proc = subprocess.Popen([dvc, "repro", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -122,6 +211,78 @@ def run(args: list[str], out: TextIO = sys.stdout, dvc: str | None = None) -> in
     print(f"[progress] dvc repro {'finished' if rc == 0 else f'failed (exit {rc})'} after "
           f"{fmt_duration(time.monotonic() - tracker.t0)}", file=out, flush=True)
     return rc
+
+
+def _jobs_arg(args: list[str]) -> tuple[int, list[str]]:
+    """``--jobs N`` / ``-j N`` out of the arguments; the rest go to ``dvc repro``."""
+    rest, jobs, i = [], 1, 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--jobs", "-j") or a.startswith("--jobs="):
+            value = a.split("=", 1)[1] if "=" in a else (args[i + 1] if i + 1 < len(args) else "")
+            i += 1 if "=" in a else 2
+            if not value.isdigit() or int(value) < 1:
+                raise SystemExit(f"progress: --jobs: expected a positive integer, got {value!r}")
+            jobs = int(value)
+            continue
+        rest.append(a)
+        i += 1
+    if jobs > 1 and rest:
+        raise SystemExit(f"progress: --jobs runs the whole pipeline; it takes no dvc repro arguments "
+                         f"(got {' '.join(rest)})")
+    return jobs, rest
+
+
+def run_parallel(jobs: int, out: TextIO, dvc: str) -> int:
+    plan = plan_of([], dvc)
+    before, parallel, _ = phases(plan, stage_graph())
+    tracker = Tracker(plan, jobs=jobs)
+    lock = threading.Lock()
+
+    def emit(text: str) -> None:
+        with lock:
+            out.write(text if text.endswith("\n") else text + "\n")
+            out.flush()
+
+    print(f"[progress] {len(plan)} stage(s) to run; {len(parallel)} of them {jobs} at a time", file=out, flush=True)
+    env = dict(os.environ, SVQ_JOBS=str(jobs))  # each stage claims a slot: its share of threads / GPUs
+
+    def follow(cmd: list[str], prefix: str, rcs: list[int]) -> None:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                env=env)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            m = RUNNING.match(line.strip())
+            with lock:
+                if m:
+                    out.write(tracker.start(m.group(1)) + "\n")
+                out.write(prefix + line)
+                out.flush()
+        rcs.append(proc.wait())
+
+    steps: list[tuple[str, list[list[str]]]] = []
+    if before:
+        steps.append(("inputs", [[dvc, "repro", *before]]))
+    if parallel:
+        durations = {s: tracker.recorded.get(s) for s in parallel}
+        steps.append(("parallel", [[dvc, "--wait-for-lock", "repro", "--single-item", *lane]
+                                   for lane in lanes(parallel, jobs, durations)]))
+    steps.append(("rest", [[dvc, "repro"]]))
+    for name, cmds in steps:
+        rcs: list[int] = []
+        threads = [threading.Thread(target=follow, args=(cmd, f"[{k + 1}] " if len(cmds) > 1 else "", rcs))
+                   for k, cmd in enumerate(cmds)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rc = next((r for r in rcs if r != 0), 0)
+        if rc != 0:
+            emit(f"[progress] dvc repro failed (exit {rc}) in the {name} step after "
+                 f"{fmt_duration(time.monotonic() - tracker.t0)}")
+            return rc
+    emit(f"[progress] dvc repro finished after {fmt_duration(time.monotonic() - tracker.t0)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,3 +29,63 @@ def test_one_line_summary():
     line = one_line_summary(result, 62.4)
     assert line == "train_t2m_svq done in 1m02s: 2 seeds, 2 epochs, test_mse 1.235 ± 0.01, best val_loss 0.5"
     assert "\n" not in line and fmt_duration(7322) == "2h02m"
+
+
+# ------------------------------------------------------------------ stages two at a time (--jobs)
+import io  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+from pipeline import progress  # noqa: E402
+
+# prep -> two independent slow stages -> a report reading both (dvc.yaml of the shape ours has)
+PIPELINE = {"stages": {
+    "prep": {"cmd": "echo 1 > in.txt", "outs": ["in.txt"]},
+    # start and end times go beside the repository, so that they are no outputs
+    "train_a": {"cmd": "date +%s.%N > ../a.start; sleep 1; cat in.txt > a.txt; date +%s.%N > ../a.end",
+                "deps": ["in.txt"], "outs": ["a.txt"]},
+    "train_b": {"cmd": "date +%s.%N > ../b.start; sleep 1; cat in.txt > b.txt; date +%s.%N > ../b.end",
+                "deps": ["in.txt"], "outs": ["b.txt"]},
+    "report": {"cmd": "cat a.txt b.txt > report.txt", "deps": ["a.txt", "b.txt"], "outs": ["report.txt"]},
+}}
+
+
+def _dvc_repo(path: Path) -> Path:
+    path.mkdir()
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=path, check=True, env=env)
+    (path / "dvc.yaml").write_text(yaml.safe_dump(PIPELINE, sort_keys=False))
+    return path
+
+
+def test_phases_and_lanes():
+    graph = {"download": set(), "preprocess": {"download"}, "reference": {"preprocess"},
+             "train_x": {"preprocess"}, "train_y": {"preprocess"}, "report": {"train_x", "train_y", "reference"}}
+    plan = ["download", "preprocess", "reference", "train_x", "train_y", "report"]
+    assert progress.phases(plan, graph) == (["download", "preprocess"], ["reference", "train_x", "train_y"],
+                                            ["report"])
+    assert progress.lanes(["a", "b", "c", "d"], 2, {"a": 10, "b": 6, "c": 5, "d": None}) == [["a", "c"], ["d", "b"]]  # d: the mean, 7
+
+
+def test_two_at_a_time_records_what_a_sequential_repro_records(tmp_path, monkeypatch):
+    """~15 s of DVC start-ups: the one proof that dvc.lock ends as a sequential `dvc repro` leaves it."""
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    par, seq = _dvc_repo(tmp_path / "par"), _dvc_repo(tmp_path / "seq")
+    subprocess.run([dvc, "repro", "-q"], cwd=seq, check=True)
+    monkeypatch.chdir(par)
+    out = io.StringIO()
+    assert progress.run(["--jobs", "2"], out=out, dvc=dvc) == 0
+    log = out.getvalue()
+    assert "4 stage(s) to run; 2 of them 2 at a time" in log and "[2] " in log
+    # the two trainings overlapped, and dvc.lock holds what the sequential repro wrote
+    a0, a1, b0, b1 = (float((tmp_path / f).read_text()) for f in ("a.start", "a.end", "b.start", "b.end"))
+    assert a0 < b1 and b0 < a1
+    assert yaml.safe_load((par / "dvc.lock").read_text()) == yaml.safe_load((seq / "dvc.lock").read_text())
+    status = subprocess.run([dvc, "status", "-q"], cwd=par)
+    assert status.returncode == 0  # nothing left to run
