@@ -71,8 +71,15 @@ def forecast_panels(inputs: np.ndarray, truth: np.ndarray, predictions: Mapping[
     n = min(max(a.shape[0] for _, a, _ in rows), max_frames)
     h, w = truth.shape[-2:]
     panel_h = PANEL_INCHES * h / w
-    fig, axes = plt.subplots(len(rows), n, figsize=(PANEL_INCHES * n + 1.6, (panel_h + 0.3) * len(rows) + 0.6),
-                             squeeze=False, layout="constrained")
+    # A fixed layout in inches (panels, a title line above each, row labels left, colour bars
+    # right): matplotlib's constrained layout took 2.4 of the 3.3 s a training stage spent drawing.
+    left, right, top, bottom, gap_w, gap_h = 0.45, 1.2, 0.6, 0.1, 0.08, 0.3
+    width = left + n * PANEL_INCHES + (n - 1) * gap_w + right
+    height = top + len(rows) * panel_h + (len(rows) - 1) * gap_h + bottom
+    fig, axes = plt.subplots(len(rows), n, figsize=(width, height), squeeze=False,
+                             gridspec_kw={"left": left / width, "right": 1 - right / width, "top": 1 - top / height,
+                                          "bottom": bottom / height, "wspace": gap_w / PANEL_INCHES,
+                                          "hspace": gap_h / panel_h})
     origin = "lower" if north_up(lat) else "upper"
     images = {}
     for r, (label, arr, kind) in enumerate(rows):
@@ -91,10 +98,13 @@ def forecast_panels(inputs: np.ndarray, truth: np.ndarray, predictions: Mapping[
             ax.set_title(step, fontsize=8)
         axes[r][0].set_ylabel(label, fontsize=8)
     unit = f" ({units})" if units else ""
-    value_axes = [ax for (_, _, kind), row in zip(rows, axes) if kind == "value" for ax in row]
-    error_axes = [ax for (_, _, kind), row in zip(rows, axes) if kind == "error" for ax in row]
-    fig.colorbar(images["value"], ax=value_axes, shrink=0.9).set_label(f"value{unit}", fontsize=8)
-    fig.colorbar(images["error"], ax=error_axes, shrink=0.9).set_label(f"|error|{unit}", fontsize=8)
+    for kind, name in (("value", "value"), ("error", "|error|")):
+        kind_rows = [r for r, (_, _, k) in enumerate(rows) if k == kind]
+        y1 = 1 - (top + kind_rows[0] * (panel_h + gap_h)) / height             # top of its first row
+        y0 = 1 - (top + kind_rows[-1] * (panel_h + gap_h) + panel_h) / height  # bottom of its last
+        cax = fig.add_axes(((width - right + 0.15) / width, y0, 0.12 / width, y1 - y0))
+        fig.colorbar(images[kind], cax=cax).set_label(f"{name}{unit}", fontsize=8)
+        cax.tick_params(labelsize=7)
     name = channel_name or f"channel {channel}"
     where = "north up" if lat is not None and len(lat) > 1 else "rows as stored"
     fig.suptitle(f"{title} - {name}{unit}; input frames t, forecast leads +k; {where}", fontsize=9)

@@ -311,7 +311,13 @@ def _lead_evaluation(store: Path, test_ds: WindowDataset) -> LeadEvaluation | No
     from pipeline.references import ReferenceForecasts
 
     lat = (read_meta(store).get("provenance", {}).get("grid") or {}).get("lat")
-    return LeadEvaluation(test_ds, ReferenceForecasts(store, test_ds), lat)
+    key = str(Path(store).resolve())
+    if key not in _REFERENCES:  # one per store and process: later seeds score the same test windows
+        _REFERENCES[key] = ReferenceForecasts(store, test_ds)
+    return LeadEvaluation(test_ds, _REFERENCES[key], lat)
+
+
+_REFERENCES: dict = {}  # store -> ReferenceForecasts (read-only once built: means and hours of the store)
 
 
 def _log_lead_scores(result: dict, path: Path) -> dict[str, list[float]]:
