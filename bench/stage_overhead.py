@@ -12,6 +12,11 @@ the first stage creates it; that creation is timed separately). Seconds are spli
 evaluation (validation, test metrics, per-lead scores, cost, quantizer diagnostics) and logging
 (MLflow calls, per-epoch and best checkpoints, forecast figure and arrays).
 
+Every phase is given in wall seconds and in CPU seconds of the stage's process: on a shared
+machine the CPU seconds are the steadier measure. The stage runs twice, side by side: as configured
+("now") and as before the speed-ups of issue 8 ("before": ``THP_MEM_ALLOC_ENABLE=0``, so no huge
+pages for large tensors, and ``train.fps_batch`` null, so FPS timed on OpenSTL's batch of 100).
+
 Needs the experiment's Zarr store (``dvc repro preprocess_t2m`` first). From the repository root:
 ``.venv/bin/python bench/stage_overhead.py [--experiment t2m_simvp_mae] [--repeats 5]``.
 """
@@ -39,7 +44,7 @@ def import_seconds(module: str) -> float:
 
 
 # ------------------------------------------------------------------------------ child process
-def child(experiment: str, params: str) -> None:
+def child(experiment: str, params: str, fps_batch_null: bool = False) -> None:
     t_start = time.perf_counter()
     from pipeline.config import load_params, resolve_run
     from pipeline.data.prepare import store_path
@@ -49,28 +54,37 @@ def child(experiment: str, params: str) -> None:
 
     t_imported = time.perf_counter()
     phases = {"data": 0.0, "training": 0.0, "evaluation": 0.0, "logging": 0.0}
+    cpu = dict.fromkeys(phases, 0.0)
+    depth = [0]  # nested timed calls count once, in the outermost phase
+
+    @contextlib.contextmanager
+    def clock(phase):
+        depth[0] += 1
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:
+                phases[phase] += time.perf_counter() - t
+                cpu[phase] += time.process_time() - c
 
     def timed(phase, fn):
         def wrapper(*a, **k):
-            t = time.perf_counter()
-            try:
+            with clock(phase):
                 return fn(*a, **k)
-            finally:
-                phases[phase] += time.perf_counter() - t
         return wrapper
 
     @contextlib.contextmanager
     def timed_run(*a, **k):
-        t = time.perf_counter()
         cm = real_start_run(*a, **k)
-        run = cm.__enter__()
-        phases["logging"] += time.perf_counter() - t
+        with clock("logging"):
+            run = cm.__enter__()
         try:
             yield run
         finally:
-            t = time.perf_counter()
-            cm.__exit__(*sys.exc_info())
-            phases["logging"] += time.perf_counter() - t
+            with clock("logging"):
+                cm.__exit__(*sys.exc_info())
 
     real_start_run = tracking.start_run
     tracking.start_run = timed_run
@@ -97,13 +111,16 @@ def child(experiment: str, params: str) -> None:
 
     plots.forecast_figure = timed("logging", plots.forecast_figure)
     p = load_params(params)
+    if fps_batch_null:
+        p["profiles"][p["profile"]].setdefault("train", {})["fps_batch"] = None
     cfg = resolve_run(p, experiment)
-    t_run = time.perf_counter()
+    t_run, c_run = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as out:
         train.run_experiment(cfg, store_path(p, cfg.dataset), Path(out))
-    total_run = time.perf_counter() - t_run
+    total_run, cpu_run = time.perf_counter() - t_run, time.process_time() - c_run
     print(json.dumps({"imports": t_imported - t_start, "setup": t_run - t_imported,
-                      "run": total_run, "seeds": len(cfg.seeds), **phases}))
+                      "run": total_run, "cpu_run": cpu_run, "cpu_total": time.process_time(),
+                      "seeds": len(cfg.seeds), **phases, "cpu": cpu}))
 
 
 # ------------------------------------------------------------------------------ parent
@@ -113,11 +130,12 @@ def main() -> int:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--fps-batch-null", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     if args.child:
-        child(args.experiment, args.params)
+        child(args.experiment, args.params, args.fps_batch_null)
         return 0
 
     import torch
@@ -154,25 +172,52 @@ def main() -> int:
                  "print(time.perf_counter() - t)"]
         out = subprocess.run(setup, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         created = float(out.stdout.strip().splitlines()[-1])
-        t = time.perf_counter()
-        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "--experiment",
-                              args.experiment, "--params", args.params], cwd=ROOT, env=env,
-                             capture_output=True, text=True)
-        wall = time.perf_counter() - t
-        if out.returncode:
-            print(out.stderr[-3000:], file=sys.stderr)
-            return out.returncode
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-    startup = wall - r["run"] - r["setup"]
-    known = r["data"] + r["training"] + r["evaluation"] + r["logging"]
-    rows = [("start-up (interpreter + imports)", startup), ("config + store path", r["setup"]),
-            ("data", r["data"]), ("training", r["training"]), ("evaluation", r["evaluation"]),
-            ("logging", r["logging"]), ("other (in run, untimed)", r["run"] - known)]
-    print(f"stage {args.experiment} ({r['seeds']} seed(s)), wall {wall:.2f} s, of which imports {r['imports']:.2f} s:")
-    for name, v in rows:
-        print(f"  {name:34s} {v:6.2f} s  {100 * v / wall:5.1f} %")
+        runs = {}
+        for label, extra, flags in (("before", {"THP_MEM_ALLOC_ENABLE": "0"}, ["--fps-batch-null"]),
+                                    ("now", {}, [])):
+            runs[label] = stage_run(args, env | extra, flags)
+            if runs[label] is None:
+                return 1
+    rows = [("start-up (interpreter + imports)", "startup"), ("config + store path", "setup"), ("data", "data"),
+            ("training", "training"), ("evaluation", "evaluation"), ("logging", "logging"),
+            ("other (in run, untimed)", "other")]
+    b, n = runs["before"], runs["now"]
+    print(f"stage {args.experiment} ({n['seeds']} seed(s)), run twice side by side; seconds wall / CPU")
+    print(f"  {'':34s} {'before':>15s} {'now':>15s}  {'CPU now/before':>14s}")
+    for name, key in rows:
+        wb, cb = b["wall"][key], b["cpu"].get(key)
+        wn, cn = n["wall"][key], n["cpu"].get(key)
+        ratio = f"{cn / cb:13.2f}x" if cb and cn is not None else ""
+        fmt = lambda w, c: f"{w:6.2f} / {c:6.2f}" if c is not None else f"{w:6.2f} /      -"
+        print(f"  {name:34s} {fmt(wb, cb):>15s} {fmt(wn, cn):>15s}  {ratio}")
+    print(f"  {'whole stage':34s} {fmt(b['total'], b['cpu_total']):>15s} {fmt(n['total'], n['cpu_total']):>15s}"
+          f"  {n['cpu_total'] / b['cpu_total']:13.2f}x")
+    print("  (before: THP_MEM_ALLOC_ENABLE=0 and train.fps_batch null; 'other' and start-up CPU are not split)")
     print(f"MLflow store creation (first stage of a repro only): {created:.2f} s")
     return 0
+
+
+def stage_run(args, env: dict, flags: list[str]) -> dict | None:
+    """One stage in a fresh interpreter: wall and CPU seconds per phase."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "--experiment",
+                          args.experiment, "--params", args.params, *flags], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode:
+        print(out.stderr[-3000:], file=sys.stderr)
+        return None
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    known = sum(r[k] for k in ("data", "training", "evaluation", "logging"))
+    wall_parts = {"startup": wall - r["run"] - r["setup"], "setup": r["setup"], "other": r["run"] - known,
+                  **{k: r[k] for k in ("data", "training", "evaluation", "logging")}}
+    cpu = dict(r["cpu"], other=r["cpu_run"] - sum(r["cpu"].values()))
+    return {"seeds": r["seeds"], "wall": wall_parts, "cpu": cpu, "total": wall,
+            "cpu_total": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)}
 
 
 if __name__ == "__main__":
