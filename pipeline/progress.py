@@ -9,6 +9,7 @@ estimate of the time left uses each stage's duration recorded by its last run
 (``runs/<exp>/result.json`` ``elapsed_s``) where there is one, else the mean of the stages run so far.
 
     python -m pipeline.progress --jobs 2               # what `make repro` runs: two stages at a time
+    python -m pipeline.progress --estimate --jobs 2    # the recorded durations of a whole repro, in 2 lanes
 
 With ``--jobs N`` independent stages run N at a time, the way DVC documents for parallel stage
 execution (several ``dvc repro`` processes in one workspace; each releases the repository lock
@@ -190,8 +191,29 @@ def plan_of(args: list[str], dvc: str) -> list[str]:
     return plan
 
 
+def estimate(plan: list[str], jobs: int, graph: dict[str, set[str]], runs_dir: Path = Path("runs")) -> str:
+    """What the recorded durations (train stages' ``elapsed_s``, their time inside the training
+    code) say the parallel step of a repro takes, sequentially and in ``jobs`` lanes."""
+    _, parallel, _ = phases(plan, graph)
+    durations = {s: recorded_duration(s, runs_dir) for s in parallel}
+    known = [d for d in durations.values() if d is not None]
+    mean = sum(known) / len(known) if known else 0.0
+    lane_list = lanes(parallel, jobs, durations)
+    cost = lambda s: durations[s] if durations[s] is not None else mean  # noqa: E731
+    span = max((sum(cost(s) for s in lane) for lane in lane_list), default=0.0)
+    return (f"[progress] {len(parallel)} independent stage(s), {len(known)} with a recorded duration "
+            f"(the others counted at their mean, {fmt_duration(mean)}): {fmt_duration(sum(map(cost, parallel)))} "
+            f"one at a time, {fmt_duration(span)} in {len(lane_list)} lane(s); start-up, DVC and the "
+            f"other stages come on top")
+
+
 def run(args: list[str], out: TextIO = sys.stdout, dvc: str | None = None) -> int:
     dvc = dvc or str(Path(sys.executable).with_name("dvc"))
+    if "--estimate" in args:
+        args = [a for a in args if a != "--estimate"]
+        jobs, _ = _jobs_arg(args)
+        print(estimate(all_stages(), jobs, stage_graph()), file=out)
+        return 0
     jobs, args = _jobs_arg(args)
     if jobs > 1:
         return run_parallel(jobs, out, dvc)

@@ -73,6 +73,18 @@ def test_phases_and_lanes():
     assert progress.lanes(["a", "b", "c", "d"], 2, {"a": 10, "b": 6, "c": 5, "d": None}) == [["a", "c"], ["d", "b"]]  # d: the mean, 7
 
 
+def test_estimate_from_recorded_durations(tmp_path):
+    for name, elapsed in (("x", 100), ("y", 60), ("z", 20)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps({"elapsed_s": elapsed}))
+    graph = {"prep": set(), "train_x": {"prep"}, "train_y": {"prep"}, "train_z": {"prep"}, "train_w": {"prep"},
+             "report": {"train_x", "train_y", "train_z", "train_w"}}
+    line = progress.estimate(list(graph), 2, graph, runs_dir=tmp_path)
+    # w counts at the mean (60 s): 240 s in all; lanes x+z (120 s) and w+y (120 s)
+    assert "4 independent stage(s), 3 with a recorded duration" in line
+    assert "4m00s one at a time, 2m00s in 2 lane(s)" in line
+
+
 def test_two_at_a_time_records_what_a_sequential_repro_records(tmp_path, monkeypatch):
     """~15 s of DVC start-ups: the one proof that dvc.lock ends as a sequential `dvc repro` leaves it."""
     dvc = str(Path(sys.executable).with_name("dvc"))
