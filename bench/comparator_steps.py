@@ -70,20 +70,28 @@ def main() -> int:
     bare["profiles"][profile].pop("experiments", None)
     print_header(f"Training step of the comparator runs ({profile} profile), CPU seconds", torch.device("cpu"))
     print("note: the development machine is shared (5 helpers); CPU seconds, not wall, are compared.\n")
+    shapes = {}
+
+    def shape_of(dataset: str):
+        """(T_in, C, H, W) and T_out of the dataset's windows, from its store."""
+        if dataset not in shapes:
+            ds = WindowDataset(Path(store_path(params, dataset)), "train")
+            shapes[dataset] = (ds.T_in, len(ds.channels), *ds.frame_shape[1:]), ds.T_out
+        return shapes[dataset]
+
     baseline = resolve_run(params, "t2m_svq")
-    ds = WindowDataset(Path(store_path(params, baseline.dataset)), "train")
-    in_shape = (ds.T_in, len(ds.channels), *ds.frame_shape[1:])
-    ref, _ = step_seconds(baseline, in_shape, ds.T_out, args.cap)
+    ref, _ = step_seconds(baseline, *shape_of("t2m"), args.cap)
     print(f"{'run':24s} {'before':>22s} {'now':>22s} {'ratio':>8s}")
     print(f"{'t2m_svq (reference)':24s} {'':>22s} {f'{ref:6.2f} s':>22s}")
     for name in names:
+        in_shape, t_out = shape_of(resolve_run(params, name).dataset)
         rows = []
         for p in (bare, params):
             cfg = resolve_run(p, name)
-            t, capped = step_seconds(cfg, in_shape, ds.T_out, args.cap)
+            t, capped = step_seconds(cfg, in_shape, t_out, args.cap)
             latent = build_model(cfg, in_shape).latent_shape
             tokens = cfg.train.batch_size * in_shape[0] * latent[1] * latent[2]
-            codes = cfg.quantizer.get("codebook_size", "-")
+            codes = getattr(cfg.quantizer, "codebook_size", "-")
             rows.append((t, capped, f"{'>' if capped else ''}{t:6.2f} s ({tokens} x {codes})"))
         ratio = f"{rows[0][0] / rows[1][0]:7.1f}x" + ("+" if rows[0][1] else "")
         print(f"{name:24s} {rows[0][2]:>22s} {rows[1][2]:>22s} {ratio:>8s}", flush=True)
