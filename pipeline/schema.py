@@ -91,6 +91,8 @@ def describe(err: ValidationError, where: str, origin: Callable[[str], str] | No
         return f"{key}: unknown key; expected one of {expected}" if expected else f"{key}: unknown key"
     if kind == "missing":
         return f"{key}: missing required key"
+    if kind == "value_error":  # a cross-field check of a model validator: its message says it all
+        return f"{key}: {ctx.get('error', e['msg'])}"
     got = e.get("input")
     return f"{key}: expected {_expected(kind, ctx, e['msg'])}, got {got!r}"
 

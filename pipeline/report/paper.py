@@ -9,14 +9,16 @@ import copy
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.schema import Settings, parse
 from pipeline.yamlfile import read_yaml
 
 PAPER_YAML = Path(__file__).with_name("paper.yaml")
 TABLE_NUMBERS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15)
-DERIVED_KINDS = ("improvement", "increase", "average_improvement")
 
 
 @dataclass(frozen=True)
@@ -90,106 +92,136 @@ def _load_default() -> dict[int, PaperTable]:
     return _parse(PAPER_YAML)
 
 
+# -- the file's schema (field meanings: the comment at the top of paper.yaml) --------------------
+class ColumnSpec(Settings):
+    key: str
+    label: str
+    metric: str | list[str]
+    better: Literal["lower", "higher"] = "lower"
+    group: str = ""
+    scale: float = 1.0
+    source: str = "main"
+    measured: bool = True
+    paper_mean_of: list[str] = []
+    note: str = ""
+
+
+_DERIVED_ARGS = {"improvement": ("baseline", "candidates"), "increase": ("base", "target"),
+                 "average_improvement": ("pairs",)}
+
+
+class RowSpec(Settings):
+    label: str
+    values: list[float | None]
+    note: str = ""
+    # exactly one of the four kinds
+    reported: bool = False
+    experiment: str | None = None
+    experiments: dict[str, str] | None = None
+    derived: Literal["improvement", "increase", "average_improvement"] | None = None
+    # a derived row's settings
+    baseline: str | None = None
+    candidates: list[str] | None = None
+    base: str | None = None
+    target: str | None = None
+    pairs: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "RowSpec":
+        kinds = [k for k in ("reported", "experiment", "experiments", "derived") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError(f"row {self.label!r}: expected exactly one of reported, experiment, "
+                             f"experiments, derived; got {kinds or 'none'}")
+        if self.derived:
+            missing = [k for k in _DERIVED_ARGS[self.derived] if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"row {self.label!r}: a derived row of kind {self.derived!r} needs {missing}")
+        return self
+
+
+class SectionSpec(Settings):
+    name: str = ""
+    columns: list[ColumnSpec]
+    rows: list[RowSpec] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SectionSpec":
+        keys = [c.key for c in self.columns]
+        labels = [r.label for r in self.rows]
+        for what, names in (("column keys", keys), ("row labels", labels)):
+            if len(set(names)) != len(names):
+                raise ValueError(f"{what} must be unique within a section, got {names}")
+        if not keys:
+            raise ValueError("no columns")
+        for c in self.columns:
+            if not set(c.paper_mean_of) <= set(keys):
+                raise ValueError(f"column {c.key!r}: paper_mean_of names unknown columns {c.paper_mean_of}")
+        for r in self.rows:
+            if len(r.values) != len(keys):
+                raise ValueError(f"row {r.label!r}: 'values' must list one value per column "
+                                 f"({len(keys)}), got {len(r.values)}")
+            refs = [r.baseline, *(r.candidates or ()), r.base, r.target]
+            unknown = [x for x in refs if x is not None and x not in labels]
+            if unknown:
+                raise ValueError(f"derived row {r.label!r} refers to unknown rows {unknown}")
+            for pair in (r.pairs or {}).items():
+                if not set(pair) <= set(keys):
+                    raise ValueError(f"derived row {r.label!r}: pairs name unknown columns {pair}")
+        return self
+
+
+class TableSpec(Settings):
+    title: str
+    sections: list[SectionSpec]
+    notes: list[str] = []
+
+    @model_validator(mode="after")
+    def _named_once(self) -> "TableSpec":
+        names = [s.name for s in self.sections]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"expected a non-empty list of sections with unique names, got {names}")
+        return self
+
+
+class PaperSpec(Settings):
+    tables: dict[int, TableSpec]
+
+    @model_validator(mode="after")
+    def _every_table(self) -> "PaperSpec":
+        missing = [n for n in TABLE_NUMBERS if n not in self.tables]
+        if missing:
+            raise ValueError(f"tables {missing} are missing; expected {list(TABLE_NUMBERS)}")
+        return self
+
+
 def _parse(path: Path) -> dict[int, PaperTable]:
     if not path.exists():
         raise ConfigError(f"{path}: the paper's reference values file is missing")
-    raw = read_yaml(path)
-    tables = (raw or {}).get("tables")
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{path}: expected a top-level 'tables' mapping")
-    missing = [n for n in TABLE_NUMBERS if n not in tables]
-    if missing:
-        raise ConfigError(f"{path}: tables {missing} are missing; expected {list(TABLE_NUMBERS)}")
-    return {int(n): _table(path, int(n), spec) for n, spec in tables.items()}
+    spec = parse(PaperSpec, read_yaml(path) or {}, str(path), origin=lambda key: f"{path}: {key}")
+    return {n: PaperTable(n, t.title, tuple(_section(s) for s in t.sections), tuple(t.notes))
+            for n, t in spec.tables.items()}
 
 
-def _table(path: Path, n: int, spec: dict[str, Any]) -> PaperTable:
-    where = f"{path}: tables.{n}"
-    if not isinstance(spec, dict) or "title" not in spec or not spec.get("sections"):
-        raise ConfigError(f"{where}: expected a mapping with 'title' and a non-empty 'sections' list")
-    sections = tuple(_section(f"{where}.sections[{i}]", s) for i, s in enumerate(spec["sections"]))
-    names = [s.name for s in sections]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{where}: section names must be unique, got {names}")
-    return PaperTable(n, str(spec["title"]), sections, tuple(spec.get("notes") or ()))
+def _section(spec: SectionSpec) -> Section:
+    columns = tuple(Column(key=c.key, label=c.label, metric=(c.metric,) if isinstance(c.metric, str)
+                           else tuple(c.metric), better=c.better, group=c.group, scale=c.scale,
+                           source=c.source, measured=c.measured, paper_mean_of=tuple(c.paper_mean_of),
+                           note=c.note) for c in spec.columns)
+    return Section(spec.name, columns, tuple(_row(r, columns) for r in spec.rows))
 
 
-def _section(where: str, spec: dict[str, Any]) -> Section:
-    columns = tuple(_column(f"{where}.columns[{i}]", c) for i, c in enumerate(spec.get("columns") or ()))
-    if not columns:
-        raise ConfigError(f"{where}: no columns")
-    keys = [c.key for c in columns]
-    if len(set(keys)) != len(keys):
-        raise ConfigError(f"{where}: column keys must be unique, got {keys}")
-    for c in columns:
-        bad = [k for k in c.paper_mean_of if k not in keys]
-        if bad:
-            raise ConfigError(f"{where}: column {c.key!r}: paper_mean_of names unknown columns {bad}")
-    rows = tuple(_row(f"{where}.rows[{i}]", r, columns) for i, r in enumerate(spec.get("rows") or ()))
-    labels = [r.label for r in rows]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"{where}: row labels must be unique within a section, got {labels}")
-    for r in rows:
-        for ref in _derived_refs(r):
-            if ref not in labels:
-                raise ConfigError(f"{where}: derived row {r.label!r} refers to unknown row {ref!r}")
-        for pair in r.args.get("pairs", {}).items():
-            if not set(pair) <= set(keys):
-                raise ConfigError(f"{where}: derived row {r.label!r}: pairs name unknown columns {pair}")
-    return Section(str(spec.get("name") or ""), columns, rows)
-
-
-def _column(where: str, spec: dict[str, Any]) -> Column:
-    for key in ("key", "label", "metric"):
-        if key not in spec:
-            raise ConfigError(f"{where}: missing {key!r}")
-    better = spec.get("better", "lower")
-    if better not in ("lower", "higher"):
-        raise ConfigError(f"{where}.better: expected 'lower' or 'higher', got {better!r}")
-    metric = spec["metric"]
-    metric = (metric,) if isinstance(metric, str) else tuple(metric)
-    return Column(key=str(spec["key"]), label=str(spec["label"]), metric=metric, better=better,
-                  group=str(spec.get("group") or ""), scale=float(spec.get("scale", 1.0)),
-                  source=str(spec.get("source", "main")), measured=bool(spec.get("measured", True)),
-                  paper_mean_of=tuple(spec.get("paper_mean_of") or ()), note=str(spec.get("note") or ""))
-
-
-def _row(where: str, spec: dict[str, Any], columns: tuple[Column, ...]) -> Row:
-    if "label" not in spec:
-        raise ConfigError(f"{where}: missing 'label'")
-    label = str(spec["label"])
-    values = spec.get("values")
-    if not isinstance(values, list) or len(values) != len(columns):
-        raise ConfigError(f"{where} ({label!r}): 'values' must list one value per column "
-                          f"({len(columns)}), got {values!r}")
-    for v in values:
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise ConfigError(f"{where} ({label!r}): values must be numbers or null, got {v!r}")
-    vals = {c.key: (None if v is None else float(v)) for c, v in zip(columns, values)}
-    kinds = [k for k in ("reported", "experiment", "experiments", "derived") if spec.get(k)]
-    if len(kinds) != 1:
-        raise ConfigError(f"{where} ({label!r}): expected exactly one of reported, experiment, "
-                          f"experiments, derived; got {kinds or 'none'}")
-    note = str(spec.get("note") or "")
-    if kinds[0] == "reported":
-        return Row(label, vals, "reported", note=note)
-    if kinds[0] == "experiment":
+def _row(spec: RowSpec, columns: tuple[Column, ...]) -> Row:
+    vals = dict(zip((c.key for c in columns), spec.values))
+    if spec.reported:
+        return Row(spec.label, vals, "reported", note=spec.note)
+    if spec.experiment:
         sources = {c.source for c in columns if c.measured}
-        return Row(label, vals, "measured", {s: str(spec["experiment"]) for s in sources}, note=note)
-    if kinds[0] == "experiments":
-        exps = spec["experiments"]
-        if not isinstance(exps, dict):
-            raise ConfigError(f"{where} ({label!r}).experiments: expected a mapping source -> experiment")
-        return Row(label, vals, "measured", {str(k): str(v) for k, v in exps.items()}, note=note)
-    kind = spec["derived"]
-    if kind not in DERIVED_KINDS:
-        raise ConfigError(f"{where} ({label!r}).derived: expected one of {DERIVED_KINDS}, got {kind!r}")
-    required = {"improvement": ("baseline", "candidates"), "increase": ("base", "target"),
-                "average_improvement": ("pairs",)}[kind]
-    missing = [k for k in required if k not in spec]
-    if missing:
-        raise ConfigError(f"{where} ({label!r}): derived row of kind {kind!r} needs {missing}")
-    return Row(label, vals, "derived", derived=kind, args={k: spec[k] for k in required}, note=note)
+        return Row(spec.label, vals, "measured", {s: spec.experiment for s in sources}, note=spec.note)
+    if spec.experiments:
+        return Row(spec.label, vals, "measured", dict(spec.experiments), note=spec.note)
+    assert spec.derived is not None
+    return Row(spec.label, vals, "derived", derived=spec.derived,
+               args={k: getattr(spec, k) for k in _DERIVED_ARGS[spec.derived]}, note=spec.note)
 
 
 def _derived_refs(row: Row) -> list[str]:
