@@ -2,6 +2,7 @@
 and stores live: pipeline/paths.py)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +17,8 @@ from pipeline.errors import DataError
 from pipeline.outputs import clean_stale, replace_dir, scratch
 from pipeline.paths import store_path
 
+SOURCES_DIR = Path(__file__).with_name("sources")
+
 
 def raw_dir(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
     """The raw folder the active profile's data source uses."""
@@ -23,7 +26,8 @@ def raw_dir(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
 
 
 def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
-    """Fetch the real files, or write the sample twin (regenerated only when its settings change)."""
+    """Fetch the real files, or write the sample twin (regenerated only when its settings or the
+    twin code change)."""
     section = dataset_settings(params, ds)
     source = get_source(section["source"])
     raw = raw_dir(params, ds, root)
@@ -35,7 +39,8 @@ def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
             record_manifest(results, raw / "manifest.json")
         return raw
     sample = dict(section.get("sample") or {})
-    stamp = json.dumps({"data": settings, "sample": sample}, sort_keys=True)
+    stamp = json.dumps({"data": settings, "sample": sample,
+                        "code": twin_code_digest(section["source"])}, sort_keys=True)
     marker = raw / ".sample-settings.json"
     if marker.exists() and marker.read_text() == stamp:
         return raw
@@ -50,6 +55,17 @@ def download(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return raw
+
+
+def twin_code_digest(source: str, sources_dir: Path | None = None) -> str:
+    """sha256 over the source package's files and the helpers all sources share (the modules
+    directly in ``sources/``): a generator edit must regenerate the twin, not only a settings edit."""
+    sources_dir = SOURCES_DIR if sources_dir is None else sources_dir
+    files = sorted(p for p in (sources_dir / source).rglob("*.py")) + sorted(sources_dir.glob("*.py"))
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(sources_dir).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def preprocess(params: dict[str, Any], ds: str, root: Path = Path(".")) -> Path:

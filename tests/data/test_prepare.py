@@ -79,3 +79,24 @@ def test_remote_download_writes_the_manifest_and_checksums(params, tmp_path):
     manifest = json.loads((raw / "manifest.json").read_text())["files"][taxibj.ARCHIVE]
     assert manifest["url"] == url and manifest["size"] == (served / taxibj.ARCHIVE).stat().st_size
     assert json.loads(checksums_path().read_text())[url]["sha256"] == manifest["sha256"]
+
+
+def test_the_twin_is_regenerated_when_its_generator_changes_not_otherwise(params, tmp_path, monkeypatch):
+    sources = tmp_path / "sources"
+    (sources / "weatherbench").mkdir(parents=True)
+    (sources / "weatherbench" / "twin.py").write_text("SPEED = 1\n")
+    (sources / "frames.py").write_text("# shared helper\n")
+    monkeypatch.setattr(prepare, "SOURCES_DIR", sources)
+    made = []
+    monkeypatch.setattr(prepare, "get_source", lambda name: types.SimpleNamespace(
+        make_sample=lambda raw, settings, sample, seed: made.append(raw)))
+    root = tmp_path / "repo"
+    prepare.download(params, "t2m", root)
+    prepare.download(params, "t2m", root)
+    assert len(made) == 1  # same settings, same code: the twin is kept
+    (sources / "weatherbench" / "twin.py").write_text("SPEED = 2\n")
+    prepare.download(params, "t2m", root)
+    (sources / "frames.py").write_text("# shared helper, changed\n")
+    prepare.download(params, "t2m", root)
+    assert len(made) == 3
+    assert prepare.twin_code_digest("weatherbench", sources) != prepare.twin_code_digest("custom", sources)
