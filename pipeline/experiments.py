@@ -6,9 +6,11 @@ by ``pipeline.config``), so ``dvc exp run -S svq.codebook_size=6000`` re-runs on
 that take the default codebook size, and the report. An experiment's ``tables`` tag is the
 report's business: editing it re-runs the report, not the training.
 
-Its code deps are computed: the files of ``pipeline/`` that the stage script imports, transitively,
-lazy and registry imports included (``pipeline.imports``); a folder whose every file is imported
-is listed as the folder.
+Code deps go through one ``code`` stage: it depends on the files of ``pipeline/`` that any stage
+script imports, transitively, lazy and registry imports included (``pipeline.imports``; a folder
+whose every file is imported is listed as the folder), and writes one digest per stage kind
+(``pipeline.code_digest``); every other stage depends on its kind's digest, which keeps dvc.lock
+small (DVC rewrites it after every stage).
 
     python -m pipeline.experiments            # rewrite dvc.yaml from params.yaml
     python -m pipeline.experiments --check    # exit 1 if dvc.yaml is stale
@@ -23,6 +25,7 @@ from typing import Any
 import yaml
 
 from pipeline import paths
+from pipeline.code_digest import KINDS, digest_path, stage_files
 from pipeline.config import _collapse, dataset_deps, load_params, run_deps_all_profiles
 from pipeline.errors import exit_status
 from pipeline.imports import PACKAGE, ImportGraph
@@ -50,12 +53,11 @@ def command(*args: str) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
-def code_deps(script: str, root: Path = ROOT, graph: ImportGraph | None = None) -> list[str]:
-    """The stage script, the interpreter wrapper, and every file of the package the script may
+def code_deps(scripts: list[str], root: Path = ROOT, graph: ImportGraph | None = None) -> list[str]:
+    """The stage scripts, the interpreter wrapper, and every file of the package the scripts may
     load (``pipeline.imports``), a folder standing for all of its files when it holds no other."""
     graph = graph or ImportGraph(root)
-    files = {p.as_posix() for p in graph.closure(Path(f"stages/{script}.py"))}
-    return fold_folders(files | {"stages/python"}, root)
+    return fold_folders(set().union(*(stage_files(f"stages/{s}.py", root, graph) for s in scripts)), root)
 
 
 def fold_folders(files: set[str], root: Path) -> list[str]:
@@ -80,14 +82,24 @@ def experiment_keys(params: dict[str, Any], name: str) -> list[str]:
     return [f"experiments.{name}.{k}" for k in sorted(params["experiments"][name]) if k != "tables"]
 
 
+def reference_keys(params: dict[str, Any], ds: str) -> list[str]:
+    """``experiments.<name>.dataset`` and ``.tables`` of every experiment on ``ds``."""
+    return [f"experiments.{name}.{k}" for name, e in params["experiments"].items() if e["dataset"] == ds
+            for k in ("dataset", "tables") if k in e]
+
+
 def datasets_used(params: dict[str, Any]) -> list[str]:
     return sorted({e["dataset"] for e in params["experiments"].values()})
 
 
 def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
-    graph = ImportGraph(root)
-    code = {s: code_deps(s, root, graph) for s in ("download", "preprocess", "reference", "train", "report")}
-    stages: dict[str, Any] = {}
+    code = {kind: [digest_path(kind).as_posix()] for kind in KINDS}
+    stages: dict[str, Any] = {"code": {  # seconds: hashes ~100 small files
+        "cmd": stage_cmd("code"),
+        "deps": code_deps(["code", *KINDS], root),
+        # cache: false, like the run records; persist: replaced atomically by the stage
+        "outs": [{p: {"cache": False, "persist": True}} for p in sum(code.values(), [])],
+    }}
     for ds in datasets_used(params):
         deps = dataset_deps(params, ds)
         raw = paths.raw_root(params, ds).as_posix()
@@ -110,8 +122,10 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
         stages[f"reference_{ds}"] = {  # persistence / climatology: no training, seconds
             "cmd": stage_cmd("reference", ds),
             "deps": [paths.store_path(params, ds).as_posix(), *code["reference"]],
-            # the catalogue: which experiments use the dataset, and their tables (MLflow tags)
-            "params": ["profile", f"datasets.{ds}.metrics", "experiments"],
+            # which experiments use the dataset, and their tables (MLflow tags): their keys, not the
+            # whole catalogue (DVC would copy it into dvc.lock once per dataset); an experiment that
+            # joins or leaves the dataset changes this list, which re-runs the stage too
+            "params": ["profile", f"datasets.{ds}.metrics", *reference_keys(params, ds)],
             # a record in runs/ (no DVC metric); persist: replaced atomically by the stage
             "outs": [{f"{paths.reference_dir(ds).as_posix()}/result.json": {"cache": False, "persist": True}}],
         }

@@ -6,6 +6,7 @@
     runs/<experiment>/                     the committed record of a train stage (pipeline/run_record.py)
     runs/reference_<dataset>/              the record of a reference stage
     reports/                               tables and figures (params.yaml ``report``), README, metrics
+    code_digests/<kind>.md5                the md5 of each file a stage kind runs (pipeline/code_digest.py)
 
 Experiment and dataset names end up in folder names and in DVC stage commands, so one strict
 pattern holds for them and every path built from a name is kept inside its folder: ``..``,
@@ -27,6 +28,8 @@ REPORTS = Path("reports")
 REPORT_README = REPORTS / "README.md"
 REPORT_METRICS = REPORTS / "metrics.json"  # the headline cells: DVC's metrics file
 FIDELITY = REPORTS / "fidelity.md"
+# not under runs/: the report stage depends on runs/ as a whole
+CODE_DIGESTS = Path("code_digests")
 
 
 def check_name(key: str, name: object) -> str:

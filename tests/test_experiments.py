@@ -45,21 +45,18 @@ def covered(path: str, deps: list[str]) -> bool:
 
 def test_code_deps_are_what_each_stage_imports(params):
     """Computed from the import graph: what the hand-written lists missed is there, lazily
-    registered modules included (a train stage may build any translator or quantizer)."""
-    stages = build_stages(params)["stages"]
-    train, report = stages["train_t2m_svq"]["deps"], stages["report"]["deps"]
-    for path in ("stages/train.py", "stages/python", "pipeline/train.py", "pipeline/tracking.py",
-                 "pipeline/data/store.py", "pipeline/plots.py", "pipeline/models/translators/transformers.py",
-                 "pipeline/models/quantizers/lucidrains.py", "pipeline/run_record.py"):
-        assert covered(path, train), path
-    for path in ("pipeline/report/build.py", "pipeline/report/paper.yaml", "pipeline/plots.py"):
-        assert covered(path, report), path
-    assert not covered("pipeline/report/fidelity.py", report)  # not imported by the stage
-    assert not any(covered(p, train) for p in ("pipeline/report/build.py", "pipeline/forecast.py"))
-    assert covered("pipeline/data/prepare.py", stages["download_t2m"]["deps"])
-    assert covered("pipeline/data/download.py", stages["preprocess_t2m"]["deps"])
-    assert covered("pipeline/references.py", stages["reference_t2m"]["deps"])
-    assert len(train) == len(set(train)) and train == sorted(train)
+    registered modules included (a train stage may build any translator or quantizer). They are
+    the `code` stage's deps; the other stages depend on its digests (tests/test_code_digest.py)."""
+    code = build_stages(params)["stages"]["code"]["deps"]
+    for path in ("stages/train.py", "stages/python", "stages/code.py", "pipeline/code_digest.py",
+                 "pipeline/train.py", "pipeline/tracking.py", "pipeline/data/store.py", "pipeline/plots.py",
+                 "pipeline/models/translators/transformers.py", "pipeline/models/quantizers/lucidrains.py",
+                 "pipeline/run_record.py", "pipeline/report/build.py", "pipeline/report/paper.yaml",
+                 "pipeline/data/prepare.py", "pipeline/data/download.py", "pipeline/references.py"):
+        assert covered(path, code), path
+    assert not covered("pipeline/report/fidelity.py", code)  # imported by no stage
+    assert not covered("pipeline/forecast.py", code)
+    assert len(code) == len(set(code)) and code == sorted(code)
 
 
 def test_folders_fold_only_when_every_file_is_a_dep(tmp_path):
@@ -91,8 +88,10 @@ def test_one_reference_stage_per_dataset_feeding_the_report(params):
     assert sorted(s for s in stages if s.startswith("reference_")) == [f"reference_{d}" for d in used]
     ref = stages["reference_kth"]
     assert ref["cmd"].endswith("stages/reference.py kth")
-    assert "data/processed/kth.zarr" in ref["deps"] and "pipeline/references.py" in ref["deps"]
+    assert ref["deps"] == ["data/processed/kth.zarr", "code_digests/reference.md5"]
     assert "datasets.kth.metrics" in ref["params"]
+    kth = [n for n, e in params["experiments"].items() if e["dataset"] == "kth"]
+    assert kth and ref["params"][2:] == [f"experiments.{n}.{k}" for n in kth for k in ("dataset", "tables")]
     assert ref["outs"] == [{"runs/reference_kth/result.json": {"cache": False, "persist": True}}]  # no DVC metric
     assert "runs" in stages["report"]["deps"]  # the report reads runs/reference_<ds>/ from there
 
@@ -157,7 +156,7 @@ for o in outs:
     q.parent.mkdir(parents=True, exist_ok=True)
     if q.suffix == ".json":
         q.write_text('{"ran_at": %d}' % time.time_ns())  # a re-run changes its outputs
-    elif q.suffix in (".csv", ".md"):
+    elif q.suffix in (".csv", ".md", ".md5"):
         q.write_text("epoch,val_loss\\n1,1\\n")
     else:
         q.mkdir(exist_ok=True)

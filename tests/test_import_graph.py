@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["pipeline", "pipeline.compat", "pipeline.errors", "pipeline.dotted", "pipeline.paths",
               "pipeline.yamlfile", "pipeline.schema", "pipeline.registries", "pipeline.outputs",
-              "pipeline.imports"]),
+              "pipeline.imports", "pipeline.code_digest"]),
     # source files -> store -> windows. data.prepare runs the download/preprocess stages from
     # params.yaml, so it sits with the stage logic above config
     ("data", ["pipeline.data*"]),
