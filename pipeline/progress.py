@@ -13,12 +13,13 @@ estimate of the time left uses each stage's duration recorded by its last run
 
 With ``--jobs N`` independent stages run N at a time, the way DVC documents for parallel stage
 execution (several ``dvc repro`` processes in one workspace; each releases the repository lock
-while its stage's command runs): first ``dvc repro`` of the stages the train stages need (download,
-preprocess), then N lanes ``dvc --wait-for-lock repro --single-item <stages...>`` sharing the stages
-whose inputs are all ready (train, reference), balanced by their recorded durations, and last a plain
-``dvc repro`` for the rest (the report). DVC itself records every stage in dvc.lock, under its
-lock, as a sequential ``dvc repro`` would; each stage claims an ``SVQ_JOBS`` slot
-(``pipeline.job_slots``: its share of the CPU threads or its own GPU).
+while its stage's command runs): N lanes, each running ``dvc --wait-for-lock repro --single-item
+<stages...>`` batches of the stages whose inputs are ready (:class:`Scheduler`): the code digests
+and the downloads first, a dataset's preprocessing once its download is done, its train and
+reference stages once its store is, the report last. A batch is a share of the ready work
+(fewer DVC start-ups), shrinking as the work left does so that the lanes end together. DVC itself
+records every stage in dvc.lock, under its lock, as a sequential ``dvc repro`` would; each stage
+claims an ``SVQ_JOBS`` slot (``pipeline.job_slots``: its share of the CPU threads or its own GPU).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 RUNNING = re.compile(r"^Running stage '([^']+)'")
+SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
 
 
 def one_line_summary(result: dict[str, Any], elapsed_s: float) -> str:
@@ -101,6 +103,11 @@ class Tracker:
         k, n = len(self.started), max(len(self.plan), len(self.started))
         return f"[progress] stage {k} of {n}: {stage} | elapsed {fmt_duration(now - self.t0)}" \
                f" | {self._left(stage, now)}"
+
+    def skip(self, stage: str) -> None:
+        """A planned stage DVC found unchanged: no longer counted."""
+        if stage in self.plan and stage not in {s for s, _ in self.started}:
+            self.plan = [s for s in self.plan if s != stage]
 
     def _left(self, stage: str, now: float) -> str:
         done = [b - a for (_, a), (_, b) in zip(self.started, self.started[1:])]
@@ -180,6 +187,82 @@ def lanes(stages: list[str], jobs: int, duration: dict[str, float | None]) -> li
     return out
 
 
+def with_downstream(plan: list[str], graph: dict[str, set[str]], order: list[str]) -> list[str]:
+    """``plan`` and every stage downstream of a planned one, upstream first (``order``, dvc.yaml's,
+    among equals). A dry run cannot see that a stage's inputs change once an upstream stage runs
+    (a code digest, a new store), so those are run too; DVC skips the ones that turn out unchanged."""
+    down: dict[str, set[str]] = {}
+    for stage, ups in graph.items():
+        for u in ups:
+            down.setdefault(u, set()).add(stage)
+    todo, stack = set(plan), list(plan)
+    while stack:
+        for d in down.get(stack.pop(), ()):
+            if d not in todo:
+                todo.add(d)
+                stack.append(d)
+    rank: dict[str, int] = {}
+    for s in [*order, *plan]:
+        rank.setdefault(s, len(rank))
+    ups = {s: graph.get(s, set()) & todo for s in todo}
+    out: list[str] = []
+    while len(out) < len(todo):  # topological, dvc.yaml order among the ready
+        placed = set(out)
+        ready = [s for s in todo if s not in placed and ups[s] <= placed]
+        if not ready:
+            raise ValueError(f"dvc.yaml: the stages {sorted(todo - placed)} depend on each other in a cycle")
+        out.append(min(ready, key=lambda s: rank.get(s, len(rank))))
+    return out
+
+
+class Scheduler:
+    """Which stages a free lane runs next: of the stages whose upstream stages (among ``todo``)
+    are done, the ones that unblock most first, then the longest; as many as 1/``jobs`` of the
+    ready work (at least one). Thread-safe through the caller's lock."""
+
+    def __init__(self, todo: list[str], graph: dict[str, set[str]], jobs: int, cost: dict[str, float]):
+        self.todo, self.jobs, self.cost = list(todo), max(1, jobs), cost
+        members = set(todo)
+        self.ups = {s: graph.get(s, set()) & members for s in todo}
+        below: dict[str, int] = {}
+        for s in reversed(self.todo):  # downstream stages come later in todo
+            below[s] = len({d for d in self.todo if s in self._all_ups(d)})
+        self.unblocks = below
+        self.done: set[str] = set()
+        self.claimed: set[str] = set()
+
+    def _all_ups(self, stage: str) -> set[str]:
+        seen, stack = set(), list(self.ups[stage])
+        while stack:
+            s = stack.pop()
+            if s not in seen:
+                seen.add(s)
+                stack.extend(self.ups[s])
+        return seen
+
+    def ready(self) -> list[str]:
+        ready = [s for s in self.todo if s not in self.claimed and self.ups[s] <= self.done]
+        return sorted(ready, key=lambda s: (-self.unblocks[s], -self.cost.get(s, 0.0)))
+
+    def next_batch(self) -> list[str]:
+        ready = self.ready()
+        target = sum(self.cost.get(s, 0.0) for s in ready) / self.jobs
+        batch, total = [], 0.0
+        for s in ready:
+            if batch and total >= target:
+                break
+            batch.append(s)
+            total += self.cost.get(s, 0.0)
+        self.claimed |= set(batch)
+        return [s for s in self.todo if s in batch]  # upstream first
+
+    def finished(self, stages: Iterable[str]) -> None:
+        self.done |= set(stages)
+
+    def all_claimed(self) -> bool:
+        return len(self.claimed) == len(self.todo)
+
+
 # -------------------------------------------------------------------------------- running
 def plan_of(args: list[str], dvc: str) -> list[str]:
     dry = subprocess.run([dvc, "repro", "--dry", *args], capture_output=True, text=True)
@@ -256,54 +339,81 @@ def _jobs_arg(args: list[str]) -> tuple[int, list[str]]:
 
 
 def run_parallel(jobs: int, out: TextIO, dvc: str) -> int:
-    plan = plan_of([], dvc)
-    before, parallel, _ = phases(plan, stage_graph())
-    tracker = Tracker(plan, jobs=jobs)
-    lock = threading.Lock()
+    graph = stage_graph()
+    todo = with_downstream(plan_of([], dvc), graph, all_stages())
+    tracker = Tracker(todo, jobs=jobs)
+    recorded = [d for d in tracker.recorded.values() if d is not None]
+    default = sum(recorded) / len(recorded) if recorded else 1.0
+    sched = Scheduler(todo, graph, jobs, {s: tracker.recorded.get(s) or default for s in todo})
+    cond = threading.Condition()
+    failed: list[int] = []
+    running = [0]
 
     def emit(text: str) -> None:
-        with lock:
+        with cond:
             out.write(text if text.endswith("\n") else text + "\n")
             out.flush()
 
-    print(f"[progress] {len(plan)} stage(s) to run; {len(parallel)} of them {jobs} at a time", file=out, flush=True)
+    print(f"[progress] {len(todo)} stage(s) to run, {jobs} at a time as their inputs are ready",
+          file=out, flush=True)
     env = dict(os.environ, SVQ_JOBS=str(jobs))  # each stage claims a slot: its share of threads / GPUs
 
-    def follow(cmd: list[str], prefix: str, rcs: list[int]) -> None:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                                env=env)
+    def run_batch(batch: list[str], prefix: str) -> int:
+        proc = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item", *batch], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
         assert proc.stdout is not None
         for line in proc.stdout:
-            m = RUNNING.match(line.strip())
-            with lock:
-                if m:
-                    out.write(tracker.start(m.group(1)) + "\n")
+            started, skipped = RUNNING.match(line.strip()), SKIPPED.match(line.strip())
+            with cond:
+                if started or skipped:
+                    # DVC runs the batch in order and records a stage before it starts the next
+                    stage = (started or skipped).group(1)
+                    k = batch.index(stage) if stage in batch else 0
+                    sched.finished(batch[:k + (1 if skipped else 0)])
+                    if started:
+                        out.write(tracker.start(stage) + "\n")
+                    else:
+                        tracker.skip(stage)
+                    cond.notify_all()
                 out.write(prefix + line)
                 out.flush()
-        rcs.append(proc.wait())
+        return proc.wait()
 
-    steps: list[tuple[str, list[list[str]]]] = []
-    if before:
-        steps.append(("inputs", [[dvc, "repro", *before]]))
-    if parallel:
-        durations = {s: tracker.recorded.get(s) for s in parallel}
-        steps.append(("parallel", [[dvc, "--wait-for-lock", "repro", "--single-item", *lane]
-                                   for lane in lanes(parallel, jobs, durations)]))
-    steps.append(("rest", [[dvc, "repro"]]))
-    for name, cmds in steps:
-        rcs: list[int] = []
-        threads = [threading.Thread(target=follow, args=(cmd, f"[{k + 1}] " if len(cmds) > 1 else "", rcs))
-                   for k, cmd in enumerate(cmds)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        rc = next((r for r in rcs if r != 0), 0)
-        if rc != 0:
-            emit(f"[progress] dvc repro failed (exit {rc}) in the {name} step after "
-                 f"{fmt_duration(time.monotonic() - tracker.t0)}")
-            return rc
-    emit(f"[progress] dvc repro finished after {fmt_duration(time.monotonic() - tracker.t0)}")
+    def lane(k: int) -> None:
+        prefix = f"[{k + 1}] " if jobs > 1 else ""
+        while True:
+            with cond:
+                while not failed and not sched.all_claimed() and not sched.ready():
+                    if running[0] == 0:  # nothing running can make a stage ready
+                        return
+                    cond.wait()
+                if failed or sched.all_claimed():
+                    return
+                batch = sched.next_batch()
+                running[0] += 1
+            rc = run_batch(batch, prefix)
+            with cond:
+                running[0] -= 1
+                if rc == 0:
+                    sched.finished(batch)
+                else:
+                    failed.append(rc)
+                cond.notify_all()
+
+    threads = [threading.Thread(target=lane, args=(k,)) for k in range(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = fmt_duration(time.monotonic() - tracker.t0)
+    if failed:
+        emit(f"[progress] dvc repro failed (exit {failed[0]}) after {elapsed}")
+        return failed[0]
+    left = [s for s in todo if s not in sched.done]
+    if left:
+        emit(f"[progress] dvc repro stopped after {elapsed}: {', '.join(left)} never had their inputs ready")
+        return 1
+    emit(f"[progress] dvc repro finished after {elapsed}")
     return 0
 
 

@@ -38,18 +38,22 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from pipeline import progress  # noqa: E402
 
-# prep -> two independent slow stages -> a report reading both (dvc.yaml of the shape ours has)
+# per dataset a slow prep -> a slow train; a report reading both (dvc.yaml of the shape ours has).
+# Start and end times go beside the repository, so that they are no outputs.
+def _timed(name: str, body: str) -> str:
+    return f"date +%s.%N > ../{name}.start; sleep 1; {body}; date +%s.%N > ../{name}.end"
+
+
 PIPELINE = {"stages": {
-    "prep": {"cmd": "echo 1 > in.txt", "outs": ["in.txt"]},
-    # start and end times go beside the repository, so that they are no outputs
-    "train_a": {"cmd": "date +%s.%N > ../a.start; sleep 1; cat in.txt > a.txt; date +%s.%N > ../a.end",
-                "deps": ["in.txt"], "outs": ["a.txt"]},
-    "train_b": {"cmd": "date +%s.%N > ../b.start; sleep 1; cat in.txt > b.txt; date +%s.%N > ../b.end",
-                "deps": ["in.txt"], "outs": ["b.txt"]},
+    "prep_a": {"cmd": _timed("pa", "cat src_a.txt > in_a.txt"), "deps": ["src_a.txt"], "outs": ["in_a.txt"]},
+    "prep_b": {"cmd": _timed("pb", "cat src_b.txt > in_b.txt"), "deps": ["src_b.txt"], "outs": ["in_b.txt"]},
+    "train_a": {"cmd": _timed("a", "cat in_a.txt > a.txt"), "deps": ["in_a.txt"], "outs": ["a.txt"]},
+    "train_b": {"cmd": _timed("b", "cat in_b.txt > b.txt"), "deps": ["in_b.txt"], "outs": ["b.txt"]},
     "report": {"cmd": "cat a.txt b.txt > report.txt", "deps": ["a.txt", "b.txt"], "outs": ["report.txt"]},
 }}
 
@@ -61,6 +65,8 @@ def _dvc_repo(path: Path) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=path, check=True, env=env)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=path, check=True, env=env)
     (path / "dvc.yaml").write_text(yaml.safe_dump(PIPELINE, sort_keys=False))
+    for src in ("src_a.txt", "src_b.txt"):
+        (path / src).write_text(src)
     return path
 
 
@@ -85,8 +91,14 @@ def test_estimate_from_recorded_durations(tmp_path):
     assert "4m00s one at a time, 2m00s in 2 lane(s)" in line
 
 
+def _overlap(tmp_path: Path, x: str, y: str) -> bool:
+    x0, x1, y0, y1 = (float((tmp_path / f).read_text()) for f in (f"{x}.start", f"{x}.end", f"{y}.start", f"{y}.end"))
+    return x0 < y1 and y0 < x1
+
+
 def test_two_at_a_time_records_what_a_sequential_repro_records(tmp_path, monkeypatch):
-    """~15 s of DVC start-ups: the one proof that dvc.lock ends as a sequential `dvc repro` leaves it."""
+    """~20 s of DVC start-ups: the one proof that dvc.lock ends as a sequential `dvc repro` leaves it,
+    with the data stages in the lanes too."""
     dvc = str(Path(sys.executable).with_name("dvc"))
     par, seq = _dvc_repo(tmp_path / "par"), _dvc_repo(tmp_path / "seq")
     subprocess.run([dvc, "repro", "-q"], cwd=seq, check=True)
@@ -94,10 +106,53 @@ def test_two_at_a_time_records_what_a_sequential_repro_records(tmp_path, monkeyp
     out = io.StringIO()
     assert progress.run(["--jobs", "2"], out=out, dvc=dvc) == 0
     log = out.getvalue()
-    assert "4 stage(s) to run; 2 of them 2 at a time" in log and "[2] " in log
-    # the two trainings overlapped, and dvc.lock holds what the sequential repro wrote
-    a0, a1, b0, b1 = (float((tmp_path / f).read_text()) for f in ("a.start", "a.end", "b.start", "b.end"))
-    assert a0 < b1 and b0 < a1
+    assert "5 stage(s) to run, 2 at a time" in log and "[2] " in log
+    # both preps overlapped, then both trainings; dvc.lock holds what the sequential repro wrote
+    assert _overlap(tmp_path, "pa", "pb") and _overlap(tmp_path, "a", "b")
     assert yaml.safe_load((par / "dvc.lock").read_text()) == yaml.safe_load((seq / "dvc.lock").read_text())
     status = subprocess.run([dvc, "status", "-q"], cwd=par)
     assert status.returncode == 0  # nothing left to run
+    # a changed source: the dry run sees prep_a only; what it feeds runs too, the rest is left alone
+    (par / "src_a.txt").write_text("changed")
+    out = io.StringIO()
+    assert progress.run(["--jobs", "2"], out=out, dvc=dvc) == 0
+    ran = progress.planned_stages(line.split("] ", 1)[-1] for line in out.getvalue().splitlines())
+    assert ran == ["prep_a", "train_a", "report"], out.getvalue()
+    assert (par / "report.txt").read_text() == "changed" + "src_b.txt"
+    assert subprocess.run([dvc, "status", "-q"], cwd=par).returncode == 0
+
+
+def test_downstream_of_the_plan_runs_upstream_first():
+    graph = {"code": set(), "dl_x": set(), "pre_x": {"dl_x"}, "dl_y": set(), "pre_y": {"dl_y"},
+             "train_x": {"pre_x", "code"}, "train_y": {"pre_y", "code"}, "report": {"train_x", "train_y"}}
+    order = list(graph)
+    # the code stage changed: every train and the report may change with it, no data stage
+    assert progress.with_downstream(["code"], graph, order) == ["code", "train_x", "train_y", "report"]
+    assert progress.with_downstream(["pre_y", "dl_x"], graph, order) == \
+        ["dl_x", "pre_x", "pre_y", "train_x", "train_y", "report"]
+    with pytest.raises(ValueError, match="cycle"):
+        progress.with_downstream(["a"], {"a": {"b"}, "b": {"a"}}, [])
+
+
+def test_scheduler_runs_stages_once_their_inputs_are_done():
+    graph = {"code": set(), "dl_x": set(), "pre_x": {"dl_x"}, "dl_y": set(), "pre_y": {"dl_y"},
+             "train_x1": {"pre_x", "code"}, "train_x2": {"pre_x", "code"}, "train_y": {"pre_y", "code"},
+             "report": {"train_x1", "train_x2", "train_y"}}
+    todo = list(graph)
+    cost = dict.fromkeys(todo, 1.0) | {"train_x1": 10.0, "train_x2": 4.0, "train_y": 6.0}
+    s = progress.Scheduler(todo, graph, 2, cost)
+    # ready: code and both downloads; those that unblock most first, half the ready work per lane
+    assert s.next_batch() == ["code", "dl_x"]
+    assert s.next_batch() == ["dl_y"]
+    assert s.next_batch() == [] and not s.all_claimed()
+    s.finished(["dl_y"])
+    assert s.next_batch() == ["pre_y"]  # its download is done; the code stage is not: no training yet
+    s.finished(["code", "dl_x", "pre_y"])
+    # pre_x unblocks two stages: first; the lane reports it done as soon as train_y starts
+    assert s.next_batch() == ["pre_x", "train_y"]
+    assert s.next_batch() == []
+    s.finished(["pre_x"])
+    assert s.next_batch() == ["train_x1"]  # the longest first: 10 of the 14 s ready
+    assert s.next_batch() == ["train_x2"]
+    s.finished(["train_x1", "train_x2", "train_y"])
+    assert s.next_batch() == ["report"] and s.all_claimed()
