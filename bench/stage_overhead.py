@@ -15,7 +15,8 @@ evaluation (validation, test metrics, per-lead scores, cost, quantizer diagnosti
 Every phase is given in wall seconds and in CPU seconds of the stage's process: on a shared
 machine the CPU seconds are the steadier measure. The stage runs twice, side by side: as configured
 ("now") and as before the speed-ups of issue 8 ("before": ``THP_MEM_ALLOC_ENABLE=0``, so no huge
-pages for large tensors, and ``train.fps_batch`` null, so FPS timed on OpenSTL's batch of 100).
+pages for large tensors, ``train.fps_batch`` null, so FPS timed on OpenSTL's batch of 100, and
+the model's weights left in NCHW layout, ``pipeline.train.CHANNELS_LAST_ON_CPU`` off).
 
 Needs the experiment's Zarr store (``dvc repro preprocess_t2m`` first). From the repository root:
 ``.venv/bin/python bench/stage_overhead.py [--experiment t2m_simvp_mae] [--repeats 5]``.
@@ -44,7 +45,7 @@ def import_seconds(module: str) -> float:
 
 
 # ------------------------------------------------------------------------------ child process
-def child(experiment: str, params: str, fps_batch_null: bool = False) -> None:
+def child(experiment: str, params: str, fps_batch_null: bool = False, nchw: bool = False) -> None:
     t_start = time.perf_counter()
     from pipeline.config import load_params, resolve_run
     from pipeline.data.prepare import store_path
@@ -53,6 +54,8 @@ def child(experiment: str, params: str, fps_batch_null: bool = False) -> None:
     from pipeline.data import windows
 
     t_imported = time.perf_counter()
+    if nchw:
+        train.CHANNELS_LAST_ON_CPU = False
     phases = {"data": 0.0, "training": 0.0, "evaluation": 0.0, "logging": 0.0}
     cpu = dict.fromkeys(phases, 0.0)
     depth = [0]  # nested timed calls count once, in the outermost phase
@@ -131,11 +134,12 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--fps-batch-null", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--nchw", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     if args.child:
-        child(args.experiment, args.params, args.fps_batch_null)
+        child(args.experiment, args.params, args.fps_batch_null, args.nchw)
         return 0
 
     import torch
@@ -173,7 +177,7 @@ def main() -> int:
         out = subprocess.run(setup, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         created = float(out.stdout.strip().splitlines()[-1])
         runs = {}
-        for label, extra, flags in (("before", {"THP_MEM_ALLOC_ENABLE": "0"}, ["--fps-batch-null"]),
+        for label, extra, flags in (("before", {"THP_MEM_ALLOC_ENABLE": "0"}, ["--fps-batch-null", "--nchw"]),
                                     ("now", {}, [])):
             runs[label] = stage_run(args, env | extra, flags)
             if runs[label] is None:
@@ -192,7 +196,8 @@ def main() -> int:
         print(f"  {name:34s} {fmt(wb, cb):>15s} {fmt(wn, cn):>15s}  {ratio}")
     print(f"  {'whole stage':34s} {fmt(b['total'], b['cpu_total']):>15s} {fmt(n['total'], n['cpu_total']):>15s}"
           f"  {n['cpu_total'] / b['cpu_total']:13.2f}x")
-    print("  (before: THP_MEM_ALLOC_ENABLE=0 and train.fps_batch null; 'other' and start-up CPU are not split)")
+    print("  (before: THP_MEM_ALLOC_ENABLE=0, train.fps_batch null, NCHW weights; 'other' and start-up CPU"
+          " are not split)")
     print(f"MLflow store creation (first stage of a repro only): {created:.2f} s")
     return 0
 

@@ -56,12 +56,16 @@ def store_kind(store: str | Path) -> str:
 def default_references(store: str | Path) -> tuple[str, ...]:
     """Which references a store gets: copy-last-frame for video; persistence and climatology
     otherwise; climatology by hour of day too when the frames carry sub-daily timestamps."""
+    return _defaults(store)[0]
+
+
+def _defaults(store: str | Path) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """:func:`default_references` and the training split's hours it looked at (None if it did not)."""
     kind = store_kind(store)
     if kind == "video":
-        return ("persistence",)
-    if kind == "weather" and _hours(store, "train") is not None:
-        return REFERENCES
-    return ("persistence", "climatology")
+        return ("persistence",), None
+    hours = _hours(store, "train") if kind == "weather" else None
+    return (REFERENCES if hours is not None else ("persistence", "climatology")), hours
 
 
 def label(reference: str, kind: str) -> str:
@@ -97,14 +101,21 @@ class ReferenceForecasts:
 
     def __init__(self, store: str | Path, test: WindowDataset, references: Sequence[str] | None = None):
         store = Path(store)
-        refs = tuple(references) if references is not None else default_references(store)
+        train_hours = None  # read once: the defaults and the hourly climatology both need them
+        if references is None:
+            refs, train_hours = _defaults(store)
+        else:
+            refs = tuple(references)
         unknown = [r for r in refs if r not in REFERENCES]
         if unknown:
             raise DataError(f"references: unknown reference(s) {unknown}; expected among {list(REFERENCES)}")
         self.names, self.T_out = refs, test.T_out
         self.climatology = self.hourly = self.target_hours = None
         if "climatology" in refs or "climatology_hour" in refs:
-            self.climatology, self.hourly = _train_means(store, test, with_hours="climatology_hour" in refs)
+            if "climatology_hour" in refs and train_hours is None:
+                train_hours = _hours(store, "train")
+            self.climatology, self.hourly = _train_means(store, test, train_hours if "climatology_hour" in refs
+                                                         else None)
         if "climatology_hour" in refs:
             hours = _hours(store, "test")
             if self.hourly is None or hours is None:
@@ -130,7 +141,8 @@ def _hours(store: Path | str, split: str) -> np.ndarray | None:
     import xarray as xr
 
     try:
-        ds = xr.open_zarr(Path(store), group=split, consolidated=False)
+        # chunks=None: plain lazily read arrays; dask's graph for one small time axis costs more than reading it
+        ds = xr.open_zarr(Path(store), group=split, consolidated=False, chunks=None)
     except Exception as exc:  # xarray/zarr raise several types for an unreadable group
         raise DataError(f"{store}: cannot read split {split!r} ({exc})") from exc
     if "time" not in ds.variables or ds.sizes.get("frame", 0) < 2:
@@ -145,11 +157,11 @@ def _hours(store: Path | str, split: str) -> np.ndarray | None:
     return hours if np.unique(hours).size > 1 else None
 
 
-def _train_means(store: Path, test: WindowDataset, with_hours: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-pixel mean of the train frames, and per hour of day (24, C, H, W), in the model's
-    space (scaled as the windows are), float32 like the model's forecasts."""
+def _train_means(store: Path, test: WindowDataset, hours: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-pixel mean of the train frames, and per hour of day (24, C, H, W) when given the train
+    frames' ``hours``, in the model's space (scaled as the windows are), float32 like the model's
+    forecasts."""
     frames = zarr.open_group(store, mode="r")["train"]["frames"]
-    hours = _hours(store, "train") if with_hours else None
     shape = frames.shape[1:]
     total = np.zeros(shape, dtype=np.float64)
     by_hour = np.zeros((24, *shape), dtype=np.float64) if hours is not None else None

@@ -86,3 +86,27 @@ def test_noise_reaches_training_inputs_only(tiny_params, tiny_store, mlflow_uri,
     tiny_params["experiments"]["t2m_simvp"]["set"]["train.noise"] = 0.3
     run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "noisy")
     assert wrapped == [("train", 0.3)]  # validation and test windows stay clean
+
+
+def test_cpu_training_uses_channels_last_with_the_same_forecasts(tiny_params):
+    """The layout changes only the summation order: forecasts agree to float32 rounding, and a
+    checkpoint of the channels-last model loads into a model built as usual (pipeline.forecast)."""
+    import copy
+
+    import torch
+
+    from pipeline.train import build_model, cpu_layout
+
+    cfg = resolve_run(tiny_params, "t2m_svq")
+    torch.manual_seed(0)
+    plain = build_model(cfg, (4, 1, 8, 16)).eval()
+    fast = cpu_layout(copy.deepcopy(plain), torch.device("cpu"))
+    weight = fast.enc.enc[1].conv.weight  # (the first layer has one input channel: both layouts agree)
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    x = torch.randn(2, 4, 1, 8, 16)
+    with torch.no_grad():
+        expected, got = plain(x)[0], fast(x)[0]
+        reloaded = build_model(cfg, (4, 1, 8, 16)).eval()
+        reloaded.load_state_dict(fast.state_dict())
+        assert torch.equal(reloaded(x)[0], expected)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
