@@ -77,6 +77,34 @@ def _all_files(root: Path, folder: Path) -> set[str]:
             if p.is_file() and not any(part.startswith(SKIP) for part in p.relative_to(root).parts)}
 
 
+def fold_keys(keys: set[str], params: dict[str, Any]) -> list[str]:
+    """``keys`` sorted, every section of params.yaml all of whose keys are in ``keys`` given as the
+    section: the same values tracked, with far fewer look-ups (DVC walks the whole of params.yaml
+    once per declared key, for every stage it checks). The catalogue is never folded: an
+    experiment's ``tables`` tag is no train dep."""
+    out = set(keys)
+
+    def leaves(node: Any, key: str) -> set[str]:
+        if isinstance(node, dict) and node:
+            return set().union(*(leaves(v, f"{key}.{k}") for k, v in node.items()))
+        return {key}
+
+    def visit(node: dict[str, Any], prefix: str) -> None:
+        nonlocal out
+        for k, v in node.items():
+            key = prefix + k
+            if not isinstance(v, dict) or not v or key == "experiments":
+                continue
+            below = leaves(v, key)
+            if len(below) > 1 and all(any(b == o or b.startswith(o + ".") for o in out) for b in below):
+                out = {o for o in out if not o.startswith(key + ".")} | {key}
+            else:
+                visit(v, key + ".")
+
+    visit(params, "")
+    return sorted(out)
+
+
 def experiment_keys(params: dict[str, Any], name: str) -> list[str]:
     """``experiments.<name>`` as a train stage reads it: every key but ``tables`` (a tag)."""
     return [f"experiments.{name}.{k}" for k in sorted(params["experiments"][name]) if k != "tables"]
@@ -107,14 +135,14 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
         stages[f"download_{ds}"] = {
             "cmd": stage_cmd("download", ds),
             "deps": code["download"],
-            "params": deps,
+            "params": fold_keys(set(deps), params),
             # persist: a re-run resumes/reuses downloads instead of deleting them first
             "outs": [{raw: {"persist": True, "cache": False}}],
         }
         stages[f"preprocess_{ds}"] = {
             "cmd": stage_cmd("preprocess", ds),
             "deps": [raw, *code["preprocess"]],
-            "params": deps,
+            "params": fold_keys(set(deps), params),
             # persist: the store is swapped in atomically; DVC must not delete it before the run
             "outs": [{store: {"persist": True}}],
         }
@@ -140,7 +168,7 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
             "deps": [paths.store_path(params, exp["dataset"]).as_posix(), *code["train"]],
             # every layer of every key, shadowed ones too: a change to any of them re-runs the stage,
             # which then uses it or stops naming the winning key (pipeline/overrides.py)
-            "params": sorted(_collapse(keys)),
+            "params": fold_keys(_collapse(keys), params),
             # the record (pipeline/run_record.py) is committed and is all the report reads; it is
             # no DVC metric: reports/metrics.json holds the headline cells. persist: the stage swaps
             # its outputs in when done, so a killed run keeps the old ones

@@ -71,6 +71,42 @@ def test_folders_fold_only_when_every_file_is_a_dep(tmp_path):
     assert got == ["pipeline/a", "pipeline/c/z.py"]
 
 
+def test_sections_read_whole_are_declared_as_the_section(params):
+    """Fewer keys for DVC to look up (it walks params.yaml once per key), the same values tracked."""
+    from pipeline.experiments import fold_keys
+
+    p = {"a": {"x": 1, "y": {"z": 2, "w": 3}}, "b": {"x": 1, "y": 2}, "c": 5,
+         "experiments": {"e": {"dataset": "t", "set": {"k": 1}}}}
+    assert fold_keys({"a.x", "a.y.z", "a.y.w", "b.x", "c", "experiments.e.dataset", "experiments.e.set"}, p) == \
+        ["a", "b.x", "c", "experiments.e.dataset", "experiments.e.set"]
+    assert fold_keys({"a.x", "a.y"}, p) == ["a"]
+    assert fold_keys({"a.y.z", "b.x"}, p) == ["a.y.z", "b.x"]
+
+    def leaves(keys):  # every key of params.yaml the declared keys cover (the catalogue's as declared)
+        out = set()
+        for key in keys:
+            node = params
+            for part in key.split("."):
+                node = node[part]
+            stack = [(key, node)]
+            while stack:
+                k, v = stack.pop()
+                if isinstance(v, dict) and v and not k.startswith("experiments"):
+                    stack += [(f"{k}.{kk}", vv) for kk, vv in v.items()]
+                else:
+                    out.add(k)
+        return out
+
+    stages = build_stages(params)["stages"]
+    for name in ("train_t2m_svq", "train_t2m_simvp", "train_kth_svq", "preprocess_t2m", "download_kth"):
+        declared = stages[name]["params"]
+        assert leaves(fold_keys(leaves(declared), params)) == leaves(declared), name  # the same keys tracked
+        assert len(declared) <= len(leaves(declared))
+    assert fold_keys(leaves(stages["train_t2m_svq"]["params"]), params) == stages["train_t2m_svq"]["params"]
+    train = stages["train_t2m_svq"]["params"]
+    assert "train" in train and not any(k.startswith("train.") for k in train)
+
+
 def test_tables_tag_is_no_train_dep(params):
     """Re-tagging an experiment's paper tables re-runs the report, not the training."""
     stages = build_stages(params)["stages"]
