@@ -113,17 +113,66 @@ def child(experiment: str, params: str, fps_batch_null: bool = False, nchw: bool
     import pipeline.plots as plots  # train imports it when drawing (its import time counts there)
 
     plots.forecast_figure = timed("logging", plots.forecast_figure)
+    detail = detail_timers(train, tracking, plots)
     p = load_params(params)
     if fps_batch_null:
         p["profiles"][p["profile"]].setdefault("train", {})["fps_batch"] = None
     cfg = resolve_run(p, experiment)
     t_run, c_run = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as out:
-        train.run_experiment(cfg, store_path(p, cfg.dataset), Path(out))
+        result = train.run_experiment(cfg, store_path(p, cfg.dataset), Path(out))
     total_run, cpu_run = time.perf_counter() - t_run, time.process_time() - c_run
     print(json.dumps({"imports": t_imported - t_start, "setup": t_run - t_imported,
                       "run": total_run, "cpu_run": cpu_run, "cpu_total": time.process_time(),
-                      "seeds": len(cfg.seeds), **phases, "cpu": cpu}))
+                      "seeds": len(cfg.seeds), **phases, "cpu": cpu, "detail": detail,
+                      "metrics": {k: v for k, v in result["metrics"].items() if k.startswith("test_")}}))
+
+
+DETAIL = [  # (label, the names its callers look up): fixed costs inside the phases, timed on their own
+    ("optimiser constructor (imports torch._dynamo)", ("torch.optim.Adam",)),
+    ("validation passes (every epoch)", ("train._eval_loss",)),
+    ("reference forecasts (per-lead skill)", ("references.ReferenceForecasts",)),
+    ("FLOP counts (executed + W@M)", ("train.flops_per_sample", "train.flops_per_sample_literal")),
+    ("FPS timing", ("train.inference_fps",)),
+    ("quantizer diagnostics", ("train._diagnostics",)),
+    ("MLflow store set-up (per process)", ("tracking.ensure_experiment",)),
+    ("MLflow pyfunc model + dataset inputs", ("train._log_mlflow_model_and_inputs",)),
+    ("forecast figure (drawing)", ("plots.forecast_figure",)),
+    ("per-epoch checkpoints", ("checkpoint.Checkpoint.save",)),
+]
+
+
+def detail_timers(train, tracking, plots) -> dict:
+    """Wrap the :data:`DETAIL` functions and return their running ``{label: [wall, cpu, calls]}``;
+    their callers look them up when calling, so the wrappers are what runs."""
+    import torch
+
+    from pipeline import references  # (not mlflow_model: its import of mlflow belongs to the run)
+
+    owners = {"torch.optim": torch.optim, "train": train, "references": references, "tracking": tracking,
+              "plots": plots, "checkpoint.Checkpoint": train.checkpoint.Checkpoint}
+    sums = {}
+    for label, names in DETAIL:
+        sums[label], active = [0.0, 0.0, 0], [0]  # active: calls in progress (a nested one counts once)
+        for dotted in names:
+            owner, attr = dotted.rsplit(".", 1)
+            setattr(owners[owner], attr, _summed(getattr(owners[owner], attr), sums[label], active))
+    return sums
+
+
+def _summed(fn, total: list, active: list):
+    def wrapper(*a, **k):
+        active[0] += 1
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            active[0] -= 1
+            if not active[0]:
+                total[0] += time.perf_counter() - t
+                total[1] += time.process_time() - c
+                total[2] += 1
+    return wrapper
 
 
 # ------------------------------------------------------------------------------ parent
@@ -198,6 +247,16 @@ def main() -> int:
           f"  {n['cpu_total'] / b['cpu_total']:13.2f}x")
     print("  (before: THP_MEM_ALLOC_ENABLE=0, train.fps_batch null, NCHW weights; 'other' and start-up CPU"
           " are not split)")
+    print("  of which, timed on their own (wall / CPU, calls):")
+    for label, _ in DETAIL:
+        (wb, cb, nb), (wn, cn, nn) = b["detail"][label], n["detail"][label]
+        print(f"    {label:46s} {wb:5.2f} / {cb:5.2f} ({nb:>2d}) {wn:5.2f} / {cn:5.2f} ({nn:>2d})")
+    print("test metrics (mean over seeds), before -> now (relative change; NCHW vs channels-last weights"
+          " changes the summation order only):")
+    for key, vb in b["metrics"].items():
+        vn = n["metrics"].get(key)
+        if vb is not None and vn is not None:
+            print(f"    {key:14s} {vb:.6g} -> {vn:.6g}  ({(vn - vb) / abs(vb) if vb else 0.0:+.1e})")
     print(f"MLflow store creation (first stage of a repro only): {created:.2f} s")
     return 0
 
@@ -221,7 +280,8 @@ def stage_run(args, env: dict, flags: list[str]) -> dict | None:
     wall_parts = {"startup": wall - r["run"] - r["setup"], "setup": r["setup"], "other": r["run"] - known,
                   **{k: r[k] for k in ("data", "training", "evaluation", "logging")}}
     cpu = dict(r["cpu"], other=r["cpu_run"] - sum(r["cpu"].values()))
-    return {"seeds": r["seeds"], "wall": wall_parts, "cpu": cpu, "total": wall,
+    return {"seeds": r["seeds"], "wall": wall_parts, "cpu": cpu, "total": wall, "detail": r["detail"],
+            "metrics": r["metrics"],
             "cpu_total": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)}
 
 
