@@ -224,10 +224,8 @@ class Scheduler:
         self.todo, self.jobs, self.cost = list(todo), max(1, jobs), cost
         members = set(todo)
         self.ups = {s: graph.get(s, set()) & members for s in todo}
-        below: dict[str, int] = {}
-        for s in reversed(self.todo):  # downstream stages come later in todo
-            below[s] = len({d for d in self.todo if s in self._all_ups(d)})
-        self.unblocks = below
+        ancestors = {d: self._all_ups(d) for d in self.todo}
+        self.unblocks = {s: sum(s in a for a in ancestors.values()) for s in self.todo}
         self.done: set[str] = set()
         self.claimed: set[str] = set()
 
