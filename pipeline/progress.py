@@ -159,9 +159,10 @@ def _upstream(graph: dict[str, set[str]], stage: str) -> set[str]:
 
 
 def phases(plan: list[str], graph: dict[str, set[str]]) -> tuple[list[str], list[str], list[str]]:
-    """(before, parallel, after): ``before`` = what the train stages of ``plan`` need (run first,
-    in order); ``parallel`` = the other planned stages whose planned inputs all come from ``before``
-    (trains, references: independent of each other); ``after`` = the rest (the report)."""
+    """(before, parallel, after), what :func:`estimate` counts: ``before`` = what the train stages
+    of ``plan`` need (code digests, data); ``parallel`` = the other planned stages whose planned
+    inputs all come from ``before`` (trains, references: independent of each other); ``after`` =
+    the rest (the report)."""
     planned = set(plan)
     before = set()
     for s in plan:
