@@ -253,7 +253,7 @@ class Scheduler:
             batch.append(s)
             total += self.cost.get(s, 0.0)
         self.claimed |= set(batch)
-        return [s for s in self.todo if s in batch]  # upstream first
+        return batch  # all ready: in the order of priority
 
     def finished(self, stages: Iterable[str]) -> None:
         self.done |= set(stages)

@@ -156,3 +156,6 @@ def test_scheduler_runs_stages_once_their_inputs_are_done():
     assert s.next_batch() == ["train_x2"]
     s.finished(["train_x1", "train_x2", "train_y"])
     assert s.next_batch() == ["report"] and s.all_claimed()
+    # one lane: all that is ready in one batch, what unblocks most first (not dvc.yaml's order)
+    s = progress.Scheduler(["a", "b", "c"], {"a": set(), "b": set(), "c": {"b"}}, 1, dict.fromkeys("abc", 1.0))
+    assert s.next_batch() == ["b", "a"]
