@@ -45,11 +45,11 @@ def build_model(cfg: RunConfig, in_shape) -> SimVP:
     return SimVP(in_shape, cfg.model, cfg.quantizer)
 
 
-# On CPU, oneDNN's convolutions run 10-40% faster on channels-last (NHWC) weights than on NCHW
-# ones (one thread, sample widths: t2m SimVP steps 0.158 -> 0.128 s, KTH 64 px stage 17.0 -> 11.7
-# CPU-s; bench/stage_overhead.py). Activations follow the weights' layout; only the summation
-# order changes, so metrics move at float32 rounding level (the KTH SimVP test MSE by 1.5e-5
-# relative), far inside the seed spread. The bench switches it off for its "before" run.
+# On CPU, oneDNN's convolutions run faster on channels-last (NHWC) weights than on NCHW ones (one
+# thread, sample profile: 10-41% less training CPU a stage, bench/stage_overhead.py). Activations
+# follow the weights' layout; only the summation order changes, so trained metrics move as a
+# change of thread count moves them (KTH SimVP test MSE up to 8e-3 relative at batch 2, t2m
+# SimVP 2e-7), far inside the seed spread. The bench switches it off for its "before" run.
 CHANNELS_LAST_ON_CPU = True
 
 
