@@ -28,8 +28,10 @@ def test_eval_shards_cover_every_window_once(n, world):
 
 
 def test_global_batch_must_split_evenly(tiny_params):
-    tiny_params["train"].update(devices=3)
-    with pytest.raises(ConfigError, match=r"^train\.devices: expected a number of processes that splits train\.batch_size = 8 evenly, got 3$"):
+    batch = resolve_run(tiny_params, "t2m_svq").train.batch_size  # the profile's, whatever it is
+    tiny_params["train"].update(devices=batch + 1)
+    with pytest.raises(ConfigError, match=rf"^train\.devices: expected a number of processes that splits "
+                                          rf"train\.batch_size = {batch} evenly, got {batch + 1}$"):
         resolve_run(tiny_params, "t2m_svq")
     with pytest.raises(ConfigError, match="train.batch_size"):
         distributed.per_rank_batch(4, distributed.Ranks(0, 3, 0))
