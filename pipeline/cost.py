@@ -72,14 +72,9 @@ def literal_svq(model: torch.nn.Module) -> Iterator[int]:
             del m.forward
 
 
-def flops_per_sample_literal(model: torch.nn.Module, example_input: Any, executed: int | None = None) -> int:
+def flops_per_sample_literal(model: torch.nn.Module, example_input: Any) -> int:
     """:func:`flops_per_sample` with SVQ's product counted as the paper counts it (``W @ M``, the
-    tokens x N matrix built): Tables 12/13's FLOPS. Equal to the executed count without SVQ, so
-    ``executed`` (that count, when the caller has it) is returned as is for a model without SVQ."""
-    from pipeline.svq import SVQ
-
-    if executed is not None and not any(isinstance(m, SVQ) for m in model.modules()):
-        return executed  # a second counted forward pass would give the same number
+    tokens x N matrix built): Tables 12/13's FLOPS. Equal to the executed count without SVQ."""
     with literal_svq(model):
         return flops_per_sample(model, example_input)
 

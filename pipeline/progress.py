@@ -225,19 +225,10 @@ class Scheduler:
         self.todo, self.jobs, self.cost = list(todo), max(1, jobs), cost
         members = set(todo)
         self.ups = {s: graph.get(s, set()) & members for s in todo}
-        ancestors = {d: self._all_ups(d) for d in self.todo}
+        ancestors = {d: _upstream(self.ups, d) for d in self.todo}
         self.unblocks = {s: sum(s in a for a in ancestors.values()) for s in self.todo}
         self.done: set[str] = set()
         self.claimed: set[str] = set()
-
-    def _all_ups(self, stage: str) -> set[str]:
-        seen, stack = set(), list(self.ups[stage])
-        while stack:
-            s = stack.pop()
-            if s not in seen:
-                seen.add(s)
-                stack.extend(self.ups[s])
-        return seen
 
     def ready(self) -> list[str]:
         ready = [s for s in self.todo if s not in self.claimed and self.ups[s] <= self.done]

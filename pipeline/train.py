@@ -352,10 +352,9 @@ def _cost(model, example, fps_batch: int | None = None) -> dict[str, float]:
     q_params = count_parameters(model.quantizer)["total"]
     fps_batch = fps_batch or openstl_fps_batch(tuple(example.shape[-2:]))
     batch = example[:1].expand(fps_batch, *example.shape[1:]).contiguous()
-    flops = flops_per_sample(model, example)
     return {"params_total": params["total"], "params_trainable": params["trainable"],
-            "params_quantizer": q_params, "flops_per_sample": flops,
-            "flops_per_sample_literal": flops_per_sample_literal(model, example, executed=flops),
+            "params_quantizer": q_params, "flops_per_sample": flops_per_sample(model, example),
+            "flops_per_sample_literal": flops_per_sample_literal(model, example),
             "fps_inference": inference_fps(model, batch, repeats=3, warmup=1), "fps_batch": fps_batch}
 
 
