@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import warnings
 from pathlib import Path
 
@@ -34,8 +35,27 @@ def log_store_inputs(store: str | Path, dataset: str, windows: dict[str, int]) -
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(store.as_uri())
     splits = list(windows)
-    mlflow.log_inputs(  # one call: one store transaction
-        datasets=[MetaDataset(source=source, name=f"{dataset}-{split}", digest=digest) for split in splits],
-        contexts=[CONTEXTS.get(split, split) for split in splits],
-        tags_list=[{"split": split, "windows": str(windows[split]), "T_in": str(meta["T_in"]),
-                    "T_out": str(meta["T_out"]), "channels": ",".join(meta["channels"])} for split in splits])
+    for attempt in range(1, INPUT_ATTEMPTS + 1):
+        try:
+            mlflow.log_inputs(  # one call: one store transaction
+                datasets=[MetaDataset(source=source, name=f"{dataset}-{split}", digest=digest) for split in splits],
+                contexts=[CONTEXTS.get(split, split) for split in splits],
+                tags_list=[{"split": split, "windows": str(windows[split]), "T_in": str(meta["T_in"]),
+                            "T_out": str(meta["T_out"]), "channels": ",".join(meta["channels"])} for split in splits])
+            return
+        except mlflow.exceptions.MlflowException as exc:
+            # Trainings finishing together on one tracking server race to create the same dataset
+            # row (MLflow checks, then inserts): the loser's transaction is rolled back whole, and
+            # a retry finds the row and links it.
+            if attempt == INPUT_ATTEMPTS or not _lost_insert_race(exc):
+                raise
+            time.sleep(0.2 * attempt)
+
+
+INPUT_ATTEMPTS = 3
+
+
+def _lost_insert_race(exc: Exception) -> bool:
+    """A unique-key violation, as PostgreSQL or SQLite word it through MLflow."""
+    text = str(exc).lower()
+    return "unique constraint" in text or "uniqueviolation" in text
