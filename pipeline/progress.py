@@ -20,6 +20,10 @@ reference stages once its store is, the report last. A batch is a share of the r
 (fewer DVC start-ups), shrinking as the work left does so that the lanes end together. DVC itself
 records every stage in dvc.lock, under its lock, as a sequential ``dvc repro`` would; each stage
 claims an ``SVQ_JOBS`` slot (``pipeline.job_slots``: its share of the CPU threads or its own GPU).
+
+Either way the stage commands run in children forked from a warm stage server
+(``pipeline.stage_server``) started for the duration, skipping each stage's interpreter start-up
+and imports; ``--cold`` runs them without it.
 """
 from __future__ import annotations
 
@@ -287,14 +291,24 @@ def run(args: list[str], out: TextIO = sys.stdout, dvc: str | None = None) -> in
         jobs, _ = _jobs_arg(args)
         print(estimate(all_stages(), jobs, stage_graph()), file=out)
         return 0
+    warm = "--cold" not in args
+    args = [a for a in args if a != "--cold"]
     jobs, args = _jobs_arg(args)
-    if jobs > 1:
-        return run_parallel(jobs, out, dvc)
+    from pipeline.stage_server import serving
+
+    with serving(warm) as env:
+        env = dict(os.environ, **env)
+        if jobs > 1:
+            return run_parallel(jobs, out, dvc, env)
+        return run_sequential(args, out, dvc, env)
+
+
+def run_sequential(args: list[str], out: TextIO, dvc: str, env: dict[str, str]) -> int:
     plan = plan_of(args, dvc)
     tracker = Tracker(plan)
     print(f"[progress] {len(tracker.plan)} stage(s) to run", file=out, flush=True)
     proc = subprocess.Popen([dvc, "repro", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1)
+                            text=True, bufsize=1, env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
         m = RUNNING.match(line.strip())
@@ -328,7 +342,7 @@ def _jobs_arg(args: list[str]) -> tuple[int, list[str]]:
     return jobs, rest
 
 
-def run_parallel(jobs: int, out: TextIO, dvc: str) -> int:
+def run_parallel(jobs: int, out: TextIO, dvc: str, env: dict[str, str] | None = None) -> int:
     graph = stage_graph()
     todo = with_downstream(plan_of([], dvc), graph, all_stages())
     tracker = Tracker(todo, jobs=jobs)
@@ -346,7 +360,7 @@ def run_parallel(jobs: int, out: TextIO, dvc: str) -> int:
 
     print(f"[progress] {len(todo)} stage(s) to run, {jobs} at a time as their inputs are ready",
           file=out, flush=True)
-    env = dict(os.environ, SVQ_JOBS=str(jobs))  # each stage claims a slot: its share of threads / GPUs
+    env = dict(env or os.environ, SVQ_JOBS=str(jobs))  # each stage claims a slot: its share of threads / GPUs
 
     def run_batch(batch: list[str], prefix: str) -> int:
         proc = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item", *batch], stdout=subprocess.PIPE,

@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, list[str]]] = [
              "pipeline.checkpoint", "pipeline.distributed", "pipeline.job_slots", "pipeline.scores",
              "pipeline.mlflow_model", "pipeline.mlflow_dataset", "pipeline.run_record", "pipeline.plots"]),
     ("report", ["pipeline.report*"]),
-    ("cli", ["pipeline.experiments", "pipeline.forecast", "pipeline.registry", "pipeline.progress"]),
+    ("cli", ["pipeline.experiments", "pipeline.forecast", "pipeline.registry", "pipeline.progress",
+             "pipeline.stage_server", "pipeline.stage_client"]),
 ]
 # Downward, yet refused: the report reads the committed run records only, never the data or MLflow
 FORBIDDEN = [("pipeline.report*", "pipeline.data*"), ("pipeline.report*", "pipeline.tracking"),
