@@ -91,14 +91,17 @@ def read(run_dir: Path) -> dict[str, Any]:
 
 
 def read_history(run_dir: Path) -> dict[int, list[tuple[int, float]]]:
-    """Validation loss per epoch, by seed (empty when the run has no history file)."""
+    """Validation loss per validated epoch (``train.val_every``), by seed (empty when the run has
+    no history file)."""
     path = Path(run_dir) / HISTORY
     if not path.exists():
         return {}
     out: dict[int, list[tuple[int, float]]] = {}
     with path.open() as f:
         for row in csv.DictReader(f):
-            out.setdefault(int(row["seed"]), []).append((int(row["epoch"]), float(row["val_loss"])))
+            val = float(row["val_loss"])
+            if not math.isnan(val):
+                out.setdefault(int(row["seed"]), []).append((int(row["epoch"]), val))
     return out
 
 

@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,11 +140,13 @@ class Server:
         self.parent = os.getppid()
         start_env = initial_environ()
         self.failed_imports: dict[str, str] = {}
-        for name in (preload_modules() if modules is None else modules):
-            try:
-                importlib.import_module(name)
-            except Exception as exc:  # noqa: BLE001 - a stage importing it will report it properly
-                self.failed_imports[name] = f"{type(exc).__name__}: {exc}"
+        with warnings.catch_warnings():  # import-time notices belong to the stages that print them
+            warnings.simplefilter("ignore")
+            for name in (preload_modules() if modules is None else modules):
+                try:
+                    importlib.import_module(name)
+                except Exception as exc:  # noqa: BLE001 - a stage importing it will report it properly
+                    self.failed_imports[name] = f"{type(exc).__name__}: {exc}"
         # What the imports themselves put in the environment (pipeline/__init__'s setdefault):
         # a fresh interpreter would do the same on top of the command's environment.
         self.import_env = {k: v for k, v in os.environ.items() if start_env.get(k) != v}

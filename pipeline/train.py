@@ -165,16 +165,20 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
             lr = opt.param_groups[0]["lr"]
             if sched is not None and not per_step:
                 sched.step(epoch + 1)
-            val_loss = _eval_loss(model, val_dl, criterion, device, T_out, t.precision, ranks)
+            validate = (epoch + 1) % t.val_every == 0 or epoch + 1 == t.epochs
+            val_loss = _eval_loss(model, val_dl, criterion, device, T_out, t.precision, ranks) if validate \
+                else math.nan
+            since = epoch + 1 - max((r["epoch"] for r in history if not math.isnan(r["val_loss"])), default=0)
             row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
                    "epoch_time_s": epoch_times[-1]}
             history.append(row)
-            tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-            if val_loss < best:
+            tracking.log_metrics({k: v for k, v in row.items() if k != "epoch" and not math.isnan(v)},
+                                 step=epoch + 1)
+            if validate and val_loss < best:
                 best, bad_epochs = val_loss, 0
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
+            elif validate:
+                bad_epochs += since  # patience counts epochs, validated or not
             progress.best, progress.best_state, progress.bad_epochs = best, best_state, bad_epochs
             progress.stopped = bad_epochs >= t.patience
             if ranks.is_main:

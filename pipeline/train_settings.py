@@ -27,6 +27,7 @@ class TrainSettings(Settings):
     final_div_factor: PositiveFloat
     weight_decay: NonNegativeFloat
     patience: PositiveInt
+    val_every: PositiveInt = 1   # validate after every k-th epoch and after the last (OpenSTL's log_step)
     loss: Literal["auto", "mse", "mae"]
     noise: Rate
     max_steps_per_epoch: PositiveInt | None

@@ -61,13 +61,46 @@ def test_early_stopping_and_seeds(tiny_params, tiny_store, mlflow_uri, tmp_path,
     losses = iter([1.0, 2.0, 3.0] * 2)  # each seed: worse after epoch 1, so it stops after patience
     monkeypatch.setattr(train, "_eval_loss", lambda *a, **k: next(losses))
     tiny_params["seeds"] = [0, 1]
-    tiny_params["profiles"]["sample"]["train"].update(epochs=6, patience=2)
+    tiny_params["profiles"]["sample"]["train"].update(epochs=6, patience=2, val_every=1)
     summary = run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "out")
     assert len(summary["run_ids"]) == 2
     assert summary["metrics"]["epochs_run"] == 3
     assert summary["metrics"]["best_val_loss"] == 1.0
     lines = (tmp_path / "out" / "history.csv").read_text().splitlines()
     assert lines[0] == "seed,epoch,train_loss,val_loss,lr" and len(lines) == 1 + 2 * 3
+
+
+def test_validation_every_k_epochs_and_after_the_last(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
+    """train.val_every (OpenSTL's log_step): the validation loss is computed, logged and used for
+    the best model at epochs k, 2k, ... and the last only; patience still counts epochs."""
+    import pipeline.train as train
+
+    calls = []
+    losses = iter([1.0, 2.0, 3.0, 0.5])
+
+    def val_loss(*a, **k):
+        calls.append(1)
+        return next(losses)
+
+    monkeypatch.setattr(train, "_eval_loss", val_loss)
+    tiny_params["profiles"]["sample"]["train"].update(epochs=8, patience=3, val_every=2)
+    summary = run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "out")
+    # epoch 2: 1.0 (best); 4: 2.0 (2 epochs without improvement); 6: 3.0 (4 >= patience 3): stop
+    assert len(calls) == 3 and summary["metrics"]["epochs_run"] == 6
+    assert summary["metrics"]["best_val_loss"] == 1.0
+    rows = [line.split(",") for line in (tmp_path / "out" / "history.csv").read_text().splitlines()[1:]]
+    assert [r[3] for r in rows] == ["nan", "1", "nan", "2", "nan", "3"]
+    run_id = summary["run_ids"][0]
+    assert [m.step for m in mlflow.MlflowClient(mlflow_uri).get_metric_history(run_id, "val_loss")] == [2, 4, 6]
+    from pipeline.run_record import read_history
+
+    assert read_history(tmp_path / "out") == {0: [(2, 1.0), (4, 2.0), (6, 3.0)]}
+    # 5 epochs at k = 2: validated after epochs 2, 4 and the last, 5
+    calls.clear()
+    losses = iter([3.0, 2.0, 1.0])
+    tiny_params["profiles"]["sample"]["train"].update(epochs=5, patience=10)
+    summary = run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "five")
+    assert len(calls) == 3 and summary["metrics"]["best_val_loss"] == 1.0 and summary["metrics"]["epochs_run"] == 5
 
 
 def test_noise_reaches_training_inputs_only(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):

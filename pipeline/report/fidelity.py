@@ -29,9 +29,9 @@ FACTS = Path(__file__).with_name("public_configs.yaml")
 MODEL_KEYS = ("translator", "hid_S", "hid_T", "N_S", "N_T", "spatio_kernel_enc", "spatio_kernel_dec",
               "mlp_ratio", "drop_path")
 TRAIN_KEYS = ("lr", "batch_size", "epochs", "patience", "sched", "warmup_epochs", "warmup_lr", "min_lr",
-              "final_div_factor", "weight_decay", "loss", "noise")
+              "final_div_factor", "weight_decay", "loss", "noise", "val_every")
 # ours -> theirs (file / parser key names)
-TRAIN_NAMES = {"epochs": "epoch", "warmup_epochs": "warmup_epoch"}
+TRAIN_NAMES = {"epochs": "epoch", "warmup_epochs": "warmup_epoch", "val_every": "log_step"}
 SVQ_NAMES = {"codebook_size": "codebook_size", "hidden": "middim", "init": "init_method",
              "freeze_codebook": "freeze_codebook", "nonlinear": "nonlinear", "out_relu": "out_relu"}
 VQ_FAMILY = {"vq", "residual_vq", "residual_vq_stochastic", "grouped_residual_vq", "multihead_vq"}
