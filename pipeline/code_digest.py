@@ -20,7 +20,7 @@ from pipeline.imports import ImportGraph
 from pipeline.outputs import write_text_atomic
 from pipeline.paths import CODE_DIGESTS
 
-KINDS = ("download", "preprocess", "reference", "train", "report")
+KINDS = ("params", "download", "preprocess", "reference", "train", "report")
 INTERPRETER = "stages/python"  # the wrapper every stage command starts with
 
 

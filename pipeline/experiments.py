@@ -1,10 +1,13 @@
 """The experiment catalogue (params.yaml ``experiments``) expanded into DVC stages.
 
 One download, one preprocess and one reference-forecast stage per dataset the catalogue uses,
-one train stage per experiment, one report stage. Each stage declares exactly the params.yaml keys it reads (resolved
+one train stage per experiment, one report stage. Each stage depends on exactly the params.yaml keys it reads (resolved
 by ``pipeline.config``), so ``dvc exp run -S svq.codebook_size=6000`` re-runs only the experiments
 that take the default codebook size, and the report. An experiment's ``tables`` tag is the
-report's business: editing it re-runs the report, not the training.
+report's business: editing it re-runs the report, not the training. A train stage's keys reach it
+through its file ``run_params/<experiment>.yaml``, written by one ``params`` stage
+(``pipeline.run_params``): declared in dvc.yaml they made up half of dvc.lock, which DVC re-parses
+and rewrites after every stage.
 
 Code deps go through one ``code`` stage: it depends on the files of ``pipeline/`` that any stage
 script imports, transitively, lazy and registry imports included (``pipeline.imports``; a folder
@@ -24,13 +27,13 @@ from typing import Any
 
 import yaml
 
-from pipeline import paths
+from pipeline import paths, run_params
 from pipeline.code_digest import KINDS, digest_path, stage_files
-from pipeline.config import _collapse, dataset_deps, load_params, run_deps_all_profiles
+from pipeline.config import dataset_deps, load_params
 from pipeline.errors import exit_status
 from pipeline.imports import PACKAGE, ImportGraph
 from pipeline.outputs import write_or_check
-from pipeline.overrides import layer_keys
+from pipeline.run_params import fold_keys
 from pipeline.run_record import RECORD_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,39 +80,6 @@ def _all_files(root: Path, folder: Path) -> set[str]:
             if p.is_file() and not any(part.startswith(SKIP) for part in p.relative_to(root).parts)}
 
 
-def fold_keys(keys: set[str], params: dict[str, Any]) -> list[str]:
-    """``keys`` sorted, every section of params.yaml all of whose keys are in ``keys`` given as the
-    section: the same values tracked, with far fewer look-ups (DVC walks the whole of params.yaml
-    once per declared key, for every stage it checks). The catalogue is never folded: an
-    experiment's ``tables`` tag is no train dep."""
-    out = set(keys)
-
-    def leaves(node: Any, key: str) -> set[str]:
-        if isinstance(node, dict) and node:
-            return set().union(*(leaves(v, f"{key}.{k}") for k, v in node.items()))
-        return {key}
-
-    def visit(node: dict[str, Any], prefix: str) -> None:
-        nonlocal out
-        for k, v in node.items():
-            key = prefix + k
-            if not isinstance(v, dict) or not v or key == "experiments":
-                continue
-            below = leaves(v, key)
-            if len(below) > 1 and all(any(b == o or b.startswith(o + ".") for o in out) for b in below):
-                out = {o for o in out if not o.startswith(key + ".")} | {key}
-            else:
-                visit(v, key + ".")
-
-    visit(params, "")
-    return sorted(out)
-
-
-def experiment_keys(params: dict[str, Any], name: str) -> list[str]:
-    """``experiments.<name>`` as a train stage reads it: every key but ``tables`` (a tag)."""
-    return [f"experiments.{name}.{k}" for k in sorted(params["experiments"][name]) if k != "tables"]
-
-
 def reference_keys(params: dict[str, Any], ds: str) -> list[str]:
     """``experiments.<name>.dataset`` and ``.tables`` of every experiment on ``ds``."""
     return [f"experiments.{name}.{k}" for name, e in params["experiments"].items() if e["dataset"] == ds
@@ -127,6 +97,12 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
         "deps": code_deps(["code", *KINDS], root),
         # cache: false, like the run records; persist: replaced atomically by the stage
         "outs": [{p: {"cache": False, "persist": True}} for p in sum(code.values(), [])],
+    }, "params": {  # a second: the values each train stage reads, one file per experiment
+        "cmd": stage_cmd("params"),
+        "deps": code["params"],
+        "params": [{"params.yaml": None}],  # the whole file: any edit may change a train stage's values
+        # persist: the folder is swapped in whole by the stage
+        "outs": [{run_params.FOLDER.as_posix(): {"cache": False, "persist": True}}],
     }}
     for ds in datasets_used(params):
         deps = dataset_deps(params, ds)
@@ -157,18 +133,13 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
             # a record in runs/ (no DVC metric); persist: replaced atomically by the stage
             "outs": [{f"{paths.reference_dir(ds).as_posix()}/result.json": {"cache": False, "persist": True}}],
         }
-    shadowed = layer_keys(params)
     for name, exp in params["experiments"].items():
         rd = paths.run_dir(name).as_posix()
-        keys = set(run_deps_all_profiles(params, name)) | shadowed[name]
-        if f"experiments.{name}" in keys:  # all of it but the tables tag
-            keys = (keys - {f"experiments.{name}"}) | set(experiment_keys(params, name))
         stages[f"train_{name}"] = {
             "cmd": stage_cmd("train", name),
-            "deps": [paths.store_path(params, exp["dataset"]).as_posix(), *code["train"]],
-            # every layer of every key, shadowed ones too: a change to any of them re-runs the stage,
-            # which then uses it or stops naming the winning key (pipeline/overrides.py)
-            "params": fold_keys(_collapse(keys), params),
+            # its params: the values of train_keys, in its run_params file
+            "deps": [paths.store_path(params, exp["dataset"]).as_posix(), *code["train"],
+                     run_params.path_of(name).as_posix()],
             # the record (pipeline/run_record.py) is committed and is all the report reads; it is
             # no DVC metric: reports/metrics.json holds the headline cells. persist: the stage swaps
             # its outputs in when done, so a killed run keeps the old ones

@@ -34,7 +34,7 @@ def atomic(path: Path, *, suffix: str = "", fsync: bool = False) -> Iterator[Pat
                     os.fsync(f.fileno())
             os.replace(tmp, path)
     finally:
-        _remove(tmp)
+        remove(tmp)
 
 
 def write_text_atomic(path: Path, text: str, *, fsync: bool = False) -> None:
@@ -64,7 +64,7 @@ def clean_stale(path: Path, *, keep: Path | None = None) -> None:
         return
     for stale in path.parent.glob(f".{path.name}.tmp*"):
         if keep is None or stale != keep:
-            _remove(stale)
+            remove(stale)
 
 
 def scratch(path: Path, *, tag: str | None = None, suffix: str = "") -> Path:
@@ -88,7 +88,7 @@ def replace_dir(new: Path, final: Path) -> None:
             os.replace(old, final)
         raise
     if old is not None:
-        _remove(old)
+        remove(old)
 
 
 def replace_run_outputs(scratch_dir: Path, out: Path, files: tuple[str, ...]) -> None:
@@ -104,7 +104,8 @@ def replace_run_outputs(scratch_dir: Path, out: Path, files: tuple[str, ...]) ->
     shutil.rmtree(scratch_dir, ignore_errors=True)
 
 
-def _remove(path: Path) -> None:
+def remove(path: Path) -> None:
+    """A file or folder gone (missing already: fine)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:

@@ -54,7 +54,6 @@ from typing import Iterator
 from pipeline.stage_client import ENV, MAX_MESSAGE, receive, send
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGE_KINDS = ("download", "preprocess", "reference", "train", "report")
 # Imported lazily by the stages' code (inside functions), so not in the package's import closure.
 LAZY_IMPORTS = ("torch._dynamo", "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.db.utils",
                 "matplotlib.pyplot", "xarray", "zarr", "dask.array", "pandas", "sqlalchemy", "alembic")
@@ -66,11 +65,12 @@ KILL_GRACE_S = 10.0
 
 def preload_modules(root: Path = ROOT) -> list[str]:
     """The package's modules every stage script may import, then the lazily imported libraries."""
+    from pipeline.code_digest import KINDS
     from pipeline.imports import ImportGraph
 
     graph = ImportGraph(root)
     modules: set[str] = set()
-    for kind in STAGE_KINDS:
+    for kind in KINDS:
         for path in graph.closure(Path("stages") / f"{kind}.py"):
             if path.suffix == ".py" and path.parts[0] == "pipeline":
                 modules.add(graph.module_of(root / path))

@@ -68,7 +68,8 @@ def test_every_stage_depends_on_its_kinds_digest_not_on_code_files(params):
         code_deps = [d for d in stage["deps"] if d.startswith(("pipeline", "stages", "code_digests"))]
         kind = name if name == "report" else name.split("_", 1)[0]
         assert code_deps == [f"code_digests/{kind}.md5"], name
-    assert stages["train_t2m_svq"]["deps"] == ["data/processed/t2m.zarr", "code_digests/train.md5"]
+    assert stages["train_t2m_svq"]["deps"] == ["data/processed/t2m.zarr", "code_digests/train.md5",
+                                               "run_params/t2m_svq.yaml"]
 
 
 def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:

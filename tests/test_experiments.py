@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from pipeline.experiments import build_stages, render
+from pipeline.run_params import train_keys
 
 from conftest import ROOT
 
@@ -73,7 +74,7 @@ def test_folders_fold_only_when_every_file_is_a_dep(tmp_path):
 
 def test_sections_read_whole_are_declared_as_the_section(params):
     """Fewer keys for DVC to look up (it walks params.yaml once per key), the same values tracked."""
-    from pipeline.experiments import fold_keys
+    from pipeline.run_params import fold_keys
 
     p = {"a": {"x": 1, "y": {"z": 2, "w": 3}}, "b": {"x": 1, "y": 2}, "c": 5,
          "experiments": {"e": {"dataset": "t", "set": {"k": 1}}}}
@@ -98,12 +99,13 @@ def test_sections_read_whole_are_declared_as_the_section(params):
         return out
 
     stages = build_stages(params)["stages"]
-    for name in ("train_t2m_svq", "train_t2m_simvp", "train_kth_svq", "preprocess_t2m", "download_kth"):
-        declared = stages[name]["params"]
-        assert leaves(fold_keys(leaves(declared), params)) == leaves(declared), name  # the same keys tracked
-        assert len(declared) <= len(leaves(declared))
-    assert fold_keys(leaves(stages["train_t2m_svq"]["params"]), params) == stages["train_t2m_svq"]["params"]
-    train = stages["train_t2m_svq"]["params"]
+    declared = {name: stages[name]["params"] for name in ("preprocess_t2m", "download_kth")}
+    declared |= {f"train_{n}": train_keys(params, n) for n in ("t2m_svq", "t2m_simvp", "kth_svq")}  # in run_params/
+    for name, keys in declared.items():
+        assert leaves(fold_keys(leaves(keys), params)) == leaves(keys), name  # the same keys tracked
+        assert len(keys) <= len(leaves(keys))
+    train = declared["train_t2m_svq"]
+    assert fold_keys(leaves(train), params) == train
     assert "train" in train and not any(k.startswith("train.") for k in train)
 
 
@@ -111,7 +113,8 @@ def test_tables_tag_is_no_train_dep(params):
     """Re-tagging an experiment's paper tables re-runs the report, not the training."""
     stages = build_stages(params)["stages"]
     for name in params["experiments"]:
-        keys = stages[f"train_{name}"]["params"]
+        assert "params" not in stages[f"train_{name}"] and f"run_params/{name}.yaml" in stages[f"train_{name}"]["deps"]
+        keys = train_keys(params, name)
         assert f"experiments.{name}.dataset" in keys, name
         assert not any(k in (f"experiments.{name}", f"experiments.{name}.tables") for k in keys), name
     assert "experiments" in stages["report"]["params"]
@@ -154,6 +157,7 @@ def test_codebook_change_reruns_only_default_codebook_svq_runs(tiny_params, tmp_
                 for section in ("outs", "metrics", "plots") for o in stage.get(section, [])]
         stage["cmd"] = " ".join([sys.executable, str(fake), str(log), name, *outs])
         stage["deps"] = [d for d in stage["deps"] if not d.startswith(("pipeline", "stages"))]
+    stages["params"]["cmd"] = f"{sys.executable} {ROOT / 'stages' / 'params.py'}"  # the real one: its files are deps
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))

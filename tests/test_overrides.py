@@ -10,8 +10,10 @@ import yaml
 
 from pipeline.config import set_dotted
 from pipeline.errors import ConfigError
-from pipeline.experiments import build_stages
 from pipeline.overrides import check, layer_keys, layers
+from pipeline.run_params import train_keys
+
+from conftest import ROOT
 
 from conftest import ROOT
 
@@ -44,11 +46,11 @@ def test_every_layer_is_a_stage_param(params):
     keys = layer_keys(params)["t2m_svq"]
     assert {"train.epochs", "profiles.sample.train.epochs"} <= keys
     assert "svq.codebook_size" not in layer_keys(params)["t2m_svq_n10"]  # its own value, no profile
-    stage = build_stages(params)["stages"]["train_t2m_svq"]
-    assert "train.epochs" in stage["params"] or "train" in stage["params"]
+    keys = train_keys(params, "t2m_svq")  # what run_params/t2m_svq.yaml holds, its stage's dependency
+    assert "train.epochs" in keys or "train" in keys
     # a profile's word on one experiment: its whole entry (the dotted keys of `set` are no paths)
     assert {"model.N_S", "profiles.sample.experiments.t2m_vq"} <= layer_keys(params)["t2m_vq"]
-    assert "profiles.sample.experiments.t2m_vq" in build_stages(params)["stages"]["train_t2m_vq"]["params"]
+    assert "profiles.sample.experiments.t2m_vq" in train_keys(params, "t2m_vq")
 
 
 def test_a_change_shadowed_by_the_profiles_experiment_entry_stops(params):
@@ -68,15 +70,18 @@ def git_env(monkeypatch):
 
 
 def test_dvc_exp_run_with_a_shadowed_key_fails_loudly(tiny_params, tmp_path, git_env):
-    """`dvc exp run -S train.epochs=3 train_t2m_svq` under the sample profile: the stage runs (the key
-    is declared) and stops naming profiles.sample.train.epochs."""
-    stages = build_stages(tiny_params)["stages"]
-    stage = stages["train_t2m_svq"]
+    """`dvc exp run -S train.epochs=3 train_t2m_svq` under the sample profile: the real `params`
+    stage writes the key into run_params/t2m_svq.yaml, so the train stage runs, and stops naming
+    profiles.sample.train.epochs."""
     repo = tmp_path / "repo"
     repo.mkdir()
     out = "runs/t2m_svq/result.json"
     cmd = f"{sys.executable} -m pipeline.overrides t2m_svq > /dev/null && echo ran > {out}"
-    dvc_yaml = {"stages": {"train_t2m_svq": {"cmd": cmd, "params": stage["params"],
+    assert "train" in train_keys(tiny_params, "t2m_svq")  # train.epochs is in its run_params file
+    params_stage = {"cmd": f"{sys.executable} {ROOT / 'stages' / 'params.py'}", "params": [{"params.yaml": None}],
+                    "outs": [{"run_params": {"cache": False}}]}
+    dvc_yaml = {"stages": {"params": params_stage,
+                           "train_t2m_svq": {"cmd": cmd, "deps": ["run_params/t2m_svq.yaml"],
                                              "outs": [{out: {"cache": False}}]}}}
     (repo / "runs" / "t2m_svq").mkdir(parents=True)
     (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params, sort_keys=False))

@@ -1,0 +1,64 @@
+"""run_params/<experiment>.yaml: the values a train stage reads, its one params dependency. A file
+changes exactly when one of those values does; the folder is swapped in whole."""
+import copy
+
+import pytest
+import yaml
+
+from pipeline import run_params
+from pipeline.config import set_dotted
+from pipeline.run_params import train_keys, write_all
+
+
+def _files(folder):
+    return {p.stem: p.read_text() for p in sorted(folder.glob("*.yaml"))}
+
+
+def test_one_file_per_experiment_with_the_values_of_its_keys(params, tmp_path):
+    written = write_all(params, tmp_path / "run_params")
+    assert [p.stem for p in written] == list(params["experiments"])
+    body = yaml.safe_load((tmp_path / "run_params" / "t2m_svq.yaml").read_text())
+    assert sorted(body) == train_keys(params, "t2m_svq")  # every key it reads is present here
+    assert body["experiments.t2m_svq.set"] == {"model.quantizer": "svq"}
+    assert body["svq"]["codebook_size"] == params["svq"]["codebook_size"]  # a section read whole
+    assert body["profiles.sample.train"]["epochs"] == params["profiles"]["sample"]["train"]["epochs"]
+    assert not list(tmp_path.glob(".run_params*"))  # no scratch left behind
+
+
+def test_a_file_changes_exactly_when_a_value_its_stage_reads_changes(params, tmp_path):
+    folder = tmp_path / "run_params"
+    write_all(params, folder)
+    before = _files(folder)
+    write_all(set_dotted(params, "svq.codebook_size", 6000), folder)
+    after = _files(folder)
+    moved = {n for n in before if before[n] != after[n]}
+    assert "t2m_svq" in moved and "t2m_simvp" not in moved
+    # an experiment with its own codebook size (and no layer above it) takes no default: untouched
+    assert params["experiments"]["t2m_svq_n10"]["set"]["svq.codebook_size"] == 10
+    assert not moved & {"t2m_svq_n10", "t2m_svq_frozen_n10", "t2m_svq_n1000"}
+    retagged = copy.deepcopy(params)
+    retagged["experiments"]["t2m_svq"]["tables"] = [1, 2]  # the report's business
+    write_all(retagged, tmp_path / "tags")
+    assert _files(tmp_path / "tags") == before
+
+
+def test_a_dropped_experiment_drops_its_file_and_a_failed_write_keeps_the_folder(params, tmp_path, monkeypatch):
+    folder = tmp_path / "run_params"
+    write_all(params, folder)
+    fewer = copy.deepcopy(params)
+    del fewer["experiments"]["t2m_svq_frozen"]
+    write_all(fewer, folder)
+    assert "t2m_svq_frozen" not in _files(folder) and "t2m_svq" in _files(folder)
+    kept = _files(folder)
+    calls = []
+
+    def fail_on_second(params, name, shadowed=None):
+        calls.append(name)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return "x: 1\n"
+
+    monkeypatch.setattr(run_params, "render", fail_on_second)
+    with pytest.raises(OSError, match="disk full"):
+        write_all(params, folder)
+    assert _files(folder) == kept and not list(tmp_path.glob(".run_params*"))
