@@ -1,13 +1,17 @@
 #!/usr/bin/env python
 """DVC's own seconds per stage in this project's pipeline: dvc.yaml and dvc.lock of the whole
-catalogue as they were ("before": every stage lists the ~40 code files its script imports and
-each params.yaml key it reads, every reference stage the whole catalogue as a param) and as they
-are ("after": one ``code`` stage, the others depend on their kind's code digest,
-pipeline/code_digest.py; a section read whole is declared as the section,
-``pipeline.experiments.fold_keys``), each with ruamel.yaml's pure-Python parser and with its C
-parser (``ruamel.yaml.clib``), side by side in one run.
+catalogue in three layouts, side by side in one run:
 
-Two scratch repositories are generated from the current params.yaml and code: dvc.yaml as
+* "before": every stage lists the ~40 code files its script imports and each params.yaml key it
+  reads, every reference stage the whole catalogue as a param (with ruamel.yaml's pure-Python
+  parser, as it was, and with its C parser, ``ruamel.yaml.clib``);
+* "digests": one ``code`` stage, the others depend on their kind's code digest
+  (pipeline/code_digest.py); a section read whole is declared as the section
+  (``pipeline.run_params.fold_keys``); each train stage still declares its keys;
+* "now": as "digests", but a train stage depends on its ``run_params/<experiment>.yaml``
+  (pipeline/run_params.py) instead of declaring its ~70 lines of keys.
+
+Three scratch repositories are generated from the current params.yaml and code: dvc.yaml as
 ``pipeline.experiments`` writes it (and as it wrote it before), every stage command replaced by
 ``true``, every output a small placeholder, and a dvc.lock for every stage written as DVC writes
 it (file hashes real, folder hashes placeholders), so the lock has its full size. Then, per
@@ -15,7 +19,7 @@ variant, ``dvc repro -f --single-item`` of K train stages in one process: DVC ch
 runs ``true``, hashes the outputs and rewrites dvc.lock, which is all the overhead a stage pays.
 Variants are interleaved and repeated; wall and CPU seconds per stage are printed (CPU seconds of
 the DVC process: the steadier figure on a shared machine) with the ratio to "before, pure".
-Last, what planning a repro costs (``dvc repro --dry`` over all stages), before/pure vs after/C.
+Last, what planning a repro costs (``dvc repro --dry`` over all stages), in each layout.
 
     .venv/bin/python bench/dvc_overhead.py [--stages 4] [--repeats 2] [--no-planning]
 """
@@ -44,6 +48,7 @@ from machine import print_header  # noqa: E402
 from pipeline.code_digest import KINDS, write_digests  # noqa: E402
 from pipeline.config import dataset_deps, load_params  # noqa: E402
 from pipeline.experiments import build_stages, code_deps  # noqa: E402
+from pipeline.run_params import train_keys, write_all  # noqa: E402
 
 # DVC's CLI in a fresh interpreter; PURE first makes ruamel.yaml choose its pure-Python parser
 DVC = "import sys; from dvc.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -67,9 +72,20 @@ def leaf_keys(params: dict[str, Any], keys: list[str]) -> list[str]:
     return sorted(out)
 
 
+def digests_stages(params: dict[str, Any]) -> dict[str, Any]:
+    """dvc.yaml's stages with code digests, before run_params: each train stage declares its keys."""
+    stages = build_stages(params)["stages"]
+    del stages["params"]
+    for name, stage in stages.items():
+        if name.startswith("train_"):
+            stage["deps"] = [d for d in stage["deps"] if not d.startswith("run_params/")]
+            stage["params"] = train_keys(params, name[len("train_"):])
+    return stages
+
+
 def before_stages(params: dict[str, Any]) -> dict[str, Any]:
     """dvc.yaml's stages as the generator wrote them before the code digests and folded sections."""
-    stages = build_stages(params)["stages"]
+    stages = digests_stages(params)
     del stages["code"]
     per_kind = {k: code_deps([k]) for k in KINDS}
     for name, stage in stages.items():
@@ -141,6 +157,8 @@ def make_repo(path: Path, stages: dict[str, Any], params: dict[str, Any]) -> Pat
     subprocess.run([sys.executable, "-c", DVC, "config", "core.analytics", "false"], cwd=path, check=True)
     if "code" in stages:
         write_digests(path)
+    if "params" in stages:
+        write_all(params, path / "run_params")
     for stage in stages.values():
         stage["cmd"] = "true"
         for out in _outs(stage):
@@ -154,7 +172,9 @@ def make_repo(path: Path, stages: dict[str, Any], params: dict[str, Any]) -> Pat
         entry: dict[str, Any] = {"cmd": stage["cmd"]}
         if stage.get("deps"):
             entry["deps"] = [_entry(path, d) for d in stage["deps"]]
-        if stage.get("params"):
+        if stage.get("params") == [{"params.yaml": None}]:  # the file tracked whole
+            entry["params"] = {"params.yaml": copy.deepcopy(params)}
+        elif stage.get("params"):
             # DVC records the keys params.yaml has
             entry["params"] = {"params.yaml": {k: _value(params, k) for k in stage["params"] if _exists(params, k)}}
         entry["outs"] = [_entry(path, o) for o in _outs(stage)]
@@ -187,23 +207,24 @@ def main() -> int:
     import torch
     from ruamel.yaml.main import CParser
 
-    print_header("DVC overhead per stage: dvc.lock before/after the code digests, pure/C YAML parser",
-                 torch.device("cpu"))
+    print_header("DVC overhead per stage: dvc.lock before the code digests (pure/C YAML parser), with "
+                 "them, and with run_params", torch.device("cpu"))
     if CParser is None:
         raise SystemExit("ruamel.yaml.clib is not installed (make install): the C parser cannot be compared")
     params = load_params(ROOT / "params.yaml")
     work = Path(tempfile.mkdtemp(prefix="dvc_overhead-"))
     try:
         repos = {"before": make_repo(work / "before", before_stages(params), params),
-                 "after": make_repo(work / "after", build_stages(params)["stages"], params)}
+                 "digests": make_repo(work / "digests", digests_stages(params), params),
+                 "now": make_repo(work / "now", build_stages(params)["stages"], params)}
         for name, repo in repos.items():
             lock = (repo / "dvc.lock").read_text()
-            print(f"{name:6s}: dvc.lock {lock.count(chr(10)):6d} lines, {len(lock) / 1e6:.2f} MB, "
+            print(f"{name:7s}: dvc.lock {lock.count(chr(10)):6d} lines, {len(lock) / 1e6:.2f} MB, "
                   f"{lock.count(chr(10) + '    cmd: ')} stages")
         trains = [s for s in build_stages(params)["stages"] if s.startswith("train_")][:args.stages]
         print(f"timed: dvc repro -f --single-item {' '.join(trains)} ({len(trains)} stages, command `true`), "
               f"{args.repeats} repeat(s), variants interleaved\n")
-        variants = [(layout, pure) for layout in ("before", "after") for pure in (True, False)]
+        variants = [("before", True), ("before", False), ("digests", False), ("now", False)]
         walls: dict[tuple[str, bool], list[float]] = {v: [] for v in variants}
         cpus: dict[tuple[str, bool], list[float]] = {v: [] for v in variants}
         for _ in range(args.repeats):
@@ -221,7 +242,7 @@ def main() -> int:
                   f"{base_cpu / c:9.2f}x")
         if not args.no_planning:
             print("\nplanning: dvc repro --dry over every stage (what `make repro` asks first)")
-            for layout, pure in (("before", True), ("after", False)):
+            for layout, pure in (("before", True), ("digests", False), ("now", False)):
                 wall, cpu = timed(repos[layout], pure, "repro", "--dry")
                 print(f"{layout:8s} {'pure' if pure else 'C':6s} {wall:8.1f} s wall {cpu:8.1f} s cpu")
     finally:
