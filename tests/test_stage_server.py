@@ -139,3 +139,34 @@ def test_serving_starts_and_stops_a_server(tmp_path):
         sock = Path(env["SVQ_STAGE_SERVER"])
         assert sock.parent.stat().st_mode & 0o077 == 0  # only this user may connect
     assert not sock.parent.exists()
+
+
+def test_make_repros_dvc_stages_are_served(tmp_path, monkeypatch):
+    """The whole chain `make repro` uses: pipeline.progress starts a server, DVC runs the stage
+    command with SVQ_STAGE_SERVER set, stages/python hands it to the server. The stage waits for the
+    socket first (the server's imports take seconds; a command arriving earlier would run cold)."""
+    import io
+
+    import yaml
+
+    from pipeline import progress
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "stage.py").write_text("import os, sys\nopen('out.txt', 'w').write(f'{os.getpid()} {os.getppid()}')\n")
+    wait = 'while [ ! -S "$SVQ_STAGE_SERVER" ]; do sleep 0.1; done'
+    cmd = f"{wait}; echo $$ > shell.pid; sh {WRAPPER} stage.py"
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": cmd, "outs": ["out.txt"]}}}))
+    env = dict(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.invalid")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    monkeypatch.chdir(repo)
+    out = io.StringIO()
+    assert progress.run([], out=out, dvc=str(Path(sys.executable).with_name("dvc"))) == 0, out.getvalue()
+    pid, parent = map(int, (repo / "out.txt").read_text().split())
+    shell = int((repo / "shell.pid").read_text())
+    # cold, the stage would be the shell's child (exec'd by stages/python); served, the server's
+    assert parent != shell and pid != shell
