@@ -24,6 +24,7 @@ from pipeline.config import _collapse, run_deps_all_profiles
 from pipeline.dotted import MISSING, lookup
 from pipeline.outputs import clean_stale, remove, replace_dir, scratch
 from pipeline.overrides import layer_keys
+from pipeline.paths import check_name, inside
 
 FOLDER = Path("run_params")
 HEADER = ("# Written by the `params` stage (pipeline/run_params.py) from params.yaml: every value\n"
@@ -31,7 +32,7 @@ HEADER = ("# Written by the `params` stage (pipeline/run_params.py) from params.
 
 
 def path_of(name: str, folder: Path = FOLDER) -> Path:
-    return Path(folder) / f"{name}.yaml"
+    return inside(folder, f"{check_name('experiment', name)}.yaml")
 
 
 def fold_keys(keys: set[str], params: dict[str, Any]) -> list[str]:

@@ -62,3 +62,12 @@ def test_a_dropped_experiment_drops_its_file_and_a_failed_write_keeps_the_folder
     with pytest.raises(OSError, match="disk full"):
         write_all(params, folder)
     assert _files(folder) == kept and not list(tmp_path.glob(".run_params*"))
+
+
+def test_an_experiment_name_never_leaves_the_folder(tmp_path):
+    from pipeline.errors import ConfigError
+
+    assert run_params.path_of("t2m_svq", tmp_path) == tmp_path / "t2m_svq.yaml"
+    for bad in ("../escape", "a/b", ".."):
+        with pytest.raises(ConfigError, match="invalid name"):
+            run_params.path_of(bad, tmp_path)
