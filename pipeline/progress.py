@@ -1,5 +1,5 @@
-"""Progress you can see: ``dvc repro`` with stage k of n, elapsed and estimated time left, and the
-one-line summary a training stage prints when it ends.
+"""Progress you can see: ``dvc repro`` with stage k of n, elapsed and estimated time left (each
+training stage ends with its one-line summary, ``pipeline.run_summary``).
 
     python -m pipeline.progress [dvc repro arguments]    # what `make repro` runs
 
@@ -35,37 +35,14 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable, Iterator, TextIO
+
+from pipeline.run_summary import fmt_duration
 
 RUNNING = re.compile(r"^Running stage '([^']+)'")
 SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
-
-
-def one_line_summary(result: dict[str, Any], elapsed_s: float) -> str:
-    """``train_<exp> done in 1m02s: 1 seed, 2 epochs, test_mse 1.23 ± 0.01, test_mae ...``."""
-    metrics, std = result.get("metrics") or {}, result.get("metrics_std") or {}
-    seeds = result.get("seeds") or []
-    parts = [f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}"]
-    epochs = metrics.get("epochs_run")
-    if epochs is not None:
-        parts.append(f"{epochs:g} epochs")
-    for name in sorted(k for k in metrics if k.startswith("test_")):
-        if metrics[name] is not None:
-            sd = std.get(name)
-            parts.append(f"{name} {metrics[name]:.4g}" + (f" ± {sd:.2g}" if sd and len(seeds) > 1 else ""))
-    if metrics.get("best_val_loss") is not None:
-        parts.append(f"best val_loss {metrics['best_val_loss']:.4g}")
-    return f"train_{result.get('experiment', '?')} done in {fmt_duration(elapsed_s)}: {', '.join(parts)}"
-
-
-def fmt_duration(s: float) -> str:
-    s = max(0, int(round(s)))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 def planned_stages(dry_run_output: Iterable[str]) -> list[str]:
@@ -294,17 +271,27 @@ def run(args: list[str], out: TextIO = sys.stdout, dvc: str | None = None) -> in
     warm = "--cold" not in args
     args = [a for a in args if a != "--cold"]
     jobs, args = _jobs_arg(args)
+    if jobs > 1:
+        return run_parallel(jobs, out, dvc, warm)
+    return run_sequential(args, out, dvc, warm)
+
+
+@contextmanager
+def _stage_env(warm: bool, plan: list[str]) -> Iterator[dict[str, str]]:
+    """The stage commands' environment: with a warm stage server while there is work for it."""
     from pipeline.stage_server import serving
 
-    with serving(warm) as env:
-        env = dict(os.environ, **env)
-        if jobs > 1:
-            return run_parallel(jobs, out, dvc, env)
-        return run_sequential(args, out, dvc, env)
+    with serving(warm and bool(plan)) as served:
+        yield dict(os.environ, **served)
 
 
-def run_sequential(args: list[str], out: TextIO, dvc: str, env: dict[str, str]) -> int:
+def run_sequential(args: list[str], out: TextIO, dvc: str, warm: bool = True) -> int:
     plan = plan_of(args, dvc)
+    with _stage_env(warm, plan) as env:
+        return _run_dvc_repro(args, out, dvc, env, plan)
+
+
+def _run_dvc_repro(args: list[str], out: TextIO, dvc: str, env: dict[str, str], plan: list[str]) -> int:
     tracker = Tracker(plan)
     print(f"[progress] {len(tracker.plan)} stage(s) to run", file=out, flush=True)
     proc = subprocess.Popen([dvc, "repro", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -342,9 +329,15 @@ def _jobs_arg(args: list[str]) -> tuple[int, list[str]]:
     return jobs, rest
 
 
-def run_parallel(jobs: int, out: TextIO, dvc: str, env: dict[str, str] | None = None) -> int:
+def run_parallel(jobs: int, out: TextIO, dvc: str, warm: bool = True) -> int:
     graph = stage_graph()
     todo = with_downstream(plan_of([], dvc), graph, all_stages())
+    with _stage_env(warm, todo) as env:
+        return _run_lanes(jobs, out, dvc, env, graph, todo)
+
+
+def _run_lanes(jobs: int, out: TextIO, dvc: str, env: dict[str, str], graph: dict[str, set[str]],
+               todo: list[str]) -> int:
     tracker = Tracker(todo, jobs=jobs)
     recorded = [d for d in tracker.recorded.values() if d is not None]
     default = sum(recorded) / len(recorded) if recorded else 1.0
@@ -360,7 +353,7 @@ def run_parallel(jobs: int, out: TextIO, dvc: str, env: dict[str, str] | None = 
 
     print(f"[progress] {len(todo)} stage(s) to run, {jobs} at a time as their inputs are ready",
           file=out, flush=True)
-    env = dict(env or os.environ, SVQ_JOBS=str(jobs))  # each stage claims a slot: its share of threads / GPUs
+    env = dict(env, SVQ_JOBS=str(jobs))  # each stage claims a slot: its share of threads / GPUs
 
     def run_batch(batch: list[str], prefix: str) -> int:
         proc = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item", *batch], stdout=subprocess.PIPE,

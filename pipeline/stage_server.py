@@ -142,6 +142,7 @@ class Server:
         self.failed_imports: dict[str, str] = {}
         with warnings.catch_warnings():  # import-time notices belong to the stages that print them
             warnings.simplefilter("ignore")
+            warnings.showwarning = lambda *args, **kwargs: None  # also past filters an import adds
             for name in (preload_modules() if modules is None else modules):
                 try:
                     importlib.import_module(name)

@@ -20,8 +20,8 @@ with stage_errors("train"):
     from pipeline.config import load_params, resolve_run
     from pipeline.overrides import check, committed_params
     from pipeline.paths import run_dir, store_path
-    from pipeline.progress import one_line_summary
     from pipeline.run_record import RECORD_FILES
+    from pipeline.run_summary import one_line_summary
     from pipeline.train import run_experiment
 
     params = load_params(args.params)

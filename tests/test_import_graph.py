@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("run", ["pipeline.data.prepare", "pipeline.references", "pipeline.train", "pipeline.tracking",
              "pipeline.checkpoint", "pipeline.distributed", "pipeline.job_slots", "pipeline.scores",
              "pipeline.mlflow_model", "pipeline.mlflow_dataset", "pipeline.run_record", "pipeline.plots",
-             "pipeline.run_params"]),
+             "pipeline.run_params", "pipeline.run_summary"]),
     ("report", ["pipeline.report*"]),
     ("cli", ["pipeline.experiments", "pipeline.forecast", "pipeline.registry", "pipeline.progress",
              "pipeline.stage_server", "pipeline.stage_client"]),

@@ -1,7 +1,8 @@
 """Progress lines of `python -m pipeline.progress` and the training stage's one-line summary."""
 import json
 
-from pipeline.progress import Tracker, fmt_duration, one_line_summary, planned_stages
+from pipeline.progress import Tracker, planned_stages
+from pipeline.run_summary import fmt_duration, one_line_summary
 
 
 def test_plan_from_dry_run_and_estimates(tmp_path):
