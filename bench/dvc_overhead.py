@@ -29,7 +29,6 @@ import argparse
 import copy
 import hashlib
 import io
-import os
 import resource
 import shutil
 import statistics
@@ -47,6 +46,7 @@ from machine import print_header  # noqa: E402
 
 from pipeline.code_digest import KINDS, write_digests  # noqa: E402
 from pipeline.config import dataset_deps, load_params  # noqa: E402
+from pipeline.dotted import has_key, lookup  # noqa: E402
 from pipeline.experiments import build_stages, code_deps  # noqa: E402
 from pipeline.run_params import train_keys, write_all  # noqa: E402
 
@@ -59,7 +59,7 @@ def leaf_keys(params: dict[str, Any], keys: list[str]) -> list[str]:
     """Sections declared whole (``pipeline.experiments.fold_keys``) as their keys, as declared before."""
     out = []
     for key in keys:
-        if not _exists(params, key):  # a layer the catalogue may fill (pipeline/overrides.py)
+        if not has_key(params, key):  # a layer the catalogue may fill (pipeline/overrides.py)
             out.append(key)
             continue
         stack = [(key, _value(params, key))]
@@ -129,21 +129,9 @@ def _entry(repo: Path, path: str) -> dict[str, Any]:
     return {"path": path, "hash": "md5", "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
 
 
-def _exists(params: dict[str, Any], key: str) -> bool:
-    node: Any = params
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
 def _value(params: dict[str, Any], key: str) -> Any:
     """A copy (a shared object would be dumped once, then as YAML aliases: DVC writes it out in full)."""
-    value: Any = params
-    for part in key.split("."):
-        value = value[part]
-    return copy.deepcopy(value)
+    return copy.deepcopy(lookup(params, key))
 
 
 def make_repo(path: Path, stages: dict[str, Any], params: dict[str, Any]) -> Path:
@@ -176,7 +164,7 @@ def make_repo(path: Path, stages: dict[str, Any], params: dict[str, Any]) -> Pat
             entry["params"] = {"params.yaml": copy.deepcopy(params)}
         elif stage.get("params"):
             # DVC records the keys params.yaml has
-            entry["params"] = {"params.yaml": {k: _value(params, k) for k in stage["params"] if _exists(params, k)}}
+            entry["params"] = {"params.yaml": {k: _value(params, k) for k in stage["params"] if has_key(params, k)}}
         entry["outs"] = [_entry(path, o) for o in _outs(stage)]
         lock[name] = entry
     buf = io.StringIO()

@@ -47,7 +47,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -91,17 +91,17 @@ def source_files() -> dict[str, tuple[int, int]]:
     return out
 
 
-def changed_sources(snapshot: dict[str, tuple[int, int]]) -> list[str]:
-    changed = []
+def first_changed(snapshot: dict[str, tuple[int, int]]) -> str | None:
+    """The first source file whose (mtime, size) moved since ``snapshot``; checked per request,
+    so it stops at the first."""
     for path, stamp in snapshot.items():
         try:
             st = os.stat(path)
         except OSError:
-            changed.append(path)
-            continue
+            return path
         if (st.st_mtime_ns, st.st_size) != stamp:
-            changed.append(path)
-    return changed
+            return path
+    return None
 
 
 def initial_environ() -> dict[str, str]:
@@ -131,7 +131,6 @@ class Stage:
     pidfd: int
     kill_at: float | None = None
     done: bool = False
-    argv: list[str] = field(default_factory=list)
 
 
 class Server:
@@ -169,9 +168,9 @@ class Server:
     def refusal(self, request: dict) -> str | None:
         if self.unusable:
             return self.unusable
-        changed = changed_sources(self.sources)
+        changed = first_changed(self.sources)
         if changed:
-            return f"{changed[0]} changed since the server imported it"
+            return f"{changed} changed since the server imported it"
         env = import_time_env(request.get("env") or {})
         for key in sorted(set(env) | set(self.env)):
             if env.get(key) != self.env.get(key):
@@ -247,7 +246,7 @@ class Server:
             self._child(conn, fds, request)  # never returns
         for fd in fds:
             os.close(fd)
-        stage = Stage(conn, pid, os.pidfd_open(pid), argv=request["argv"])
+        stage = Stage(conn, pid, os.pidfd_open(pid))
         self.stages[stage.pidfd] = stage
         self.by_conn[conn] = stage
         self.sel.register(stage.pidfd, selectors.EVENT_READ, stage.pidfd)
