@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 dvc.yaml: $(STAMP)
-	$(BIN)/python -m pipeline.experiments
+	$(BIN)/python -m pipeline.repro.experiments
 
 # reports/fidelity.md: the paper profile against the public configs, key by key (committed, checked by a test)
 fidelity: $(STAMP)
@@ -39,8 +39,8 @@ paper-check: $(STAMP)
 
 repro: $(STAMP)
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make repro needs a git checkout (DVC)"; exit 1; }
-	$(BIN)/python -m pipeline.experiments --check
-	$(BIN)/python -m pipeline.progress --jobs $(REPRO_JOBS)   # dvc repro, REPRO_JOBS stages at a time, with progress
+	$(BIN)/python -m pipeline.repro.experiments --check
+	$(BIN)/python -m pipeline.repro.progress --jobs $(REPRO_JOBS)   # dvc repro, REPRO_JOBS stages at a time, with progress
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -21,14 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import pipeline  # noqa: E402,F401  (huge pages, before torch allocates)
 import torch  # noqa: E402
-
 from machine import print_header  # noqa: E402
-from pipeline.config import load_params, resolve_run  # noqa: E402
+
+import pipeline  # noqa: E402,F401  (huge pages, before torch allocates)
+from pipeline.config.load import load_params  # noqa: E402
+from pipeline.config.run_config import resolve_run
 from pipeline.data.prepare import store_path  # noqa: E402
 from pipeline.data.windows import WindowDataset  # noqa: E402
-from pipeline.train import build_model  # noqa: E402
+from pipeline.training.fit import build_model  # noqa: E402
 
 
 def step_seconds(cfg, in_shape, t_out: int, cap: float) -> tuple[float, bool]:

@@ -39,19 +39,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the repo root
     sys.path.insert(0, str(ROOT))
 
-import pipeline  # noqa: E402,F401  (installs the torchvision shim first)
-import torch  # noqa: E402
-from machine import print_header, pick_device, reset_peak_rss, peak_rss  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 import zarr  # noqa: E402
+from machine import peak_rss, pick_device, print_header, reset_peak_rss  # noqa: E402
 from torch.utils.data import DataLoader, RandomSampler  # noqa: E402
+from trainer_speed import measure as trainer_measure  # noqa: E402
+from trainer_speed import paper_config
 
-from pipeline.config import dataset_settings, load_params  # noqa: E402
+import pipeline  # noqa: E402,F401  (installs the torchvision shim first)
+from pipeline.config.load import load_params
+from pipeline.data.dataset_params import dataset_settings  # noqa: E402
+from pipeline.data.prepared import Prepared, Split, window_starts  # noqa: E402
 from pipeline.data.sources import weatherbench  # noqa: E402
 from pipeline.data.store import write_store  # noqa: E402
-from pipeline.data.prepared import Prepared, Split, window_starts  # noqa: E402
 from pipeline.data.windows import CACHE_BYTES, WindowDataset, loader_options  # noqa: E402
-from trainer_speed import measure as trainer_measure, paper_config  # noqa: E402
 
 DATASET = "t2m"
 BATCH = 16

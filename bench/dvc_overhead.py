@@ -6,13 +6,13 @@ catalogue in three layouts, side by side in one run:
   reads, every reference stage the whole catalogue as a param (with ruamel.yaml's pure-Python
   parser, as it was, and with its C parser, ``ruamel.yaml.clib``);
 * "digests": one ``code`` stage, the others depend on their kind's code digest
-  (pipeline/code_digest.py); a section read whole is declared as the section
-  (``pipeline.run_params.fold_keys``); each train stage still declares its keys;
+  (pipeline/repro/code_digest.py); a section read whole is declared as the section
+  (``pipeline.repro.run_params.fold_keys``); each train stage still declares its keys;
 * "now": as "digests", but a train stage depends on its ``run_params/<experiment>.yaml``
-  (pipeline/run_params.py) instead of declaring its ~70 lines of keys.
+  (pipeline/repro/run_params.py) instead of declaring its ~70 lines of keys.
 
 Three scratch repositories are generated from the current params.yaml and code: dvc.yaml as
-``pipeline.experiments`` writes it (and as it wrote it before), every stage command replaced by
+``pipeline.repro.experiments`` writes it (and as it wrote it before), every stage command replaced by
 ``true``, every output a small placeholder, and a dvc.lock for every stage written as DVC writes
 it (file hashes real, folder hashes placeholders), so the lock has its full size. Then, per
 variant, ``dvc repro -f --single-item`` of K train stages in one process: DVC checks each stage,
@@ -44,11 +44,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from machine import print_header  # noqa: E402
 
-from pipeline.code_digest import KINDS, write_digests  # noqa: E402
-from pipeline.config import dataset_deps, load_params  # noqa: E402
-from pipeline.dotted import has_key, lookup  # noqa: E402
-from pipeline.experiments import build_stages, code_deps  # noqa: E402
-from pipeline.run_params import train_keys, write_all  # noqa: E402
+from pipeline.config.load import load_params
+from pipeline.core.dotted import has_key, lookup  # noqa: E402
+from pipeline.data.dataset_params import dataset_deps  # noqa: E402
+from pipeline.repro.code_digest import KINDS, write_digests  # noqa: E402
+from pipeline.repro.experiments import build_stages, code_deps  # noqa: E402
+from pipeline.repro.run_params import train_keys, write_all  # noqa: E402
 
 # DVC's CLI in a fresh interpreter; PURE first makes ruamel.yaml choose its pure-Python parser
 DVC = "import sys; from dvc.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -56,10 +57,10 @@ PURE = "import ruamel.yaml.main as m; m.CParser = None; "
 
 
 def leaf_keys(params: dict[str, Any], keys: list[str]) -> list[str]:
-    """Sections declared whole (``pipeline.experiments.fold_keys``) as their keys, as declared before."""
+    """Sections declared whole (``pipeline.repro.experiments.fold_keys``) as their keys, as declared before."""
     out = []
     for key in keys:
-        if not has_key(params, key):  # a layer the catalogue may fill (pipeline/overrides.py)
+        if not has_key(params, key):  # a layer the catalogue may fill (pipeline/config/overrides.py)
             out.append(key)
             continue
         stack = [(key, _value(params, key))]

@@ -22,8 +22,8 @@ reuse its measurement and say so.
 from __future__ import annotations
 
 import argparse
-import gc
 import copy
+import gc
 import sys
 import tempfile
 import time
@@ -33,16 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the repo root
     sys.path.insert(0, str(ROOT))
 
-import pipeline  # noqa: E402,F401  (installs the torchvision shim before anything imports timm)
 import torch  # noqa: E402
 from machine import print_header  # noqa: E402
 from torch import nn  # noqa: E402
 
-from pipeline.config import load_params, resolve_run  # noqa: E402
-from pipeline.cost import count_parameters, flops_per_sample, flops_per_sample_literal  # noqa: E402
+import pipeline  # noqa: E402,F401  (installs the torchvision shim before anything imports timm)
+from pipeline.config.load import load_params  # noqa: E402
+from pipeline.config.run_config import resolve_run
 from pipeline.data.prepare import download, preprocess  # noqa: E402
 from pipeline.data.windows import WindowDataset  # noqa: E402
-from pipeline.train import build_model  # noqa: E402
+from pipeline.metrics.cost import count_parameters, flops_per_sample, flops_per_sample_literal  # noqa: E402
+from pipeline.training.fit import build_model  # noqa: E402
 
 GB = 2**30
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where the seconds of one sample-profile train stage go, and what importing it costs.
 
-Part 1: ``import torch`` and ``import pipeline.train`` (the training entry point) timed in fresh
+Part 1: ``import torch`` and ``import pipeline.training.fit`` (the training entry point) timed in fresh
 interpreters, interleaved and repeated; their median ratio is the number the pipeline keeps
 at or below 2.
 
@@ -16,7 +16,7 @@ Every phase is given in wall seconds and in CPU seconds of the stage's process: 
 machine the CPU seconds are the steadier measure. The stage runs twice, side by side: as configured
 ("now") and as before the speed-ups of issue 8 ("before": ``THP_MEM_ALLOC_ENABLE=0``, so no huge
 pages for large tensors, ``train.fps_batch`` null, so FPS timed on OpenSTL's batch of 100, and
-the model's weights left in NCHW layout, ``pipeline.train.CHANNELS_LAST_ON_CPU`` off).
+the model's weights left in NCHW layout, ``pipeline.training.fit.CHANNELS_LAST_ON_CPU`` off).
 
 Needs the experiment's Zarr store (``dvc repro preprocess_t2m`` first). From the repository root:
 ``.venv/bin/python bench/stage_overhead.py [--experiment t2m_simvp_mae] [--repeats 5]``.
@@ -47,11 +47,12 @@ def import_seconds(module: str) -> float:
 # ------------------------------------------------------------------------------ child process
 def child(experiment: str, params: str, fps_batch_null: bool = False, nchw: bool = False) -> None:
     t_start = time.perf_counter()
-    from pipeline.config import load_params, resolve_run
-    from pipeline.data.prepare import store_path
-    import pipeline.train as train
-    from pipeline import tracking
+    import pipeline.training.fit as train
+    from pipeline.config.load import load_params
+    from pipeline.config.run_config import resolve_run
     from pipeline.data import windows
+    from pipeline.data.prepare import store_path
+    from pipeline.tracking import mlflow_runs
 
     t_imported = time.perf_counter()
     if nchw:
@@ -89,10 +90,10 @@ def child(experiment: str, params: str, fps_batch_null: bool = False, nchw: bool
             with clock("logging"):
                 cm.__exit__(*sys.exc_info())
 
-    real_start_run = tracking.start_run
-    tracking.start_run = timed_run
+    real_start_run = mlflow_runs.start_run
+    mlflow_runs.start_run = timed_run
     for name in ("log_metrics", "log_artifact"):
-        setattr(tracking, name, timed("logging", getattr(tracking, name)))
+        setattr(mlflow_runs, name, timed("logging", getattr(mlflow_runs, name)))
     ds = windows.WindowDataset
     ds.__init__ = timed("data", ds.__init__)
     real_array, timed_array = ds._array, timed("data", ds._array)
@@ -110,10 +111,10 @@ def child(experiment: str, params: str, fps_batch_null: bool = False, nchw: bool
         setattr(train, name, timed("evaluation", getattr(train, name)))
     train._log_lead_scores = timed("logging", train._log_lead_scores)
     train.checkpoint.Checkpoint.save = timed("logging", train.checkpoint.Checkpoint.save)  # per epoch
-    import pipeline.plots as plots  # train imports it when drawing (its import time counts there)
+    import pipeline.training.forecast_plots as plots  # train imports it when drawing (its import time counts there)
 
     plots.forecast_figure = timed("logging", plots.forecast_figure)
-    detail = detail_timers(train, tracking, plots)
+    detail = detail_timers(train, mlflow_runs, plots)
     p = load_params(params)
     if fps_batch_null:
         p["profiles"][p["profile"]].setdefault("train", {})["fps_batch"] = None
@@ -131,11 +132,11 @@ def child(experiment: str, params: str, fps_batch_null: bool = False, nchw: bool
 DETAIL = [  # (label, the names its callers look up): fixed costs inside the phases, timed on their own
     ("optimiser constructor (imports torch._dynamo)", ("torch.optim.Adam",)),
     ("validation passes (every epoch)", ("train._eval_loss",)),
-    ("reference forecasts (per-lead skill)", ("references.ReferenceForecasts",)),
+    ("reference forecasts (per-lead skill)", ("reference_forecasts.ReferenceForecasts",)),
     ("FLOP counts (executed + W@M)", ("train.flops_per_sample", "train.flops_per_sample_literal")),
     ("FPS timing", ("train.inference_fps",)),
     ("quantizer diagnostics", ("train._diagnostics",)),
-    ("MLflow store set-up (per process)", ("tracking.ensure_experiment",)),
+    ("MLflow store set-up (per process)", ("mlflow_runs.ensure_experiment",)),
     ("MLflow pyfunc model + dataset inputs", ("train._log_mlflow_model_and_inputs",)),
     ("forecast figure (drawing)", ("plots.forecast_figure",)),
     ("per-epoch checkpoints", ("checkpoint.Checkpoint.save",)),
@@ -147,9 +148,9 @@ def detail_timers(train, tracking, plots) -> dict:
     their callers look them up when calling, so the wrappers are what runs."""
     import torch
 
-    from pipeline import references  # (not mlflow_model: its import of mlflow belongs to the run)
+    from pipeline.training import reference_forecasts  # (not mlflow_model: its import of mlflow belongs to the run)
 
-    owners = {"torch.optim": torch.optim, "train": train, "references": references, "tracking": tracking,
+    owners = {"torch.optim": torch.optim, "train": train, "references": reference_forecasts, "tracking": tracking,
               "plots": plots, "checkpoint.Checkpoint": train.checkpoint.Checkpoint}
     sums = {}
     for label, names in DETAIL:
@@ -196,7 +197,8 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "bench"))
     from machine import print_header
 
-    from pipeline.config import load_params, resolve_run
+    from pipeline.config.load import load_params
+    from pipeline.config.run_config import resolve_run
     from pipeline.data.prepare import store_path
 
     p = load_params(args.params)
@@ -211,17 +213,17 @@ def main() -> int:
     torch_s, train_s = [], []
     for _ in range(args.repeats):  # interleaved, so load changes hit both alike
         torch_s.append(import_seconds("torch"))
-        train_s.append(import_seconds("pipeline.train"))
+        train_s.append(import_seconds("pipeline.training.fit"))
     mt, mp = statistics.median(torch_s), statistics.median(train_s)
     print(f"import torch           : median {mt:.2f} s  (runs: {', '.join(f'{v:.2f}' for v in torch_s)})")
-    print(f"import pipeline.train  : median {mp:.2f} s  (runs: {', '.join(f'{v:.2f}' for v in train_s)})")
+    print(f"import pipeline.training.fit  : median {mp:.2f} s  (runs: {', '.join(f'{v:.2f}' for v in train_s)})")
     print(f"import ratio           : {mp / mt:.2f} x import torch (target <= 2)\n")
 
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, SVQ_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db",
                    SVQ_ARTIFACT_ROOT=Path(tmp, "artifacts").as_uri())
-        setup = [sys.executable, "-c", "import time; t = time.perf_counter(); from pipeline import tracking; "
-                 f"tracking.ensure_experiment(tracking.experiment_name({cfg.profile!r})); "
+        setup = [sys.executable, "-c", "import time; t = time.perf_counter(); from pipeline.tracking import mlflow_runs; "
+                 f"mlflow_runs.ensure_experiment(mlflow_runs.experiment_name({cfg.profile!r})); "
                  "print(time.perf_counter() - t)"]
         out = subprocess.run(setup, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         created = float(out.stdout.strip().splitlines()[-1])

@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the repo root
     sys.path.insert(0, str(ROOT))
 
-import pipeline  # noqa: E402,F401  (installs the torchvision shim before anything imports timm)
 import torch  # noqa: E402
-from machine import mem_available, print_header, pick_device, reset_peak_rss, peak_rss  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from machine import mem_available, peak_rss, pick_device, print_header, reset_peak_rss  # noqa: E402
 
+import pipeline  # noqa: E402,F401  (installs the torchvision shim before anything imports timm)
 from pipeline.svq import SVQ  # noqa: E402
 
 STEP_RATIO_LIMIT = 1.10  # the bound on SimVP+SVQ / SimVP training-step time on CPU
@@ -195,7 +195,8 @@ def part1(args, device: torch.device) -> None:
 
 # --------------------------------------------------------------------------- part 2: steps
 def build_models(device: torch.device):
-    from pipeline.config import load_params, resolve_run
+    from pipeline.config.load import load_params
+    from pipeline.config.run_config import resolve_run
     from pipeline.models.simvp import SimVP
 
     params = load_params(ROOT / "params.yaml")

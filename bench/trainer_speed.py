@@ -1,5 +1,5 @@
 """The model's own training throughput at the paper's size: the project's training step
-(``pipeline.train._train_epoch``: autocast, gradient scaler, Adam) on one batch of random windows
+(``pipeline.training.fit._train_epoch``: autocast, gradient scaler, Adam) on one batch of random windows
 repeated, so that no data loading is in the measurement. Used by data_loading.py and gpu_check.py."""
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline import distributed
-from pipeline.config import load_params, resolve_run
-from pipeline.train import _train_epoch, build_model
+from pipeline.config.load import load_params
+from pipeline.config.run_config import resolve_run
+from pipeline.training import distributed
+from pipeline.training.fit import _train_epoch, build_model
 
 ROOT_PARAMS = str(Path(__file__).resolve().parents[1] / "params.yaml")
 

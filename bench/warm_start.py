@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """A train stage started cold against the same stage run by the warm stage server
-(``pipeline/stage_server.py``), side by side in one run, as DVC runs it under ``make repro``:
+(``pipeline/repro/stage_server.py``), side by side in one run, as DVC runs it under ``make repro``:
 
 * cold: ``sh stages/python stages/train.py <exp>``: a fresh interpreter imports torch, MLflow, the
   pipeline, ``torch._dynamo`` (the optimiser's first step) and matplotlib, then trains;
@@ -59,7 +59,6 @@ def main() -> None:
     args = ap.parse_args()
     os.chdir(ROOT)
     import torch
-
     from machine import print_header
 
     work = Path(tempfile.mkdtemp(prefix="warm-start-"))
@@ -68,7 +67,7 @@ def main() -> None:
     run_stage(args.experiment, env, None)  # creates the throw-away store (once per repro in a real run)
     sock = work / "socket"
     t = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "pipeline.stage_server", "--socket", str(sock)], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "pipeline.repro.stage_server", "--socket", str(sock)], cwd=ROOT,
                               env=env, stderr=subprocess.DEVNULL)
     while not sock.exists():
         if server.poll() is not None:

@@ -1,4 +1,7 @@
-"""SVQ reproduction pipeline: data -> Zarr -> SimVP(+quantizer) -> MLflow -> paper tables."""
+"""SVQ reproduction pipeline: source files -> Zarr store -> SimVP(+quantizer) -> tracked run (MLflow
+and a committed record) -> the paper's tables. The folders are the layers (README, Layout):
+core; data, models, metrics; config; tracking, training; report, repro. At the root: the SVQ
+plug-in (``pipeline.svq``) and the commands run by name (``pipeline.forecast``, ``pipeline.registry``)."""
 import os
 
 # PyTorch's CPU allocator backs tensors of 2 MiB and more with transparent huge pages (the kernel
@@ -8,7 +11,7 @@ import os
 # (bench/results/stage_overhead-cpu.txt). Read once, at torch's first allocation.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-from pipeline.compat import install_torchvision_hook  # noqa: E402
+from pipeline.core.compat import install_torchvision_hook  # noqa: E402
 
 install_torchvision_hook()
 

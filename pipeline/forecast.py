@@ -34,10 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import ConfigError, DataError, exit_status
+from pipeline.core.outputs import atomic
+from pipeline.core.paths import RUNS
 from pipeline.data import calendar as cal
-from pipeline.errors import ConfigError, DataError, exit_status
-from pipeline.outputs import atomic
-from pipeline.paths import RUNS
+
 
 # ------------------------------------------------------------------------------------- the run
 @dataclasses.dataclass
@@ -54,9 +55,9 @@ class Trained:
 def _download(run_id: str, name: str, dst: Path) -> Path:
     import mlflow
 
-    from pipeline import tracking
+    from pipeline.tracking import mlflow_runs
 
-    mlflow.set_tracking_uri(tracking.tracking_uri())
+    mlflow.set_tracking_uri(mlflow_runs.tracking_uri())
     try:
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(dst)))
     except Exception as exc:  # mlflow raises several types for a missing artifact
@@ -65,19 +66,19 @@ def _download(run_id: str, name: str, dst: Path) -> Path:
 
 def _find_run(run: str, seed: int | None, runs_dir: Path, scratch: Path) -> tuple[Path, str | None, str, int | None]:
     """(checkpoint, run id, experiment, seed) for a run id or an experiment name."""
-    from pipeline import tracking
+    from pipeline.tracking import mlflow_runs
 
     if re.fullmatch(r"[0-9a-f]{32}", run):
         import mlflow
 
-        client = mlflow.tracking.MlflowClient(tracking.tracking_uri())
+        client = mlflow.tracking.MlflowClient(mlflow_runs.tracking_uri())
         try:
             info = client.get_run(run)
         except Exception:
-            raise DataError(f"--run {run}: no such MLflow run in {tracking.tracking_uri()}") from None
+            raise DataError(f"--run {run}: no such MLflow run in {mlflow_runs.tracking_uri()}") from None
         tags = info.data.tags
-        exp = tags.get(f"{tracking.TAG_PREFIX}experiment", run)
-        s = int(tags.get(f"{tracking.TAG_PREFIX}seed", seed if seed is not None else 0))
+        exp = tags.get(f"{mlflow_runs.TAG_PREFIX}experiment", run)
+        s = int(tags.get(f"{mlflow_runs.TAG_PREFIX}seed", seed if seed is not None else 0))
         return _download(run, f"best-seed{s}.pt", scratch), run, exp, s
     folder = runs_dir / run
     result = folder / "result.json"
@@ -95,15 +96,15 @@ def _find_run(run: str, seed: int | None, runs_dir: Path, scratch: Path) -> tupl
             return _download(run_id, f"best-seed{s}.pt", scratch), run_id, run, s
     import mlflow
 
-    mlflow.set_tracking_uri(tracking.tracking_uri())
+    mlflow.set_tracking_uri(mlflow_runs.tracking_uri())
     found = mlflow.search_runs(search_all_experiments=True, output_format="list", max_results=1,
-                               filter_string=f"tags.`{tracking.TAG_PREFIX}experiment` = '{run}'",
+                               filter_string=f"tags.`{mlflow_runs.TAG_PREFIX}experiment` = '{run}'",
                                order_by=["attributes.start_time DESC"])
     if not found:
         raise DataError(f"--run {run}: neither an MLflow run id nor a trained experiment (no {result} "
                         f"and no MLflow run tagged with it); train it first: dvc repro train_{run}")
     r = found[0]
-    s = int(r.data.tags.get(f"{tracking.TAG_PREFIX}seed", 0))
+    s = int(r.data.tags.get(f"{mlflow_runs.TAG_PREFIX}seed", 0))
     return _download(r.info.run_id, f"best-seed{s}.pt", scratch), r.info.run_id, run, s
 
 
@@ -120,8 +121,8 @@ def load_run(run: str, seed: int | None = None, runs_dir: Path | str = RUNS, dev
     cfg = state["config"]
     card = state.get("data")
     if card is None:  # checkpoints from before the data card: the dataset's store holds it
-        from pipeline.config import load_params
-        from pipeline.paths import store_path
+        from pipeline.config.load import load_params
+        from pipeline.core.paths import store_path
         from pipeline.data.store import data_card
 
         card = data_card(store_path(load_params(params), cfg["dataset"]), cfg["dataset"])

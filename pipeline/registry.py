@@ -13,24 +13,26 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pipeline import run_record, tracking
-from pipeline.config import load_params
-from pipeline.errors import ConfigError, DataError, exit_status
-from pipeline.paths import RUNS, run_dir
+from pipeline.config.load import load_params
+from pipeline.config.params_file import typed
+from pipeline.core.errors import ConfigError, DataError, exit_status
+from pipeline.core.paths import RUNS, run_dir
+from pipeline.tracking import mlflow_runs
+from pipeline.training import record_files
 
 HIGHER_IS_BETTER = ("test_ssim", "test_psnr")
 
 
 def best_run(params: dict[str, Any], table: int, metric: str, runs_dir: Path | str = RUNS) -> dict[str, Any]:
     """``{experiment, seed, run_id, value}`` of the best run of ``table`` by ``metric``."""
-    names = [n for n, e in params["experiments"].items() if table in (e.get("tables") or ())]
+    names = typed(params).experiments_in(table)
     if not names:
         raise ConfigError(f"--table {table}: no experiment in params.yaml lists table {table}")
     candidates = []
     for name in names:
-        if not (run_dir(name, Path(runs_dir)) / run_record.RESULT).exists():
+        if not (run_dir(name, Path(runs_dir)) / record_files.RESULT).exists():
             continue
-        result = run_record.read(run_dir(name, Path(runs_dir)))
+        result = record_files.read(run_dir(name, Path(runs_dir)))
         for run in result["runs"]:
             value = run["metrics"].get(metric)
             if value is not None and run.get("run_id"):
@@ -46,11 +48,11 @@ def register_best(params: dict[str, Any], table: int, metric: str = "test_mse", 
                   runs_dir: Path | str = RUNS) -> tuple[dict[str, Any], Any]:
     import mlflow
 
-    from pipeline.mlflow_model import ARTIFACT_PATH
+    from pipeline.tracking.logged_model import ARTIFACT_PATH
 
     best = best_run(params, table, metric, runs_dir)
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    name = name or f"svq-{params['profile']}-table{table}"
+    mlflow.set_tracking_uri(mlflow_runs.tracking_uri())
+    name = name or f"svq-{typed(params).profile}-table{table}"
     version = mlflow.register_model(f"runs:/{best['run_id']}/{ARTIFACT_PATH}", name,
                                     tags={"table": str(table), "metric": metric, "value": str(best["value"]),
                                           "experiment": best["experiment"], "seed": str(best["seed"])})

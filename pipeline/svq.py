@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pipeline.errors import ConfigError
-from pipeline.schema import PositiveInt, Settings, parse
+from pipeline.core.errors import ConfigError
+from pipeline.core.schema import PositiveInt, Settings, parse
 
 # The public code's options: name -> in-place initialiser of the (N x C) codebook.
 _INITIALISERS = {

@@ -10,10 +10,10 @@ import mlflow
 import torch
 import yaml
 
-from pipeline import checkpoint
-from pipeline.config import resolve_run
+from pipeline.config.run_config import resolve_run
 from pipeline.data.store import write_store
-from pipeline.train import run_experiment
+from pipeline.training import checkpoint
+from pipeline.training.fit import run_experiment
 from tests.conftest import ROOT, make_prepared
 
 TIMING = {"fps_inference", "epoch_time_mean_s"}
@@ -99,15 +99,15 @@ def test_checkpoint_of_other_settings_is_discarded(tiny_params, tiny_store, mlfl
 
 
 def test_dead_running_run_is_marked_killed(tiny_params, tiny_store, mlflow_uri, tmp_path):
-    from pipeline import tracking
+    from pipeline.tracking import mlflow_runs
 
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead = f"{tracking.socket.gethostname()}:{child.stdout.strip()}:0"
-    exp_id = tracking.ensure_experiment("svq-sample")
+    dead = f"{mlflow_runs.socket.gethostname()}:{child.stdout.strip()}:0"
+    exp_id = mlflow_runs.ensure_experiment("svq-sample")
     client = mlflow.MlflowClient(mlflow_uri)
     ghost = client.create_run(exp_id, tags={"svq.process": dead}).info.run_id
-    alive = client.create_run(exp_id, tags={"svq.process": tracking.process_tag()}).info.run_id
-    tracking.ensure_experiment("svq-sample")
+    alive = client.create_run(exp_id, tags={"svq.process": mlflow_runs.process_tag()}).info.run_id
+    mlflow_runs.ensure_experiment("svq-sample")
     assert client.get_run(ghost).info.status == "KILLED"
     assert client.get_run(alive).info.status == "RUNNING"
     client.set_terminated(alive)

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.code_digest import KINDS, digest_path, digest_text, write_digests
-from pipeline.experiments import build_stages
-
 from conftest import ROOT
+from pipeline.repro.code_digest import KINDS, digest_path, digest_text, write_digests
+from pipeline.repro.experiments import build_stages
 
-TRAIN_ONLY = "pipeline/train.py"  # in the train closure, not the report's
+TRAIN_ONLY = "pipeline/training/fit.py"  # in the train closure, not the report's
 REPORT_ONLY = "pipeline/report/build.py"  # in the report closure, not the train's
 
 
@@ -30,14 +29,14 @@ def test_digest_lists_the_closure_with_each_files_md5():
     lines = digest_text("train", ROOT).splitlines()
     files = [line.split("  ", 1)[1] for line in lines]
     assert files == sorted(files) and len(files) == len(set(files))
-    for f in ("stages/train.py", "stages/python", TRAIN_ONLY, "pipeline/tracking.py",
+    for f in ("stages/train.py", "stages/python", TRAIN_ONLY, "pipeline/tracking/mlflow_runs.py",
               "pipeline/models/translators/transformers.py", "pipeline/models/quantizers/lucidrains.py"):
         assert f in files, f
     assert REPORT_ONLY not in files and "pipeline/forecast.py" not in files
     md5, path = lines[0].split("  ", 1)
     assert md5 == hashlib.md5((ROOT / path).read_bytes()).hexdigest()
     assert REPORT_ONLY in digest_text("report", ROOT) and TRAIN_ONLY not in digest_text("report", ROOT)
-    assert "pipeline/references.py" in digest_text("reference", ROOT)
+    assert "pipeline/training/reference_forecasts.py" in digest_text("reference", ROOT)
 
 
 def test_an_edit_changes_the_digest_of_the_kinds_that_load_the_file(tmp_path):
@@ -121,7 +120,7 @@ def test_dvc_reruns_train_for_a_train_file_and_only_the_report_for_a_report_file
     assert repro() == ["train_t2m_svq", "report"]
     assert "up to date" in _dvc(repo, "status").stdout
     lock = (repo / "dvc.lock").read_text()
-    assert "pipeline/train.py" not in yaml.safe_load(lock)["stages"]["train_t2m_svq"].__repr__()
+    assert "pipeline/training/fit.py" not in yaml.safe_load(lock)["stages"]["train_t2m_svq"].__repr__()
 
 
 def test_dvc_parses_yaml_with_the_c_parser():

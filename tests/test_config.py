@@ -2,11 +2,12 @@ import copy
 
 import pytest
 
-from pipeline.config import (dataset_deps, load_params, resolve_run, run_deps_all_profiles,
-                             set_dotted, validate_params)
-from pipeline.errors import ConfigError
-
 from conftest import ROOT
+from pipeline.config.load import load_params, validate_params
+from pipeline.config.run_config import resolve_run, run_deps_all_profiles
+from pipeline.core.dotted import set_dotted
+from pipeline.core.errors import ConfigError
+from pipeline.data.dataset_params import dataset_deps
 
 
 def test_project_params_validate():
@@ -49,7 +50,7 @@ def test_a_profile_may_set_keys_of_one_experiment(params):
     # the sample profile's smaller latent and codebook for a comparator; the paper profile untouched
     vq = resolve_run(params, "t2m_vq")
     assert (vq.model.N_S, vq.quantizer.codebook_size) == (6, 128)
-    assert dict(vq.origins)["model.N_S"] == "profiles.sample.experiments.t2m_vq"
+    assert dict(vq.origins)["model.N_S"] == "profiles.sample.experiments.t2m_vq.set.model.N_S"
     assert "profiles.sample.experiments.t2m_vq" in run_deps_all_profiles(params, "t2m_vq")
     assert resolve_run(params, "t2m_svq").model.N_S == 2          # other runs keep the profile's
     paper = resolve_run(params, "t2m_grvq_256", profile="paper")
@@ -133,7 +134,7 @@ def test_bad_values_name_the_exact_key(params, key, value, message):
 
 
 def test_batch_larger_than_the_split_refused_before_training(params, tiny_store, mlflow_uri, tmp_path):
-    from pipeline.train import run_experiment
+    from pipeline.training.fit import run_experiment
 
     p = set_dotted(params, "datasets.t2m.train.batch_size", 64)
     p["profiles"]["sample"]["train"].pop("batch_size")

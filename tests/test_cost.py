@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.cost import Timer, count_parameters, flops_per_sample, inference_fps, macs_per_sample
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.metrics.cost import Timer, count_parameters, flops_per_sample, inference_fps, macs_per_sample
 
 torch.set_num_threads(1)
 
@@ -58,7 +58,7 @@ def test_timer_measures_block():
 
 
 def test_literal_flops_count_w_at_m_as_the_paper_and_equal_without_svq():
-    from pipeline.cost import flops_per_sample_literal, literal_svq, openstl_fps_batch
+    from pipeline.metrics.cost import flops_per_sample_literal, literal_svq, openstl_fps_batch
     from pipeline.svq import SVQ
 
     torch.manual_seed(0)

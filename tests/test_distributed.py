@@ -9,13 +9,13 @@ import pytest
 import torch
 import yaml
 
-from pipeline import distributed
-from pipeline.config import resolve_run
+from conftest import ROOT, make_prepared
+from pipeline.config.run_config import resolve_run
+from pipeline.core.errors import ConfigError
 from pipeline.data.prepare import store_path
 from pipeline.data.store import write_store
-from pipeline.errors import ConfigError
-from pipeline.train import build_model, run_experiment
-from conftest import ROOT, make_prepared
+from pipeline.training import distributed
+from pipeline.training.fit import build_model, run_experiment
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 17, 32])
@@ -44,7 +44,7 @@ def test_precision_is_validated(tiny_params):
 
 
 def test_bf16_training_on_cpu(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
-    import pipeline.train as train
+    import pipeline.training.fit as train
 
     seen = set()
     build = train.build_model

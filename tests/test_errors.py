@@ -6,8 +6,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline.config import set_dotted
-from pipeline.errors import EXIT_CODE
+from pipeline.core.dotted import set_dotted
+from pipeline.core.errors import EXIT_CODE
 from tests.conftest import ROOT
 
 
@@ -29,7 +29,8 @@ def test_stage_error_is_one_line_without_traceback(params, tmp_path):
     ("train", ["t2m_svq"], "train.min_lr", -1, "train: error: train.min_lr: expected a value >= 0"),
     ("train", ["../escape"], None, None, "train: error: experiments.../escape: invalid name"),
     ("train", ["nope"], None, None, "train: error: experiments.nope: no such experiment"),
-    ("download", ["a/b"], None, None, "download: error: datasets.a/b: no such dataset"),
+    ("download", ["a/b"], None, None, "download: error: datasets.a/b: invalid name"),
+    ("download", ["nope"], None, None, "download: error: datasets.nope: no such dataset"),
     ("preprocess", ["t2m"], "datasets.t2m.data.T_in", 0, "preprocess: error: "),
     ("reference", ["x;true"], None, None, "reference x;true: error: dataset: invalid name"),
     ("report", [], "experiments.t2m_svq.tables", "abc", "report: error: experiments.t2m_svq.tables"),
@@ -48,7 +49,7 @@ def test_every_stage_reports_one_line(params, tmp_path, monkeypatch, capsys, sta
 
 @pytest.mark.parametrize("module, args, message", [
     ("registry", ["--table", "99"], "registry: error: --table 99: no experiment in params.yaml lists table 99"),
-    ("overrides", ["nope"], "overrides: error: experiments.nope: no such experiment"),
+    ("config.overrides", ["nope"], "overrides: error: experiments.nope: no such experiment"),
     ("report.fidelity", ["--check", "--params", "missing.yaml"],
      "fidelity: error: missing.yaml: parameters file not found"),
 ])

@@ -5,17 +5,16 @@ import sys
 import pytest
 import yaml
 
-from pipeline.experiments import build_stages, render
-from pipeline.run_params import train_keys
-
 from conftest import ROOT
+from pipeline.repro.experiments import build_stages, render
+from pipeline.repro.run_params import train_keys
 
 
 def test_committed_dvc_yaml_is_up_to_date():
-    from pipeline.config import load_params
+    from pipeline.config.load import load_params
 
     assert (ROOT / "dvc.yaml").read_text() == render(load_params(ROOT / "params.yaml")), \
-        "dvc.yaml is stale: run `python -m pipeline.experiments`"
+        "dvc.yaml is stale: run `python -m pipeline.repro.experiments`"
 
 
 def test_one_stage_per_experiment_and_shared_runs_once(params):
@@ -49,11 +48,11 @@ def test_code_deps_are_what_each_stage_imports(params):
     registered modules included (a train stage may build any translator or quantizer). They are
     the `code` stage's deps; the other stages depend on its digests (tests/test_code_digest.py)."""
     code = build_stages(params)["stages"]["code"]["deps"]
-    for path in ("stages/train.py", "stages/python", "stages/code.py", "pipeline/code_digest.py",
-                 "pipeline/train.py", "pipeline/tracking.py", "pipeline/data/store.py", "pipeline/plots.py",
+    for path in ("stages/train.py", "stages/python", "stages/code.py", "pipeline/repro/code_digest.py",
+                 "pipeline/training/fit.py", "pipeline/tracking/mlflow_runs.py", "pipeline/data/store.py", "pipeline/training/forecast_plots.py",
                  "pipeline/models/translators/transformers.py", "pipeline/models/quantizers/lucidrains.py",
-                 "pipeline/run_record.py", "pipeline/report/build.py", "pipeline/report/paper.yaml",
-                 "pipeline/data/prepare.py", "pipeline/data/download.py", "pipeline/references.py"):
+                 "pipeline/training/record_files.py", "pipeline/report/build.py", "pipeline/report/paper.yaml",
+                 "pipeline/data/prepare.py", "pipeline/data/download.py", "pipeline/training/reference_forecasts.py"):
         assert covered(path, code), path
     assert not covered("pipeline/report/fidelity.py", code)  # imported by no stage
     assert not covered("pipeline/forecast.py", code)
@@ -61,7 +60,7 @@ def test_code_deps_are_what_each_stage_imports(params):
 
 
 def test_folders_fold_only_when_every_file_is_a_dep(tmp_path):
-    from pipeline.experiments import fold_folders
+    from pipeline.repro.experiments import fold_folders
 
     for f in ("pipeline/a/x.py", "pipeline/a/b/y.py", "pipeline/a/b/data.yaml", "pipeline/c/z.py", "pipeline/c/w.py"):
         (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +73,7 @@ def test_folders_fold_only_when_every_file_is_a_dep(tmp_path):
 
 def test_sections_read_whole_are_declared_as_the_section(params):
     """Fewer keys for DVC to look up (it walks params.yaml once per key), the same values tracked."""
-    from pipeline.run_params import fold_keys
+    from pipeline.repro.run_params import fold_keys
 
     p = {"a": {"x": 1, "y": {"z": 2, "w": 3}}, "b": {"x": 1, "y": 2}, "c": 5,
          "experiments": {"e": {"dataset": "t", "set": {"k": 1}}}}

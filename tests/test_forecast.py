@@ -11,12 +11,13 @@ import torch
 import xarray as xr
 
 from conftest import make_prepared
-from pipeline.config import resolve_run, validate_params
+from pipeline.config.load import validate_params
+from pipeline.config.run_config import resolve_run
 from pipeline.data import prepare
 from pipeline.data.store import write_store
 from pipeline.data.windows import WindowDataset
 from pipeline.forecast import load_run, main
-from pipeline.train import run_experiment
+from pipeline.training.fit import run_experiment
 
 
 def _annual_360(path, years=60, var="tas", shape=(37, 49), nan_at=None, drop=None):

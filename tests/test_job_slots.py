@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from pipeline import job_slots
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.training import job_slots
 
 
 def test_slots_are_exclusive_and_freed(tmp_path):
@@ -16,7 +16,7 @@ def test_slots_are_exclusive_and_freed(tmp_path):
     b = job_slots.claim(2, tmp_path, cpus=8)
     assert (a.index, b.index) == (0, 1) and a.threads == b.threads == 4
     # a third job waits for a free slot; another process sees slot 0 held until it is released
-    code = ("import sys; from pathlib import Path; from pipeline import job_slots; "
+    code = ("import sys; from pathlib import Path; from pipeline.training import job_slots; "
             "s = job_slots.claim(2, Path(sys.argv[1]), cpus=8, poll_s=0.05); print(s.index)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     with pytest.raises(subprocess.TimeoutExpired):

@@ -4,12 +4,12 @@ A profile that trains too little, or training code that stops updating the model
 import numpy as np
 import pytest
 
-from pipeline.config import resolve_run
+from pipeline.config.run_config import resolve_run
 from pipeline.data.prepared import Prepared, Split, window_starts
 from pipeline.data.store import write_store
 from pipeline.data.windows import WindowDataset
-from pipeline.metrics import mse
-from pipeline.train import run_experiment
+from pipeline.metrics.openstl import mse
+from pipeline.training.fit import run_experiment
 
 T_IN = T_OUT = 4
 

@@ -1,13 +1,14 @@
 import pytest
 import torch
 
-from pipeline.lr_schedule import CosineWarmup
+from pipeline.training.schedule import CosineWarmup
 
 
 @pytest.mark.parametrize("epochs,warmup", [(50, 5), (2, 1), (6, 0), (100, 0)])
 def test_matches_timm_cosine_scheduler(epochs, warmup):
-    import pipeline  # noqa: F401  (torchvision shim before timm)
     from timm.scheduler import CosineLRScheduler
+
+    import pipeline  # noqa: F401  (torchvision shim before timm)
 
     p = [torch.nn.Parameter(torch.zeros(1))]
     ours_opt, timm_opt = torch.optim.Adam(p, lr=5e-3), torch.optim.Adam(p, lr=5e-3)

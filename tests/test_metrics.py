@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import metrics as M
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.metrics import openstl as M
 
 torch.set_num_threads(1)
 
@@ -112,7 +112,7 @@ def test_lpips_nan_when_weights_unavailable(monkeypatch, caplog):
     monkeypatch.setattr(M, "lpips_available", lambda: False)
     monkeypatch.setattr(M, "_pretrained_lpips", lambda: pytest.fail("must not build LPIPS"))
     x = np.random.default_rng(4).random((1, 1, 3, 32, 32))
-    with caplog.at_level(logging.WARNING, logger="pipeline.metrics"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.metrics.openstl"):
         assert math.isnan(M.lpips(x, 1 - x))
         res = M.compute_metrics(x, 1 - x, ["mse", "lpips"], spatial_norm=False)
     assert "LPIPS unavailable" in caplog.text
@@ -173,9 +173,9 @@ def test_accumulator_rejects_mismatched_batches_and_empty_compute():
 
 
 def test_alexnet_checkpoint_name_is_torchvisions():
-    import pipeline  # noqa: F401  (the torchvision shim)
     from torchvision.models import AlexNet_Weights
 
-    from pipeline.metrics import ALEXNET_CHECKPOINT
+    import pipeline  # noqa: F401  (the torchvision shim)
+    from pipeline.metrics.openstl import ALEXNET_CHECKPOINT
 
     assert AlexNet_Weights.IMAGENET1K_V1.url.endswith("/" + ALEXNET_CHECKPOINT)

@@ -3,7 +3,7 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 
-from pipeline import mlflow_dataset
+from pipeline.tracking import dataset_inputs
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def _flaky(monkeypatch, error: str, failures: int) -> list[int]:
         return real(**kw)
 
     monkeypatch.setattr(mlflow, "log_inputs", log_inputs)
-    monkeypatch.setattr(mlflow_dataset.time, "sleep", lambda s: None)
+    monkeypatch.setattr(dataset_inputs.time, "sleep", lambda s: None)
     return calls
 
 
@@ -35,7 +35,7 @@ RACE = ("BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value viola
 def test_a_lost_dataset_insert_race_is_retried(tiny_store, tracked, monkeypatch):
     calls = _flaky(monkeypatch, RACE, failures=1)
     with mlflow.start_run() as run:
-        mlflow_dataset.log_store_inputs(tiny_store, "t2m", {"train": 3, "test": 2})
+        dataset_inputs.log_store_inputs(tiny_store, "t2m", {"train": 3, "test": 2})
     assert calls == [2, 2]
     inputs = mlflow.MlflowClient(tracked).get_run(run.info.run_id).inputs.dataset_inputs
     assert sorted(i.dataset.name for i in inputs) == ["t2m-test", "t2m-train"]
@@ -44,9 +44,9 @@ def test_a_lost_dataset_insert_race_is_retried(tiny_store, tracked, monkeypatch)
 def test_other_errors_and_a_persistent_race_are_raised(tiny_store, tracked, monkeypatch):
     calls = _flaky(monkeypatch, "INVALID_PARAMETER_VALUE: bad dataset", failures=1)
     with mlflow.start_run(), pytest.raises(MlflowException, match="bad dataset"):
-        mlflow_dataset.log_store_inputs(tiny_store, "t2m", {"train": 3})
+        dataset_inputs.log_store_inputs(tiny_store, "t2m", {"train": 3})
     assert len(calls) == 1
-    calls = _flaky(monkeypatch, RACE, failures=mlflow_dataset.INPUT_ATTEMPTS)
+    calls = _flaky(monkeypatch, RACE, failures=dataset_inputs.INPUT_ATTEMPTS)
     with mlflow.start_run(), pytest.raises(MlflowException, match="UniqueViolation"):
-        mlflow_dataset.log_store_inputs(tiny_store, "t2m", {"train": 3})
-    assert len(calls) == mlflow_dataset.INPUT_ATTEMPTS
+        dataset_inputs.log_store_inputs(tiny_store, "t2m", {"train": 3})
+    assert len(calls) == dataset_inputs.INPUT_ATTEMPTS

@@ -4,10 +4,10 @@ import mlflow
 import numpy as np
 import torch
 
-from pipeline.config import resolve_run
+from pipeline.config.run_config import resolve_run
 from pipeline.data.windows import WindowDataset
-from pipeline.mlflow_dataset import store_digest
-from pipeline.train import run_experiment
+from pipeline.tracking.dataset_inputs import store_digest
+from pipeline.training.fit import run_experiment
 
 
 def test_logged_model_forecasts_and_store_is_the_input(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
@@ -55,21 +55,21 @@ def test_logged_model_forecasts_and_store_is_the_input(tiny_params, tiny_store, 
 
 def test_register_best_model_of_a_table(tiny_params, mlflow_uri, tmp_path, monkeypatch):
     """The registry option picks the best seed run of a table from the committed records."""
-    from pipeline import run_record
     from pipeline.registry import best_run
+    from pipeline.training import record_files
 
     runs = tmp_path / "runs"
     for name, mses in {"t2m_simvp": [3.0, 2.0], "t2m_svq": [2.5], "t2m_svq_frozen": [1.0]}.items():
         seeds = [{"seed": i, "run_id": f"{name}-{i}", "metrics": {"test_mse": m, "test_ssim": -m}}
                  for i, m in enumerate(mses)]
-        result = run_record.summary(experiment=name, dataset="t2m", profile="sample", tables=[1],
+        result = record_files.summary(experiment=name, dataset="t2m", profile="sample", tables=[1],
                                     params={}, seeds=seeds)
-        run_record.write(runs / name, result, [], None)
+        record_files.write(runs / name, result, [], None)
     tiny_params["experiments"]["t2m_svq_frozen"]["tables"] = [6]  # not in table 1
     assert best_run(tiny_params, 1, "test_mse", runs)["run_id"] == "t2m_simvp-1"
     assert best_run(tiny_params, 1, "test_ssim", runs)["run_id"] == "t2m_simvp-1"  # higher is better
     import pytest
 
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
     with pytest.raises(ConfigError, match="--table 99"):
         best_run(tiny_params, 99, "test_mse", runs)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pipeline.outputs import atomic, clean_stale, write_or_check, write_text_atomic
+from pipeline.core.outputs import atomic, clean_stale, write_or_check, write_text_atomic
 
 
 def leftovers(folder):
@@ -56,7 +56,7 @@ def test_write_or_check(tmp_path, capsys):
 def test_a_folder_that_cannot_be_put_in_place_brings_the_old_one_back(tmp_path, monkeypatch):
     import os
 
-    from pipeline import outputs
+    from pipeline.core import outputs
 
     final = tmp_path / "raw"
     final.mkdir()

@@ -8,14 +8,11 @@ import sys
 import pytest
 import yaml
 
-from pipeline.config import set_dotted
-from pipeline.errors import ConfigError
-from pipeline.overrides import check, layer_keys, layers
-from pipeline.run_params import train_keys
-
 from conftest import ROOT
-
-from conftest import ROOT
+from pipeline.config.overrides import check, layer_keys, layers
+from pipeline.core.dotted import set_dotted
+from pipeline.core.errors import ConfigError
+from pipeline.repro.run_params import train_keys
 
 
 def test_layers_in_resolution_order(params):
@@ -76,7 +73,7 @@ def test_dvc_exp_run_with_a_shadowed_key_fails_loudly(tiny_params, tmp_path, git
     repo = tmp_path / "repo"
     repo.mkdir()
     out = "runs/t2m_svq/result.json"
-    cmd = f"{sys.executable} -m pipeline.overrides t2m_svq > /dev/null && echo ran > {out}"
+    cmd = f"{sys.executable} -m pipeline.config.overrides t2m_svq > /dev/null && echo ran > {out}"
     assert "train" in train_keys(tiny_params, "t2m_svq")  # train.epochs is in its run_params file
     params_stage = {"cmd": f"{sys.executable} {ROOT / 'stages' / 'params.py'}", "params": [{"params.yaml": None}],
                     "outs": [{"run_params": {"cache": False}}]}

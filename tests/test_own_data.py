@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pipeline.config import resolve_run, validate_params
+from pipeline.config.load import validate_params
+from pipeline.config.run_config import resolve_run
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.data import prepare
-from pipeline.errors import ConfigError, DataError
 from pipeline.data.store import read_meta
-from pipeline.train import run_experiment
+from pipeline.training.fit import run_experiment
 
 
 def _write_netcdf(path, hours=96, gap=False):

@@ -3,10 +3,10 @@ import copy
 
 import pytest
 
-from pipeline.config import validate_params
-from pipeline.errors import ConfigError
-from pipeline.experiments import render
-from pipeline.paths import check_name, inside, raw_dir, raw_root, reference_dir, run_dir, store_path
+from pipeline.config.load import validate_params
+from pipeline.core.errors import ConfigError
+from pipeline.core.paths import check_name, inside, raw_dir, raw_root, reference_dir, run_dir, store_path
+from pipeline.repro.experiments import render
 
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "x;true", "x y", "", "$(rm)", "a\\b", "é"])
@@ -52,14 +52,14 @@ def test_stage_commands_are_quoted(params):
     p = copy.deepcopy(params)
     p["experiments"] = {"t2m-a.b": {"dataset": "t2m", "tables": [], "set": {}}}
     assert "cmd: sh stages/python stages/train.py t2m-a.b\n" in render(p)
-    from pipeline.experiments import command
+    from pipeline.repro.experiments import command
     assert command("python", "stages/train.py", "x;true") == "python stages/train.py 'x;true'"
 
 
 def test_dvc_yaml_generation_refuses_a_bad_name_in_one_line(params, tmp_path, capsys):
     import yaml
 
-    from pipeline.experiments import main
+    from pipeline.repro.experiments import main
 
     p = copy.deepcopy(params)  # the fixture is shared by the session
     p["experiments"]["x;true"] = {"dataset": "t2m", "tables": [], "set": {}}

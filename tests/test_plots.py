@@ -3,7 +3,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from pipeline import plots
+from pipeline.training import forecast_plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -35,9 +35,9 @@ def _drawn(monkeypatch):
 
 
 def test_north_up_follows_the_latitude_order():
-    assert plots.north_up([-80.0, 0.0, 80.0])          # WeatherBench: ascending, flip
-    assert not plots.north_up([80.0, 0.0, -80.0])      # ERA5 files: descending, as stored
-    assert not plots.north_up(None)
+    assert forecast_plots.north_up([-80.0, 0.0, 80.0])          # WeatherBench: ascending, flip
+    assert not forecast_plots.north_up([80.0, 0.0, -80.0])      # ERA5 files: descending, as stored
+    assert not forecast_plots.north_up(None)
 
 
 @pytest.mark.parametrize("lat, origin", [([-60.0, -20.0, 20.0, 60.0], "lower"), ([60.0, 20.0, -20.0, -60.0], "upper"),
@@ -45,7 +45,7 @@ def test_north_up_follows_the_latitude_order():
 def test_forecast_figure_orientation_units_and_persistence(tmp_path, monkeypatch, lat, origin):
     shown, bars = _drawn(monkeypatch)
     x, y, pred = _sample()
-    out = plots.forecast_figure(x, y, pred, tmp_path / "f.png", title="t2m", channels=["t2m"], units=["K"], lat=lat)
+    out = forecast_plots.forecast_figure(x, y, pred, tmp_path / "f.png", title="t2m", channels=["t2m"], units=["K"], lat=lat)
     assert out.read_bytes()[:8] == PNG
     assert {o for _, o in shown} == {origin}
     # 3 frames per row: input, truth, prediction, persistence, |error| prediction, |error| persistence
@@ -57,7 +57,7 @@ def test_forecast_figure_orientation_units_and_persistence(tmp_path, monkeypatch
 
 def test_persistence_repeats_the_last_input_frame():
     x = np.arange(3 * 2 * 2 * 2, dtype=float).reshape(3, 2, 2, 2)
-    p = plots.persistence(x, 4)
+    p = forecast_plots.persistence(x, 4)
     assert p.shape == (4, 2, 2, 2) and all((p[k] == x[-1]).all() for k in range(4))
 
 
@@ -66,7 +66,7 @@ def test_comparison_reads_units_lat_and_channel_names_from_the_npz(tmp_path, mon
     x, y, pred = _sample()
     run = {"inputs": x, "truth": y, "prediction": pred, "units": np.asarray(["K"]), "channels": np.asarray(["t2m"]),
            "lat": np.asarray([-60.0, -20.0, 20.0, 60.0])}
-    out = plots.forecast_comparison_figure(run, dict(run, prediction=pred - 2), tmp_path / "c.png", title="t2m")
+    out = forecast_plots.forecast_comparison_figure(run, dict(run, prediction=pred - 2), tmp_path / "c.png", title="t2m")
     assert out.exists() and {o for _, o in shown} == {"lower"}
     assert len(shown) == 8 * 3  # input, truth, 2 models, persistence, 3 error rows
     assert bars[0].ax.get_ylabel() == "value (K)"

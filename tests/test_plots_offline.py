@@ -11,8 +11,8 @@ import yaml
 from matplotlib import image
 
 from conftest import ROOT
-from pipeline.config import load_params
-from pipeline.experiments import plots
+from pipeline.config.load import load_params
+from pipeline.repro.experiments import plots
 
 PLOTS = plots(load_params(ROOT / "params.yaml"))
 

@@ -1,8 +1,8 @@
-"""Progress lines of `python -m pipeline.progress` and the training stage's one-line summary."""
+"""Progress lines of `python -m pipeline.repro.progress` and the training stage's one-line summary."""
 import json
 
-from pipeline.progress import Tracker, planned_stages
-from pipeline.run_summary import fmt_duration, one_line_summary
+from pipeline.repro.progress import Tracker, planned_stages
+from pipeline.training.summary_line import fmt_duration, one_line_summary
 
 
 def test_plan_from_dry_run_and_estimates(tmp_path):
@@ -42,7 +42,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from pipeline import progress  # noqa: E402
+from pipeline.repro import progress  # noqa: E402
+
 
 # per dataset a slow prep -> a slow train; a report reading both (dvc.yaml of the shape ours has).
 # Start and end times go beside the repository, so that they are no outputs.

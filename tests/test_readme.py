@@ -84,7 +84,7 @@ def test_readme_command_names_real_things(cmd):
         assert _read_by_code(words.pop(0).split("=")[0])
     prog = words[0].replace(".venv/bin/", "")
     if prog == "make":
-        targets = words[1:]  # `make dvc.yaml` is pipeline.experiments: tests/test_experiments.py
+        targets = words[1:]  # `make dvc.yaml` is pipeline.repro.experiments: tests/test_experiments.py
         makefile = (ROOT / "Makefile").read_text()
         for t in targets:
             assert re.search(rf"^{re.escape(t)}:", makefile, flags=re.M), f"Makefile has no target {t}"
@@ -125,9 +125,9 @@ def test_readme_command_names_real_things(cmd):
 
 
 def test_inline_overrides_command_runs():
-    """The README's `python -m pipeline.overrides t2m_svq` (Configuration section)."""
-    assert "python -m pipeline.overrides t2m_svq" in (ROOT / "README.md").read_text()
-    res = subprocess.run([sys.executable, "-m", "pipeline.overrides", "t2m_svq"], cwd=ROOT, capture_output=True,
+    """The README's `python -m pipeline.config.overrides t2m_svq` (Configuration section)."""
+    assert "python -m pipeline.config.overrides t2m_svq" in (ROOT / "README.md").read_text()
+    res = subprocess.run([sys.executable, "-m", "pipeline.config.overrides", "t2m_svq"], cwd=ROOT, capture_output=True,
                          text=True)
     assert res.returncode == 0, res.stderr
     assert "train.epochs = " in res.stdout and "from profiles.sample.train.epochs" in res.stdout

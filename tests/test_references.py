@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
+from pipeline.core.errors import DataError
 from pipeline.data.prepared import Prepared, Split, window_starts
-from pipeline.errors import DataError
 from pipeline.data.store import write_store
-from pipeline.references import default_references, reference_scores, run_references
+from pipeline.training.reference_forecasts import default_references, reference_scores, run_references
 
 T_IN, T_OUT = 2, 2
 

@@ -3,8 +3,8 @@ import types
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.registries import Registry
+from pipeline.core.errors import ConfigError
+from pipeline.core.plugins import Registry
 
 
 def test_register_get_aliases_and_case():

@@ -5,9 +5,9 @@ import copy
 import pytest
 import yaml
 
-from pipeline import run_params
-from pipeline.config import set_dotted
-from pipeline.run_params import train_keys, write_all
+from pipeline.core.dotted import set_dotted
+from pipeline.repro import run_params
+from pipeline.repro.run_params import train_keys, write_all
 
 
 def _files(folder):
@@ -65,7 +65,7 @@ def test_a_dropped_experiment_drops_its_file_and_a_failed_write_keeps_the_folder
 
 
 def test_an_experiment_name_never_leaves_the_folder(tmp_path):
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     assert run_params.path_of("t2m_svq", tmp_path) == tmp_path / "t2m_svq.yaml"
     for bad in ("../escape", "a/b", ".."):

@@ -2,8 +2,8 @@ from typing import Literal
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.schema import PositiveInt, Rate, Settings, parse
+from pipeline.core.errors import ConfigError
+from pipeline.core.schema import PositiveInt, Rate, Settings, parse
 
 
 class Train(Settings):

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.windows import WindowDataset
-from pipeline.references import ReferenceForecasts
-from pipeline.scores import LeadEvaluation, LeadScores, latitude_weights, mlflow_series
+from pipeline.metrics.lead_scores import LeadEvaluation, LeadScores, latitude_weights, mlflow_series
+from pipeline.training.reference_forecasts import ReferenceForecasts
 
 
 def test_latitude_weights_are_cos_lat_with_mean_one():

@@ -1,4 +1,4 @@
-"""The warm stage server (pipeline/stage_server.py) and its client, as DVC uses them: a stage
+"""The warm stage server (pipeline/repro/stage_server.py) and its client, as DVC uses them: a stage
 command run through ``sh stages/python`` behaves the same served or cold (output, exit status,
 working directory, environment), stops when its client is stopped or killed, and runs cold when
 the server is absent or its imports no longer match what a fresh interpreter would load."""
@@ -45,7 +45,7 @@ def server(tmp_path):
     (lib / "preloaded.py").write_text("VALUE = 1\n")
     sock = tmp_path / "s.sock"
     env = dict(os.environ, PYTHONPATH=str(lib))
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.stage_server", "--socket", str(sock),
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.repro.stage_server", "--socket", str(sock),
                              "--modules", "json,preloaded"], cwd=ROOT, env=env,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -131,7 +131,7 @@ def test_without_a_server_the_command_runs_cold(tmp_path):
 
 
 def test_serving_starts_and_stops_a_server(tmp_path):
-    from pipeline.stage_server import serving
+    from pipeline.repro.stage_server import serving
 
     with serving(False) as env:
         assert env == {}
@@ -142,14 +142,14 @@ def test_serving_starts_and_stops_a_server(tmp_path):
 
 
 def test_make_repros_dvc_stages_are_served(tmp_path, monkeypatch):
-    """The whole chain `make repro` uses: pipeline.progress starts a server, DVC runs the stage
+    """The whole chain `make repro` uses: pipeline.repro.progress starts a server, DVC runs the stage
     command with SVQ_STAGE_SERVER set, stages/python hands it to the server. The stage waits for the
     socket first (the server's imports take seconds; a command arriving earlier would run cold)."""
     import io
 
     import yaml
 
-    from pipeline import progress
+    from pipeline.repro import progress
 
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.svq import INITS, SVQ
 
 torch.set_num_threads(1)

@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from pipeline import tracking
+from pipeline.core import paths
+from pipeline.tracking import mlflow_runs
 
 
 def test_repo_root_from_a_dvc_temporary_workspace(tmp_path):
@@ -8,27 +9,27 @@ def test_repo_root_from_a_dvc_temporary_workspace(tmp_path):
     (tmp_path / "pipeline").mkdir()
     tmp_exp = tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12" / "stages"
     tmp_exp.mkdir(parents=True)
-    assert tracking.repo_root(tmp_exp) == tmp_path
-    assert tracking.repo_root(tmp_path / "pipeline") == tmp_path
+    assert paths.repo_root(tmp_exp) == tmp_path
+    assert paths.repo_root(tmp_path / "pipeline") == tmp_path
 
 
 def test_tracking_uri_is_absolute_and_overridable(monkeypatch):
     monkeypatch.delenv("SVQ_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = tracking.tracking_uri()
+    uri = mlflow_runs.tracking_uri()
     assert uri.startswith("sqlite:////") and uri.endswith("/mlflow.db")
-    assert Path(uri[len("sqlite:///"):]).parent == tracking.repo_root()
+    assert Path(uri[len("sqlite:///"):]).parent == paths.repo_root()
     monkeypatch.setenv("SVQ_TRACKING_URI", "sqlite:////elsewhere/x.db")
-    assert tracking.tracking_uri() == "sqlite:////elsewhere/x.db"
+    assert mlflow_runs.tracking_uri() == "sqlite:////elsewhere/x.db"
 
 
 def test_runs_are_tagged_with_commit_and_dvc_experiment(mlflow_uri, monkeypatch):
     import mlflow
 
     monkeypatch.setenv("DVC_EXP_NAME", "exp-1234")
-    with tracking.start_run("x/seed0", profile="sample", tags={"experiment": "x", "tables": "1,3"},
+    with mlflow_runs.start_run("x/seed0", profile="sample", tags={"experiment": "x", "tables": "1,3"},
                             params={"svq.codebook_size": 6000, "seeds": [0, 1]}) as run:
-        tracking.log_metrics({"test_mse": 1.5})
+        mlflow_runs.log_metrics({"test_mse": 1.5})
     got = mlflow.MlflowClient(mlflow_uri).get_run(run.info.run_id)
     assert got.data.tags["svq.dvc_experiment"] == "exp-1234"
     assert got.data.tags["svq.tables"] == "1,3"
@@ -40,8 +41,8 @@ def test_runs_are_tagged_with_commit_and_dvc_experiment(mlflow_uri, monkeypatch)
 def test_series_logged_per_step_in_batches(mlflow_uri):
     import mlflow
 
-    with tracking.start_run("x/seed0", profile="sample", tags={}, params={}) as run:
-        tracking.log_series({"lead_rmse": [1.0, float("nan"), 3.0], "many": [float(i) for i in range(1200)]})
+    with mlflow_runs.start_run("x/seed0", profile="sample", tags={}, params={}) as run:
+        mlflow_runs.log_series({"lead_rmse": [1.0, float("nan"), 3.0], "many": [float(i) for i in range(1200)]})
     client = mlflow.MlflowClient(mlflow_uri)
     rmse = client.get_metric_history(run.info.run_id, "lead_rmse")
     assert sorted((m.step, m.value) for m in rmse) == [(1, 1.0), (3, 3.0)]  # the NaN left out
@@ -52,8 +53,8 @@ def _first_run(uri: str, artifacts: str, i: int) -> str:
     import os
 
     os.environ.update(SVQ_TRACKING_URI=uri, SVQ_ARTIFACT_ROOT=artifacts)
-    with tracking.start_run(f"concurrent/{i}", profile="sample", tags={"i": i}, params={"i": i}) as run:
-        tracking.log_metrics({"x": float(i)}, step=1)
+    with mlflow_runs.start_run(f"concurrent/{i}", profile="sample", tags={"i": i}, params={"i": i}) as run:
+        mlflow_runs.log_metrics({"x": float(i)}, step=1)
         return run.info.run_id
 
 
@@ -66,7 +67,7 @@ def test_concurrent_first_runs_on_a_fresh_store_all_land(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
     ctx = mp.get_context("forkserver")  # fresh children that do not inherit torch's threads
-    ctx.set_forkserver_preload(["mlflow", "pipeline.tracking"])
+    ctx.set_forkserver_preload(["mlflow", "pipeline.tracking.mlflow_runs"])
     with ctx.Pool(8) as pool:
         ids = pool.starmap(_first_run, [(uri, (tmp_path / "art").as_uri(), i) for i in range(8)])
     assert len(set(ids)) == 8

@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from conftest import ROOT, make_prepared
-from pipeline import tracking
-from pipeline.config import resolve_run
+from pipeline.config.run_config import resolve_run
 from pipeline.data.prepare import store_path
 from pipeline.data.store import write_store
+from pipeline.tracking import mlflow_runs
 
 pgserver = pytest.importorskip("pgserver")
 
@@ -113,7 +113,7 @@ def test_four_trainings_log_to_a_postgres_backed_server(tiny_params, mlflow_serv
         cfg = resolve_run(tiny_params, name)
         assert run.info.status == "FINISHED"
         for key, value in cfg.flat_params().items():
-            assert run.data.params[key] == tracking._param(value), (name, key)
+            assert run.data.params[key] == mlflow_runs._param(value), (name, key)
         assert {"train_loss", "val_loss", "test_mse", "test_mae", "params_total"} <= set(run.data.metrics), name
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1]
         arts = {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.config import resolve_run
-from pipeline.train import run_experiment
-
+from pipeline.config.run_config import resolve_run
+from pipeline.training.fit import run_experiment
 
 # Test metrics of this tiny run as recorded with the sample profile's batches of 2 (eec92fe) and
 # channels-last CPU weights: the same configuration and seed must keep training the same model.
@@ -56,7 +55,7 @@ def test_run_logs_params_metrics_and_artifacts(tiny_params, tiny_store, mlflow_u
 
 
 def test_early_stopping_and_seeds(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
-    import pipeline.train as train
+    import pipeline.training.fit as train
 
     losses = iter([1.0, 2.0, 3.0] * 2)  # each seed: worse after epoch 1, so it stops after patience
     monkeypatch.setattr(train, "_eval_loss", lambda *a, **k: next(losses))
@@ -73,7 +72,7 @@ def test_early_stopping_and_seeds(tiny_params, tiny_store, mlflow_uri, tmp_path,
 def test_validation_every_k_epochs_and_after_the_last(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
     """train.val_every (OpenSTL's log_step): the validation loss is computed, logged and used for
     the best model at epochs k, 2k, ... and the last only; patience still counts epochs."""
-    import pipeline.train as train
+    import pipeline.training.fit as train
 
     calls = []
     losses = iter([1.0, 2.0, 3.0, 0.5])
@@ -92,7 +91,7 @@ def test_validation_every_k_epochs_and_after_the_last(tiny_params, tiny_store, m
     assert [r[3] for r in rows] == ["nan", "1", "nan", "2", "nan", "3"]
     run_id = summary["run_ids"][0]
     assert [m.step for m in mlflow.MlflowClient(mlflow_uri).get_metric_history(run_id, "val_loss")] == [2, 4, 6]
-    from pipeline.run_record import read_history
+    from pipeline.training.record_files import read_history
 
     assert read_history(tmp_path / "out") == {0: [(2, 1.0), (4, 2.0), (6, 3.0)]}
     # 5 epochs at k = 2: validated after epochs 2, 4 and the last, 5
@@ -104,7 +103,7 @@ def test_validation_every_k_epochs_and_after_the_last(tiny_params, tiny_store, m
 
 
 def test_noise_reaches_training_inputs_only(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
-    import pipeline.train as train
+    import pipeline.training.fit as train
 
     wrapped = []
     real = train.NoisyInputs
@@ -128,7 +127,7 @@ def test_cpu_training_uses_channels_last_with_the_same_forecasts(tiny_params):
 
     import torch
 
-    from pipeline.train import build_model, cpu_layout
+    from pipeline.training.fit import build_model, cpu_layout
 
     cfg = resolve_run(tiny_params, "t2m_svq")
     torch.manual_seed(0)

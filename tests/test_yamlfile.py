@@ -1,10 +1,10 @@
 """Every YAML file the project reads refuses duplicate keys, naming the key."""
 import pytest
 
-from pipeline.config import load_params
-from pipeline.errors import ConfigError
+from pipeline.config.load import load_params
+from pipeline.core.errors import ConfigError
+from pipeline.core.yamlfile import parse_yaml
 from pipeline.report.paper import _parse
-from pipeline.yamlfile import parse_yaml
 from tests.conftest import ROOT
 
 

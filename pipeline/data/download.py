@@ -34,8 +34,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline import __version__
-from pipeline.errors import ConfigError, DataError
-from pipeline.outputs import atomic, clean_stale, write_text_atomic
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.outputs import atomic, clean_stale, write_text_atomic
 
 log = logging.getLogger(__name__)
 

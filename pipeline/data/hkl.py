@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 TYPES_TABLE = "hickle_types_table"
 _ARRAY = {"ndarray"}

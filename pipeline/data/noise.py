@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 
 
 def _check_proportion(proportion: Any) -> float:

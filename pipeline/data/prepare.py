@@ -1,5 +1,5 @@
 """The download and preprocess steps of one dataset, as the DVC stages run them (where raw files
-and stores live: pipeline/paths.py)."""
+and stores live: pipeline/core/paths.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,14 +8,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline import paths
-from pipeline.config import data_source, dataset_settings
+from pipeline.core import paths
+from pipeline.core.errors import DataError
+from pipeline.core.outputs import clean_stale, replace_dir, scratch
+from pipeline.core.paths import store_path
+from pipeline.data.dataset_params import data_source, dataset_settings
 from pipeline.data.download import record_manifest
 from pipeline.data.sources import get_source
 from pipeline.data.store import write_store
-from pipeline.errors import DataError
-from pipeline.outputs import clean_stale, replace_dir, scratch
-from pipeline.paths import store_path
 
 SOURCES_DIR = Path(__file__).with_name("sources")
 

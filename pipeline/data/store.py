@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 import zarr
 
+from pipeline.core.errors import DataError
+from pipeline.core.outputs import replace_dir, scratch
 from pipeline.data.prepared import SPLITS, Prepared
-from pipeline.errors import DataError
-from pipeline.outputs import replace_dir, scratch
 
 if TYPE_CHECKING:
     import xarray as xr

@@ -14,8 +14,8 @@ import torch
 import zarr
 from torch.utils.data import Dataset
 
+from pipeline.core.errors import DataError
 from pipeline.data.prepared import SPLITS
-from pipeline.errors import DataError
 from pipeline.data.store import read_meta
 
 CACHE_BYTES = 512 * 2**20

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from pipeline.core.schema import PositiveInt, Rate, Settings, expected, registered
 from pipeline.models.quantizers import QUANTIZERS
 from pipeline.models.translators import TRANSLATORS
-from pipeline.schema import PositiveInt, Rate, Settings, expected, registered
 
 
 def _even(n: int) -> int:

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from torch.nn.init import trunc_normal_
 
+from pipeline.core.schema import Settings
 from pipeline.models.padding import GridPad
 from pipeline.models.quantizers import build_quantizer
 from pipeline.models.settings import ModelSettings
 from pipeline.models.translators import build_translator
-from pipeline.schema import Settings
 
 
 def sampling_generator(n: int, reverse: bool = False) -> list[bool]:

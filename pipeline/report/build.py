@@ -17,17 +17,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import plots
-from pipeline.config import resolve_run
-from pipeline.errors import ConfigError
-from pipeline.outputs import atomic, clean_stale, scratch
-from pipeline.paths import REPORT_METRICS, REPORT_README, RUNS, report_dirs
+from pipeline.config.run_config import resolve_run
+from pipeline.core.errors import ConfigError
+from pipeline.core.outputs import atomic, clean_stale, scratch
+from pipeline.core.paths import REPORT_METRICS, REPORT_README, RUNS, report_dirs
 from pipeline.report import figures as fig
+from pipeline.report.beats import beats_table, read_references
 from pipeline.report.markdown import render_readme
 from pipeline.report.paper import load_paper
-from pipeline.report.records import RunRecord, load_records
-from pipeline.report.references import beats_table, read_references
+from pipeline.report.results import ExperimentResult, load_results
 from pipeline.report.tables import build_all
+from pipeline.training import forecast_plots
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,9 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
     profile = params["profile"]
 
     # an experiment's paper tables as the catalogue says now: editing the tag re-runs this stage,
-    # not the training (pipeline/experiments.py), so the record's copy may be older
+    # not the training (pipeline/repro/experiments.py), so the record's copy may be older
     records = {name: replace(rec, tables=tuple(params["experiments"][name].get("tables") or ()))
-               for name, rec in load_records(runs_dir, list(params["experiments"]), profile).items()}
+               for name, rec in load_results(runs_dir, list(params["experiments"]), profile).items()}
     log.info("report (%s): %d of %d experiments have runs", profile, len(records), len(params["experiments"]))
     paper = load_paper()
     references = read_references(params, Path(runs_dir))
@@ -118,7 +118,7 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
             "files": written}
 
 
-def headline_metrics(records: Mapping[str, RunRecord], tables: Mapping[int, pd.DataFrame],
+def headline_metrics(records: Mapping[str, ExperimentResult], tables: Mapping[int, pd.DataFrame],
                      params: Mapping[str, Any], references: Mapping[str, Mapping] | None = None) -> dict[str, Any]:
     """The only DVC metrics file (``dvc metrics show/diff``, ``dvc exp show``): a few key cells per
     table, ours: the first two recomputed improvement rows where the table has them, else its best
@@ -147,7 +147,7 @@ def _slug(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], tables: Mapping[int, pd.DataFrame],
+def make_figures(params: Mapping[str, Any], records: Mapping[str, ExperimentResult], tables: Mapping[int, pd.DataFrame],
                  out_dir: Path, *, tsne_max_codes: int = 1000,
                  references: Mapping[str, Mapping] | None = None) -> dict[str, Path]:
     """Every figure whose records exist: caption -> PNG path (under ``out_dir``). ``references``:
@@ -167,7 +167,7 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
         svq, base = f"{ds}_svq", f"{ds}_simvp"
         if svq in records and base in records:
             add(f"Forecast sample, {title}: SVQ vs SimVP",
-                plots.forecast_comparison_figure(_forecast(data(svq)), _forecast(data(base)),
+                forecast_plots.forecast_comparison_figure(_forecast(data(svq)), _forecast(data(base)),
                                                out_dir / f"forecast_{ds}.png", title=f"{title}: {svq} vs {base}",
                                                labels=("SimVP+SVQ", "SimVP")))
 
@@ -219,7 +219,7 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, RunRecord], ta
     return made
 
 
-def training_loss(params: Mapping[str, Any], rec: RunRecord) -> str:
+def training_loss(params: Mapping[str, Any], rec: ExperimentResult) -> str:
     """The loss a run was trained with (mse / mae): its recorded parameter, else what the
     catalogue resolves to; "" when neither says."""
     loss = rec.params.get("train.loss")
@@ -245,9 +245,9 @@ REFERENCE_LABELS = {"persistence": "Persistence", "climatology": "Climatology"}
 
 
 def lead_curves(params: Mapping[str, Any],
-                records: Mapping[str, RunRecord]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+                records: Mapping[str, ExperimentResult]) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """Per dataset and channel of the weather runs: the main runs' and the references' RMSE per lead
-    (``pipeline.scores``'s ``lead_rmse_<ch>[_<reference>]`` in the record, first seed)."""
+    (``pipeline.metrics.lead_scores``'s ``lead_rmse_<ch>[_<reference>]`` in the record, first seed)."""
     out: dict[str, dict[str, list[tuple[int, float]]]] = {}
     refs = tuple(f"_{r}" for r in ("persistence", "climatology", "climatology_hour"))
     for ds, spec in params["datasets"].items():
@@ -265,7 +265,7 @@ def lead_curves(params: Mapping[str, Any],
     return out
 
 
-def padding_notes(records: Mapping[str, RunRecord]) -> list[str]:
+def padding_notes(records: Mapping[str, ExperimentResult]) -> list[str]:
     """One line per run whose grid the model padded (``model.pad``): its scores are on the real grid."""
     return [f"`{exp}` padded its {pad} grid for the encoder's stride; outputs were cropped back, so its "
             f"scores are on the original grid." for exp, rec in records.items()
@@ -291,7 +291,7 @@ def _weights(data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
     return {"weights": data["svq_weights"], "codebook": data["codebook"]}
 
 
-def _codebook_size(rec: RunRecord) -> int | None:
+def _codebook_size(rec: ExperimentResult) -> int | None:
     raw = rec.params.get("quantizer.codebook_size")
     try:
         return int(float(raw)) if raw is not None else None

@@ -20,10 +20,12 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import RunConfig, load_params, resolve_run
-from pipeline.errors import ConfigError, exit_status
-from pipeline.outputs import write_or_check
-from pipeline.paths import FIDELITY
+from pipeline.config.load import load_params
+from pipeline.config.params_file import typed
+from pipeline.config.run_config import RunConfig, resolve_run
+from pipeline.core.errors import ConfigError, exit_status
+from pipeline.core.outputs import write_or_check
+from pipeline.core.paths import FIDELITY
 
 FACTS = Path(__file__).with_name("public_configs.yaml")
 MODEL_KEYS = ("translator", "hid_S", "hid_T", "N_S", "N_T", "spatio_kernel_enc", "spatio_kernel_dec",
@@ -196,12 +198,12 @@ def render(params: dict[str, Any], facts: dict[str, Any]) -> str:
     lines += ["", "## Summary", "", "| experiment | tables | public config | same | documented | no public value | undocumented |",
               "|---|---|---|---|---|---|---|"]
     per_run = {}
-    for name, exp in params["experiments"].items():
+    for name, exp in typed(params).experiments.items():
         rows = ledger_rows(params, facts, name) if name in facts["runs"] else []
         per_run[name] = rows
         count = lambda s: sum(r.status == s for r in rows)  # noqa: E731
         f = facts["runs"].get(name, {}).get("file") or NO_FILE
-        lines.append(f"| [{name}](#{name}) | {', '.join(map(str, exp.get('tables') or [])) or NO_FILE} | `{f}` | "
+        lines.append(f"| [{name}](#{name}) | {', '.join(map(str, exp.tables)) or NO_FILE} | `{f}` | "
                      f"{count('same')} | {count('documented')} | {count('no public value')} | {count('DIFFERS')} |")
     for name, rows in per_run.items():
         run = facts["runs"].get(name, {})

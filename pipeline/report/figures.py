@@ -1,4 +1,4 @@
-"""The report's figures (the forecast pictures it shares with training live in ``pipeline.plots``)."""
+"""The report's figures (the forecast pictures it shares with training live in ``pipeline.training.forecast_plots``)."""
 from __future__ import annotations
 
 import logging
@@ -10,12 +10,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on these machines
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from pipeline.errors import DataError
-from pipeline.plots import save as _save  # noqa: E402
-
+from pipeline.core.errors import DataError
+from pipeline.training.forecast_plots import save as _save  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # The report's figures. Each takes plain arrays or numbers (from the committed run records),

@@ -1,7 +1,8 @@
 """The paper's reference values (``paper.yaml`` beside this file), loaded and checked.
 
 ``load_paper()`` returns ``{table number: PaperTable}``; each table has sections of columns and
-rows, rows in the paper's order, each row's ``values`` keyed by column key.
+rows, rows in the paper's order, each row's ``values`` keyed by column key, and the directions the
+paper claims for it (:mod:`pipeline.report.claims`).
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from pipeline.errors import ConfigError
-from pipeline.schema import Settings, parse
-from pipeline.yamlfile import read_yaml
+from pipeline.core.errors import ConfigError
+from pipeline.core.schema import Settings, parse
+from pipeline.core.yamlfile import read_yaml
+from pipeline.report.claims import ClaimSpec, SpreadSpec
 
 PAPER_YAML = Path(__file__).with_name("paper.yaml")
 TABLE_NUMBERS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15)
@@ -69,6 +71,8 @@ class PaperTable:
     title: str
     sections: tuple[Section, ...]
     notes: tuple[str, ...] = ()
+    claims: tuple[ClaimSpec, ...] = ()
+    seed_spread: tuple[SpreadSpec, ...] = ()
 
     def experiments(self) -> list[str]:
         """Catalogue experiments this table reads, in order of appearance."""
@@ -174,12 +178,28 @@ class TableSpec(Settings):
     title: str
     sections: list[SectionSpec]
     notes: list[str] = []
+    claims: list[ClaimSpec] = []
+    seed_spread: list[SpreadSpec] = []
 
     @model_validator(mode="after")
     def _named_once(self) -> "TableSpec":
         names = [s.name for s in self.sections]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"expected a non-empty list of sections with unique names, got {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _claims_name_the_table(self) -> "TableSpec":
+        """A claim naming a row the table lacks would read "not measurable" for ever: refuse it."""
+        known = {"rows": {r.label for s in self.sections for r in s.rows},
+                 "columns": {c.key for s in self.sections for c in s.columns},
+                 "sections": {s.name for s in self.sections}}
+        for key, entries in (("claims", self.claims), ("seed_spread", self.seed_spread)):
+            for i, entry in enumerate(entries):
+                for what, named in entry.names().items():
+                    unknown = sorted(named - known[what])
+                    if unknown:
+                        raise ValueError(f"{key}.{i} names unknown {what} {unknown}")
         return self
 
 
@@ -198,7 +218,8 @@ def _parse(path: Path) -> dict[int, PaperTable]:
     if not path.exists():
         raise ConfigError(f"{path}: the paper's reference values file is missing")
     spec = parse(PaperSpec, read_yaml(path) or {}, str(path), origin=lambda key: f"{path}: {key}")
-    return {n: PaperTable(n, t.title, tuple(_section(s) for s in t.sections), tuple(t.notes))
+    return {n: PaperTable(n, t.title, tuple(_section(s) for s in t.sections), tuple(t.notes), tuple(t.claims),
+                          tuple(t.seed_spread))
             for n, t in spec.tables.items()}
 
 

@@ -10,7 +10,7 @@ with the same formula, from the paper's (``paper_recomputed``), next to what the
 Reference forecasts (``kind == "reference"``: persistence, climatology; copy-last-frame for video)
 are rows appended to every section whose columns they can fill, scored on the same test windows;
 each measured cell says whether its run's test MSE beats them (``beats_persistence``,
-``beats_climatology``; see :mod:`pipeline.report.references`).
+``beats_climatology``; see :mod:`pipeline.report.beats`).
 """
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from pipeline.report.beats import beats, reference_mse
 from pipeline.report.paper import Column, PaperTable, Row, Section, load_paper
-from pipeline.report.records import RunRecord
-from pipeline.report.references import beats, reference_mse
+from pipeline.report.results import ExperimentResult
 
 COLUMNS = ["profile", "table", "section", "row", "kind", "experiment", "column", "column_title",
            "metric", "better", "ours", "ours_std", "n_seeds", "ours_text", "paper",
            "paper_recomputed", "rel_diff_pct", "beats_persistence", "beats_climatology", "note"]
 
-Records = Mapping[str, RunRecord] | Iterable[RunRecord]
+Records = Mapping[str, ExperimentResult] | Iterable[ExperimentResult]
 References = Mapping[str, Mapping[str, Mapping]]  # dataset -> reference -> {label, metrics}
 REFERENCE_ORDER = ("persistence", "climatology", "climatology_hour")
 
@@ -230,13 +230,13 @@ def build_all(records: Records, *, profile: str | None = None,
 
 
 # --------------------------------------------------------------------------------------------
-def _by_experiment(records: Records) -> dict[str, RunRecord]:
+def _by_experiment(records: Records) -> dict[str, ExperimentResult]:
     if isinstance(records, Mapping):
         return dict(records)
     return {r.experiment: r for r in records}
 
 
-def _profile_of(recs: Mapping[str, RunRecord]) -> str:
+def _profile_of(recs: Mapping[str, ExperimentResult]) -> str:
     profiles = sorted({r.profile for r in recs.values()})
     return profiles[0] if len(profiles) == 1 else ",".join(profiles)
 
@@ -251,7 +251,7 @@ def _paper_value(row: Row, col: Column) -> tuple[float | None, bool]:
     return row.values.get(col.key), False
 
 
-def _section_cells(number: int, section: Section, recs: Mapping[str, RunRecord], profile: str) -> list[dict]:
+def _section_cells(number: int, section: Section, recs: Mapping[str, ExperimentResult], profile: str) -> list[dict]:
     ours: dict[tuple[str, str], float | None] = {}
     theirs: dict[tuple[str, str], float | None] = {}
     cells = []

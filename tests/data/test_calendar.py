@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from pipeline.core.errors import ConfigError
 from pipeline.data import calendar as cal
-from pipeline.errors import ConfigError
 
 
 def axis(start, periods, freq, calendar):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.data.sources import custom, get_source
-from pipeline.errors import ConfigError, DataError
 
 SPLITS = {"train": ["2021-01-01", "2021-01-02"], "val": ["2021-01-03", "2021-01-03"],
           "test": ["2021-01-04T00:00", "2021-01-04T11:00"]}

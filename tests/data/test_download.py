@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import pipeline.data.download as dl
-from pipeline.data.download import (ChecksumError, DownloadResult, download, extract, load_manifest,
-                                    record_manifest, sha256_file)
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.data.download import (ChecksumError, DownloadResult, download, extract, load_manifest, record_manifest,
+                                    sha256_file)
 
 PAYLOAD = random.Random(0).randbytes(100_000)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

@@ -7,8 +7,8 @@ import hickle
 import numpy as np
 import pytest
 
+from pipeline.core.errors import DataError
 from pipeline.data.hkl import read_hkl
-from pipeline.errors import DataError
 
 
 class _RunsCode:

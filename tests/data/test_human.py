@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import serve
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.data.sources import human
 from pipeline.data.sources.human import reader as human_reader
-from pipeline.errors import ConfigError, DataError
 
 SETTINGS = {"T_in": 4, "T_out": 4, "frame_step": 5, "image_size": 256, "val_fraction": 0.1,
             "val_seed": 0}

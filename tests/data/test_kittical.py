@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import serve
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.data.sources import kittical
-from pipeline.errors import ConfigError, DataError
 
 SETTINGS = {"T_in": 10, "T_out": 1, "image_size": [128, 160], "caltech_frame_step": 3,
             "caltech_channel_order": "bgr"}

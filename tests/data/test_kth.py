@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import serve
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.data.sources import kth
 from pipeline.data.sources.frames import backward_starts
-from pipeline.errors import ConfigError, DataError
 
 SETTINGS = {"T_in": 10, "T_out": 20, "image_size": 128, "train_persons": list(range(1, 15)),
             "val_persons": [15, 16], "test_persons": list(range(17, 26))}

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.data.noise import NoisyInputs, inject_noise
-from pipeline.errors import ConfigError, DataError
 
 torch.set_num_threads(1)
 

@@ -6,8 +6,8 @@ import pytest
 
 import pipeline.data.prepare as prepare
 import pipeline.data.store as store
-from pipeline.config import set_dotted
-from pipeline.errors import DataError
+from pipeline.core.dotted import set_dotted
+from pipeline.core.errors import DataError
 from pipeline.data.sources import weatherbench as wb
 from pipeline.data.store import read_meta
 from tests.conftest import make_prepared

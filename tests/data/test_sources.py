@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.core.errors import ConfigError
+from pipeline.core.schema import PositiveInt, Settings
 from pipeline.data.sources import SOURCES, get_source
 from pipeline.data.sources.base import DataSettings, Sha256, SplitStride, Stride, Url, data_settings, sample_settings
-from pipeline.errors import ConfigError
-from pipeline.schema import PositiveInt, Settings
 
 
 def test_every_source_is_registered_with_the_three_functions():

@@ -3,12 +3,11 @@ import pytest
 import torch
 import zarr
 
+from conftest import make_prepared
+from pipeline.core.errors import DataError
 from pipeline.data.prepared import Split
-from pipeline.errors import DataError
 from pipeline.data.store import read_meta, write_store
 from pipeline.data.windows import WindowDataset, loader_options
-
-from conftest import make_prepared
 
 
 def test_store_layout_stats_and_windows(tmp_path):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import serve
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.data.sources import taxibj
 from pipeline.data.sources.taxibj import twin as taxibj_twin
-from pipeline.errors import ConfigError, DataError
 
 SETTINGS = {"T_in": 4, "T_out": 4, "val_fraction": 0.1}
 

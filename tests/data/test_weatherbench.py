@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.data.sources import get_source
 from pipeline.data.sources import weatherbench as wb
-from pipeline.errors import ConfigError, DataError
 
 YEARS = {"train": [2010, 2011], "val": [2016, 2016], "test": [2017, 2018]}
 

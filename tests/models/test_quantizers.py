@@ -5,12 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.core.schema import Settings
 from pipeline.models.quantizers import QUANTIZERS, build_quantizer
-from pipeline.schema import Settings
-from pipeline.svq import SVQSettings
 from pipeline.models.quantizers.diagnostics import (kurtosis, mean_column_perplexity, perplexity_from_counts,
                                                     perplexity_from_indices, regression_weight_stats)
+from pipeline.svq import SVQSettings
 
 torch.set_num_threads(1)
 
@@ -213,6 +213,7 @@ def test_bad_dim_and_settings_type_raise():
 def test_eval_outputs_carry_no_graphless_leaves():
     """A constant aux loss flagged requires_grad without a graph breaks autograd hooks."""
     import torch
+
     from pipeline.models.quantizers import QUANTIZERS, build_quantizer
 
     for name in QUANTIZERS:

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pipeline.config import resolve_run
+from pipeline.config.run_config import resolve_run
 from pipeline.models.simvp import SimVP
 from pipeline.models.translators import TRANSLATORS
 

@@ -2,11 +2,10 @@
 import pytest
 import torch
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.models.translators import TRANSLATORS, build_translator
 from pipeline.models.translators.base import MetaBlock
 from pipeline.models.translators.transformers import swin_window_size
-
 
 torch.set_num_threads(1)
 

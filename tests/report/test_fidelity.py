@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import set_dotted
+from pipeline.core.dotted import set_dotted
 from pipeline.report import fidelity
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,11 +4,11 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.plots import forecast_comparison_figure
-from pipeline.report.figures import codebook_size_figure, codebook_tsne_figure, learning_curves_figure, \
-    noise_figure, weight_distribution_figure
-from pipeline.report.records import RunRecord
+from pipeline.report.figures import (codebook_size_figure, codebook_tsne_figure, learning_curves_figure, noise_figure,
+                                     weight_distribution_figure)
+from pipeline.report.results import ExperimentResult
 from pipeline.report.tables import build_table5
+from pipeline.training.forecast_plots import forecast_comparison_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -46,7 +46,7 @@ def test_learning_curves(tmp_path):
 
 def test_noise_figure_from_table5(tmp_path):
     def rec(exp, mse):
-        return RunRecord(exp, "t2m", "sample", (5,), 1, {"test_mse": mse}, {"test_mse": 0.0}, {}, ("id",))
+        return ExperimentResult(exp, "t2m", "sample", (5,), 1, {"test_mse": mse}, {"test_mse": 0.0}, {}, ("id",))
     t5 = build_table5([rec("t2m_simvp", 1.0), rec("t2m_svq", 0.9), rec("t2m_simvp_noise20", 1.4),
                        rec("t2m_svq_noise20", 1.0)])
     assert is_png(noise_figure(t5, tmp_path / "noise.png"))

@@ -4,7 +4,7 @@ the file and the key."""
 import pytest
 import yaml
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.report.paper import PAPER_YAML, TABLE_NUMBERS, load_paper
 
 

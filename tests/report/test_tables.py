@@ -8,16 +8,16 @@ import yaml
 
 from pipeline.report.markdown import reading, render_readme, render_table
 from pipeline.report.paper import TABLE_NUMBERS, load_paper
-from pipeline.report.records import RunRecord
-from pipeline.report.tables import COLUMNS, TABLE_BUILDERS, build_all, build_table1, build_table3, \
-    build_table5, build_table12, build_table13, improvement_pct
+from pipeline.report.results import ExperimentResult
+from pipeline.report.tables import (COLUMNS, TABLE_BUILDERS, build_all, build_table1, build_table3, build_table5,
+                                    build_table12, build_table13, improvement_pct)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def rec(exp, metrics, std=None, n_seeds=1, dataset="t2m", profile="sample"):
     std = std or {k: 0.0 for k in metrics}
-    return RunRecord(experiment=exp, dataset=dataset, profile=profile, tables=(1,), n_seeds=n_seeds,
+    return ExperimentResult(experiment=exp, dataset=dataset, profile=profile, tables=(1,), n_seeds=n_seeds,
                      metrics=dict(metrics), metrics_std=dict(std), params={}, run_ids=tuple(f"id{i}" for i in range(n_seeds)))
 
 

@@ -17,7 +17,7 @@ run imports only the source it reads. Adding a source is one package plus its na
 """
 from __future__ import annotations
 
-from pipeline.registries import Registry
+from pipeline.core.plugins import Registry
 
 SOURCES: Registry = Registry("source", key="datasets.*.source")
 for _name in ("weatherbench", "custom", "taxibj", "kth", "human", "kittical"):

@@ -3,7 +3,7 @@
 A source's ``datasets.<name>.data`` settings are a :class:`DataSettings` subclass (its own
 ``settings.py``); its sample knobs (``datasets.<name>.sample``) a plain ``Settings`` subclass.
 Both are validated by :func:`data_settings` / :func:`sample_settings`, so a bad value is one line
-naming ``datasets.<name>.data.<key>`` (``pipeline.schema.parse``).
+naming ``datasets.<name>.data.<key>`` (``pipeline.core.schema.parse``).
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from pipeline.core.schema import PositiveInt, Settings, parse
 from pipeline.data.prepared import SPLITS, Prepared
-from pipeline.schema import PositiveInt, Settings, parse
 
 D = TypeVar("D", bound="DataSettings")
 S = TypeVar("S", bound=Settings)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 
 def find_dir(raw_dir: Path, has: Callable[[Path], bool], what: str, depth: int = 2) -> Path:

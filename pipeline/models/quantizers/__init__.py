@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pipeline.core.plugins import Registry
+from pipeline.core.schema import Settings, parse
 from pipeline.models.quantizers.base import Quantizer, settings_key
-from pipeline.registries import Registry
-from pipeline.schema import Settings, parse
 
 QUANTIZERS: Registry[type[Quantizer]] = Registry("quantizer", key="model.quantizer")
 QUANTIZERS.register_lazy("none", "pipeline.models.quantizers.identity")
-QUANTIZERS.register_lazy("svq", "pipeline.models.quantizers.svq")
+QUANTIZERS.register_lazy("svq", "pipeline.models.quantizers.svq_variants")
 QUANTIZERS.register_lazy("svq_raw", "pipeline.models.quantizers.lista")
 QUANTIZERS.register_lazy("vq", "pipeline.models.quantizers.lucidrains")
 QUANTIZERS.register_lazy("residual_vq", "pipeline.models.quantizers.lucidrains")

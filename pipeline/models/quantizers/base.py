@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pipeline.schema import PositiveInt, Settings, parse, parse_value
+from pipeline.core.schema import PositiveInt, Settings, parse, parse_value
 
 
 def settings_key(name: str) -> str:
@@ -24,7 +24,7 @@ class Quantizer(nn.Module, abc.ABC):
     training loss. ``diagnostics(z)`` returns plain floats computed on a sample batch without
     gradients and without changing the quantizer's state.
 
-    Subclasses set ``name`` and ``Settings`` (a :class:`pipeline.schema.Settings` declaring every
+    Subclasses set ``name`` and ``Settings`` (a :class:`pipeline.core.schema.Settings` declaring every
     accepted setting with its default, the one place it lives) and implement ``forward`` and
     ``_diagnostics``.
     """

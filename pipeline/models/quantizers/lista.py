@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.core.schema import NonNegativeFloat, PositiveInt
+from pipeline.core.schema import Settings as SettingsBase
 from pipeline.models.quantizers import QUANTIZERS
 from pipeline.models.quantizers.base import Quantizer
-from pipeline.schema import NonNegativeFloat, PositiveInt
-from pipeline.schema import Settings as SettingsBase
 from pipeline.models.quantizers.diagnostics import perplexity_from_counts
 
 

@@ -31,12 +31,13 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import AfterValidator, Field
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.core.schema import NonNegativeFloat, PositiveInt
+from pipeline.core.schema import Settings as SettingsBase
+from pipeline.core.schema import expected
 from pipeline.models.quantizers import QUANTIZERS
 from pipeline.models.quantizers.base import Quantizer
 from pipeline.models.quantizers.diagnostics import mean_column_perplexity
-from pipeline.schema import NonNegativeFloat, PositiveInt, expected
-from pipeline.schema import Settings as SettingsBase
 
 
 def _power_of_two(value: int) -> int:

@@ -18,8 +18,8 @@ from typing import Annotated, Sequence
 from pydantic import Field
 from torch import nn
 
-from pipeline.registries import Registry
-from pipeline.schema import PositiveInt, Rate, Settings, parse
+from pipeline.core.plugins import Registry
+from pipeline.core.schema import PositiveInt, Rate, Settings, parse
 
 __all__ = ["TRANSLATORS", "TranslatorArgs", "build_translator"]
 

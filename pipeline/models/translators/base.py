@@ -13,10 +13,9 @@ from typing import Callable, Protocol
 
 import torch
 from torch import nn
-
-from pipeline.errors import ConfigError
-
 from torch.nn.init import trunc_normal_  # timm's is the same (absolute bounds -2, 2)
+
+from pipeline.core.errors import ConfigError
 
 __all__ = [
     "BlockMaker", "ConvMlp", "DropPath", "MetaBlock", "MidMetaNet", "check_input",

@@ -6,8 +6,8 @@ import glob
 import json
 from pathlib import Path
 
-from pipeline.errors import DataError
-from pipeline.outputs import write_text_atomic
+from pipeline.core.errors import DataError
+from pipeline.core.outputs import write_text_atomic
 
 POINTER = "custom.json"
 

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import DataError
 from pipeline.data import calendar as cal
 from pipeline.data.prepared import SPLITS, Prepared, Split, window_starts
 from pipeline.data.sources.base import data_settings
 from pipeline.data.sources.custom.files import files, is_zarr, resolve
 from pipeline.data.sources.custom.settings import CustomSettings
 from pipeline.data.sources.grid import add_manifest, first_nan, stack_frames
-from pipeline.errors import DataError
+
 
 def _check_vars(ds, source: str, cfg: CustomSettings) -> None:
     if cfg.time not in ds.coords and cfg.time not in ds.dims:

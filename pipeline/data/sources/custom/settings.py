@@ -8,10 +8,10 @@ import numpy as np
 from pydantic import AfterValidator, PlainValidator, model_validator
 from pydantic_core import PydanticCustomError
 
+from pipeline.core.schema import PositiveInt, Settings
 from pipeline.data import calendar as cal
 from pipeline.data.prepared import SPLITS
 from pipeline.data.sources.base import DataSettings, Distinct, NonEmpty, SplitStride, Stride, invalid
-from pipeline.schema import PositiveInt, Settings
 
 
 def _date_range(value: Any) -> tuple[cal.DateSetting, cal.DateSetting]:

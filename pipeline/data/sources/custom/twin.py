@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import ConfigError
+from pipeline.core.outputs import atomic
 from pipeline.data import calendar as cal
 from pipeline.data.prepared import SPLITS
 from pipeline.data.sources.base import data_settings, sample_settings
 from pipeline.data.sources.custom.files import is_zarr, write_pointer
 from pipeline.data.sources.custom.settings import CustomSample, CustomSettings
-from pipeline.errors import ConfigError
-from pipeline.outputs import atomic
 
 
 def make_sample(raw_dir: Path | str, settings: dict, sample: dict | None, seed: int) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.errors import DataError
 from pipeline.data.sources.base import data_settings
-from pipeline.data.sources.human.reader import _assemble, _instructions, _windows, IMAGES
-from pipeline.data.sources.human.settings import HumanSettings, LISTS
-from pipeline.errors import DataError
+from pipeline.data.sources.human.reader import IMAGES, _assemble, _instructions, _windows
+from pipeline.data.sources.human.settings import LISTS, HumanSettings
 
 
 def fetch(raw_dir: Path, settings: Any) -> list:

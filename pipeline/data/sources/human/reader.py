@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import DataError
 from pipeline.data.prepared import Prepared, Split
 from pipeline.data.sources.base import data_settings
 from pipeline.data.sources.frames import lazy_stack, open_image, resize_linear
-from pipeline.data.sources.human.settings import HumanSettings, LISTS
-from pipeline.errors import DataError
+from pipeline.data.sources.human.settings import LISTS, HumanSettings
 
 NAME = "human"
 IMAGES = "images"

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from pipeline.core.schema import PositiveInt, Settings
 from pipeline.data.sources.base import DataSettings, Fraction, Url
-from pipeline.schema import PositiveInt, Settings
 
 _META = ("https://raw.githubusercontent.com/chengtan9907/OpenSTL/"
          "a0f4606afe395a0442d210d352bb263e55805f30/tools/prepare_data/meta/human/")

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import ConfigError
 from pipeline.data.sources.base import data_settings, sample_settings
 from pipeline.data.sources.frames import blob_video, write_jpeg
 from pipeline.data.sources.human.reader import IMAGES, SUBJECTS
-from pipeline.data.sources.human.settings import HumanSample, HumanSettings, LISTS
-from pipeline.errors import ConfigError
+from pipeline.data.sources.human.settings import LISTS, HumanSample, HumanSettings
 
 
 def make_sample(raw_dir: Path, settings: Any, sample: Any, seed: int) -> None:

@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.errors import DataError
 from pipeline.data.sources.base import data_settings
 from pipeline.data.sources.frames import find_dir
-from pipeline.data.sources.kittical.reader import _kitti_dir, CACHE, CALTECH_DIR, KITTI_DIR
+from pipeline.data.sources.kittical.reader import CACHE, CALTECH_DIR, KITTI_DIR, _kitti_dir
 from pipeline.data.sources.kittical.settings import KittiCalSettings
-from pipeline.errors import DataError
 
 KITTI_ARCHIVE = "kitti_data.zip"
 CALTECH_ARCHIVE = "caltech_data_and_labels.zip"

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import DataError
 from pipeline.data.hkl import read_hkl
 from pipeline.data.prepared import Prepared, Split
 from pipeline.data.sources.base import data_settings
 from pipeline.data.sources.frames import backward_starts, find_dir, lazy_stack, open_image
 from pipeline.data.sources.kittical.seq import seq_frames
 from pipeline.data.sources.kittical.settings import KittiCalSettings
-from pipeline.errors import DataError
 
 NAME = "kittical"
 KITTI_DIR = "kitti_hkl"

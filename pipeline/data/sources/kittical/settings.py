@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from pydantic import Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
+from pipeline.core.schema import PositiveInt, Settings
 from pipeline.data.sources.base import ChannelOrder, DataSettings, NonEmpty, Sha256, Url
-from pipeline.schema import PositiveInt, Settings
 
 KITTI_URL = "https://www.dropbox.com/s/rpwlnn6j39jjme4/kitti_data.zip?dl=1"
 CALTECH_URL = "https://data.caltech.edu/records/f6rph-90m20/files/data_and_labels.zip?download=1"

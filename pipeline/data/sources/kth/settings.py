@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from pipeline.core.schema import PositiveInt, Settings
 from pipeline.data.sources.base import DataSettings, Distinct, NonEmpty, Sha256, Url, invalid
-from pipeline.schema import PositiveInt, Settings
 
 URL = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0/kth_action.zip"
 SPLIT_KEYS = {"train": "train_persons", "val": "val_persons", "test": "test_persons"}

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import DataError
 from pipeline.data.prepared import Prepared, Split
 from pipeline.data.sources.base import data_settings
 from pipeline.data.sources.frames import find_dir
 from pipeline.data.sources.taxibj.settings import TaxiBJSettings
-from pipeline.errors import DataError
 
 NAME = "taxibj"
 FILE = "dataset.npz"

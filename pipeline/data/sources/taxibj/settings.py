@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from pipeline.core.schema import PositiveInt, Settings
 from pipeline.data.sources.base import DataSettings, Fraction, Sha256, Url
-from pipeline.schema import PositiveInt, Settings
 
 URL = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0/taxibj_dataset.zip"
 

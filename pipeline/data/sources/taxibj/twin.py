@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import ConfigError
 from pipeline.data.sources.base import data_settings, sample_settings
 from pipeline.data.sources.taxibj.reader import CHANNELS, FILE, GRID
 from pipeline.data.sources.taxibj.settings import TaxiBJSample, TaxiBJSettings
-from pipeline.errors import ConfigError
 
 
 def _city_flows(rng: np.random.Generator, steps: int, first_slot: int) -> np.ndarray:

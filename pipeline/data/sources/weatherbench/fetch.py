@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import DataError
 from pipeline.data.sources.base import data_settings
 from pipeline.data.sources.weatherbench.layout import GRID, write_year, year_file
 from pipeline.data.sources.weatherbench.settings import VARIABLES, WeatherBenchSettings
-from pipeline.errors import DataError
 
 
 def _flatten_into(folder: Path, var: str) -> None:

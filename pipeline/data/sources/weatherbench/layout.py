@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.outputs import atomic
 from pipeline.data.sources.weatherbench.settings import VARIABLES
-from pipeline.outputs import atomic
 
 GRID = (32, 64)
 LAT = np.linspace(-87.1875, 87.1875, GRID[0])

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import DataError
 from pipeline.data.prepared import SPLITS, Prepared, Split
 from pipeline.data.sources.base import data_settings
-from pipeline.data.sources.grid import (add_manifest, as_index, check_time_axis, first_nan, hours, iso,
-                                        run_starts, runs, select_frames, stack_frames)
+from pipeline.data.sources.grid import (add_manifest, as_index, check_time_axis, first_nan, hours, iso, run_starts,
+                                        runs, select_frames, stack_frames)
 from pipeline.data.sources.weatherbench.layout import GRID, LAT, LON, year_file
 from pipeline.data.sources.weatherbench.settings import VARIABLES, WeatherBenchSettings
-from pipeline.errors import DataError
 
 
 def split_window_starts(times: np.ndarray, cfg: WeatherBenchSettings, split: str) -> tuple[np.ndarray, np.ndarray, list]:

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PlainValidator, model_validator
 from pydantic_core import PydanticCustomError
 
+from pipeline.core.schema import PositiveInt, Settings
 from pipeline.data.prepared import SPLITS
 from pipeline.data.sources.base import DataSettings, Distinct, NonEmpty, SplitStride, Stride, invalid
-from pipeline.schema import PositiveInt, Settings
 
 # long name -> (short name inside the files, has pressure levels, units)
 VARIABLES: dict[str, tuple[str, bool, str]] = {

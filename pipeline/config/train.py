@@ -1,0 +1,55 @@
+"""The training settings (params.yaml ``train:``), read by pipeline/training/fit.py: optimiser and
+schedule, loss, batches, devices. The values live in params.yaml; this schema says what each may be."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+
+from pipeline.core.schema import NonNegativeFloat, PositiveFloat, PositiveInt, Rate, Settings, expected
+
+
+def _device(name: str) -> str:
+    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
+        raise expected("auto, cpu or cuda[:N]")
+    return name
+
+
+class TrainSettings(Settings):
+    epochs: PositiveInt
+    batch_size: PositiveInt             # the global batch, split evenly across `devices`
+    val_batch_size: PositiveInt
+    lr: PositiveFloat
+    sched: Literal["cosine", "onecycle", "none"]
+    warmup_epochs: Annotated[int, Field(ge=0)]
+    warmup_lr: NonNegativeFloat
+    min_lr: NonNegativeFloat
+    final_div_factor: PositiveFloat
+    weight_decay: NonNegativeFloat
+    patience: PositiveInt
+    val_every: PositiveInt = 1   # validate after every k-th epoch and after the last (OpenSTL's log_step)
+    loss: Literal["auto", "mse", "mae"]
+    noise: Rate
+    max_steps_per_epoch: PositiveInt | None
+    max_eval_batches: PositiveInt | None
+    num_workers: Annotated[int, Field(ge=0)]
+    device: Annotated[str, AfterValidator(_device)]
+    precision: Literal["fp32", "bf16", "fp16"]
+    devices: PositiveInt
+    sync_batchnorm: bool
+    threads: PositiveInt | None = None  # torch intra-op threads; null: torch's default (OMP_NUM_THREADS)
+    fps_batch: PositiveInt | None = None  # batch of the inference-speed (FPS) timing; null: OpenSTL's
+
+    @field_validator("devices")
+    @classmethod
+    def _splits_the_batch(cls, devices: int, info: ValidationInfo) -> int:
+        batch = info.data.get("batch_size")
+        if batch is not None and batch % devices:
+            raise expected(f"a number of processes that splits train.batch_size = {batch} evenly")
+        return devices
+
+    def loss_for(self, quantizer: str) -> str:
+        """The paper trains SVQ models with MAE and everything else (comparators too) with MSE."""
+        if self.loss != "auto":
+            return self.loss
+        return "mae" if quantizer == "svq" else "mse"

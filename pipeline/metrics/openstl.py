@@ -1,0 +1,317 @@
+"""Forecast metrics with OpenSTL's conventions, so numbers compare with the SVQ paper.
+
+Inputs are arrays ``(B, T, C, H, W)`` already in metric space: weather de-normalised to
+physical units by the caller, TaxiBJ and video in [0, 1].
+
+* MSE / MAE: mean over batch and time, then SUM over C x H x W (a per-frame error sum), as
+  OpenSTL's ``MSE``/``MAE``. With ``spatial_norm=True`` (weather) the sum is divided by C*H*W,
+  i.e. a plain per-pixel mean. RMSE is the square root of that MSE taken over the whole set
+  (OpenSTL's ``RMSE``), not a mean of per-batch RMSEs.
+* SSIM, PSNR, LPIPS: computed after clipping to [0, 1], one value per frame, averaged over frames.
+  PSNR is ``20 log10(1 / sqrt(mse_frame))`` and, as in OpenSTL, ``inf`` for an exact frame, which
+  makes the average ``inf``.
+* SSIM: scikit-image ``structural_similarity`` per frame (7x7 uniform window, sample covariance).
+  ``ssim_data_range`` defaults to 1. OpenSTL passes no data_range; with the scikit-image it pins
+  (<= 0.19.3), float input then implies data_range = 2 (the float dtype range [-1, 1]), which
+  quadruples SSIM's stabilising constants and raises the scores. Pass ``ssim_data_range=2.0`` to
+  reproduce the paper's SSIM column exactly.
+* LPIPS: ``lpips.LPIPS(net='alex')``, inputs mapped [0, 1] -> [-1, 1]. Its AlexNet backbone comes
+  from torchvision's ImageNet checkpoint; without that file (no network here) the metric is NaN,
+  never a number from a random backbone.
+
+Differences from OpenSTL, deliberate: sums are accumulated in float64 (OpenSTL works in the input
+dtype, float32 for PSNR), and the target is clipped to [0, 1] too (OpenSTL clips only the
+prediction; targets of [0, 1] datasets are unchanged by it).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.core.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+METRIC_NAMES = ("mse", "mae", "rmse", "ssim", "psnr", "lpips")
+_FRAME_METRICS = ("ssim", "psnr", "lpips")  # one value per frame, averaged
+ALEXNET_CHECKPOINT = "alexnet-owt-7be5be79.pth"
+_LPIPS_BATCH = 32  # frames per LPIPS forward pass; bounds memory for 256x256 video
+
+
+# ---------------------------------------------------------------------------------------------
+# input checks
+
+
+def _as_pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred)
+    true = np.asarray(true)
+    if pred.ndim != 5 or pred.shape != true.shape:
+        raise DataError(
+            f"metrics: pred and true must both have shape (B, T, C, H, W); got pred {pred.shape}, "
+            f"true {true.shape}"
+        )
+    return pred, true
+
+
+def _check_names(names: Any) -> list[str]:
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        raise ConfigError(
+            f"metrics: expected a list of metric names among {list(METRIC_NAMES)}, got {names!r}"
+        )
+    unknown = [n for n in names if n not in METRIC_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"metrics: unknown metric name(s) {unknown}; expected names among {list(METRIC_NAMES)}"
+        )
+    return list(dict.fromkeys(names))  # drop repeats, keep order
+
+
+def _check_data_range(data_range: Any) -> float:
+    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0:
+        raise ConfigError(f"ssim_data_range: expected a positive number, got {data_range!r}")
+    return float(data_range)
+
+
+# ---------------------------------------------------------------------------------------------
+# error metrics (unclipped)
+
+
+def _error_sums(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
+    diff = pred.astype(np.float64) - true.astype(np.float64)
+    return float(np.square(diff).sum()), float(np.abs(diff).sum())
+
+
+def _per_frame_norm(shape: tuple[int, ...], spatial_norm: bool) -> float:
+    """What a total error sum is divided by: the frame count, times C*H*W for a per-pixel mean."""
+    B, T, C, H, W = shape
+    return B * T * (C * H * W if spatial_norm else 1)
+
+
+def mse(pred: Any, true: Any, spatial_norm: bool = False) -> float:
+    """Mean over (B, T) of the per-frame squared-error sum; per-pixel mean if ``spatial_norm``."""
+    pred, true = _as_pair(pred, true)
+    return _error_sums(pred, true)[0] / _per_frame_norm(pred.shape, spatial_norm)
+
+
+def mae(pred: Any, true: Any, spatial_norm: bool = False) -> float:
+    """Mean over (B, T) of the per-frame absolute-error sum; per-pixel mean if ``spatial_norm``."""
+    pred, true = _as_pair(pred, true)
+    return _error_sums(pred, true)[1] / _per_frame_norm(pred.shape, spatial_norm)
+
+
+def rmse(pred: Any, true: Any, spatial_norm: bool = False) -> float:
+    """``sqrt(mse(pred, true, spatial_norm))`` over the whole array, as OpenSTL's RMSE."""
+    return float(np.sqrt(mse(pred, true, spatial_norm)))
+
+
+# ---------------------------------------------------------------------------------------------
+# image-quality metrics (clipped to [0, 1], one value per frame)
+
+
+def _clipped_frames(a: np.ndarray) -> np.ndarray:
+    """(B, T, C, H, W) -> (B*T, C, H, W) float64 in [0, 1]."""
+    B, T, C, H, W = a.shape
+    return np.clip(a.astype(np.float64), 0.0, 1.0).reshape(B * T, C, H, W)
+
+
+def _ssim_frames(pred: np.ndarray, true: np.ndarray, data_range: float) -> np.ndarray:
+    # channel_axis=0 on (C, H, W) equals OpenSTL's (W, H, C) with multichannel=True: the
+    # uniform window is symmetric, so the H/W transpose does not change the score.
+    from skimage.metrics import structural_similarity  # only image datasets pay for scikit-image
+
+    p, t = _clipped_frames(pred), _clipped_frames(true)
+    return np.array([
+        structural_similarity(pf, tf, channel_axis=0, data_range=data_range) for pf, tf in zip(p, t)
+    ], dtype=np.float64)
+
+
+def _psnr_frames(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    p, t = _clipped_frames(pred), _clipped_frames(true)
+    frame_mse = np.square(p - t).mean(axis=(1, 2, 3))
+    with np.errstate(divide="ignore"):  # an exact frame gives +inf, as in OpenSTL
+        return -10.0 * np.log10(frame_mse)
+
+
+def lpips_weights_path() -> str:
+    """Where torchvision keeps the AlexNet ImageNet checkpoint that ``LPIPS(net='alex')`` loads."""
+    # the file name of torchvision's AlexNet_Weights.IMAGENET1K_V1, written out: importing
+    # torchvision to look it up costs seconds per stage (a test checks the two agree)
+    return os.path.join(torch.hub.get_dir(), "checkpoints", ALEXNET_CHECKPOINT)
+
+
+def lpips_available() -> bool:
+    """True when the AlexNet checkpoint is on disk, so building LPIPS needs no download."""
+    return os.path.isfile(lpips_weights_path())
+
+
+@functools.lru_cache(maxsize=1)
+def _pretrained_lpips() -> torch.nn.Module:
+    import lpips as lpips_lib
+
+    with warnings.catch_warnings():  # lpips still calls torchvision's deprecated `pretrained=`
+        warnings.simplefilter("ignore", UserWarning)
+        return lpips_lib.LPIPS(net="alex", verbose=False).eval()
+
+
+def load_lpips_model() -> torch.nn.Module | None:
+    """The pretrained LPIPS(alex) model (built once), or None with a warning if weights are missing."""
+    if not lpips_available():
+        log.warning(
+            "LPIPS unavailable: AlexNet weights not found at %s (no download is attempted); "
+            "LPIPS is reported as NaN. Put the torchvision checkpoint there to enable it.",
+            lpips_weights_path(),
+        )
+        return None
+    return _pretrained_lpips()
+
+
+def _lpips_frames(pred: np.ndarray, true: np.ndarray, model: torch.nn.Module) -> np.ndarray:
+    C = pred.shape[2]
+    if C not in (1, 3):
+        raise ConfigError(
+            f"metrics: lpips needs 1- or 3-channel frames, got C={C}; drop 'lpips' from the "
+            f"metric list for this dataset"
+        )
+    p, t = _clipped_frames(pred), _clipped_frames(true)
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(p), _LPIPS_BATCH):
+            pb = torch.as_tensor(p[i:i + _LPIPS_BATCH], dtype=torch.float32, device=device) * 2 - 1
+            tb = torch.as_tensor(t[i:i + _LPIPS_BATCH], dtype=torch.float32, device=device) * 2 - 1
+            if C == 1:  # grey frames as RGB, which is what LPIPS' input scaling broadcasts to anyway
+                pb, tb = pb.repeat(1, 3, 1, 1), tb.repeat(1, 3, 1, 1)
+            out.append(model(pb, tb).reshape(-1).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def ssim(pred: Any, true: Any, data_range: float = 1.0) -> float:
+    """Mean per-frame SSIM after clipping both inputs to [0, 1]."""
+    pred, true = _as_pair(pred, true)
+    return float(_ssim_frames(pred, true, _check_data_range(data_range)).mean())
+
+
+def psnr(pred: Any, true: Any) -> float:
+    """Mean per-frame ``20 log10(1 / sqrt(mse))`` after clipping to [0, 1] (inf if a frame is exact)."""
+    pred, true = _as_pair(pred, true)
+    return float(_psnr_frames(pred, true).mean())
+
+
+def lpips(pred: Any, true: Any, lpips_model: torch.nn.Module | None = None) -> float:
+    """Mean per-frame LPIPS(alex) after clipping; NaN (with a warning) if weights are unavailable.
+
+    ``lpips_model`` overrides the pretrained model (tests pass ``LPIPS(pnet_rand=True)``).
+    """
+    pred, true = _as_pair(pred, true)
+    model = lpips_model if lpips_model is not None else load_lpips_model()
+    if model is None:
+        return float("nan")
+    return float(_lpips_frames(pred, true, model).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming
+
+
+class MetricAccumulator:
+    """Metrics over many batches, equal to computing them on the concatenated arrays.
+
+    Keeps float64 error sums and per-frame score sums; ``compute()`` divides by the frame count,
+    so batch sizes may differ. All batches must share (T, C, H, W).
+    """
+
+    def __init__(self, names: Sequence[str], spatial_norm: bool,
+                 lpips_model: torch.nn.Module | None = None, ssim_data_range: float = 1.0):
+        self.names = _check_names(names)
+        self.spatial_norm = bool(spatial_norm)
+        self.ssim_data_range = _check_data_range(ssim_data_range)
+        self._lpips_model = lpips_model
+        if "lpips" in self.names and lpips_model is None:
+            self._lpips_model = load_lpips_model()  # None -> NaN, warned once here
+        self._frame_shape: tuple[int, ...] | None = None
+        self._n_frames = 0
+        self._sse = 0.0
+        self._sae = 0.0
+        self._frame_sums = {n: 0.0 for n in _FRAME_METRICS}
+
+    def update(self, pred: Any, true: Any) -> None:
+        pred, true = _as_pair(pred, true)
+        if self._frame_shape is None:
+            self._frame_shape = pred.shape[1:]
+        elif pred.shape[1:] != self._frame_shape:
+            raise DataError(
+                f"metrics: batch has (T, C, H, W) = {pred.shape[1:]}, earlier batches had "
+                f"{self._frame_shape}; all batches of one evaluation must match"
+            )
+        if pred.shape[0] == 0:
+            return
+        self._n_frames += pred.shape[0] * pred.shape[1]
+        if {"mse", "rmse", "mae"} & set(self.names):
+            sse, sae = _error_sums(pred, true)
+            self._sse += sse
+            self._sae += sae
+        if "ssim" in self.names:
+            self._frame_sums["ssim"] += float(_ssim_frames(pred, true, self.ssim_data_range).sum())
+        if "psnr" in self.names:
+            self._frame_sums["psnr"] += float(_psnr_frames(pred, true).sum())
+        if "lpips" in self.names and self._lpips_model is not None:
+            self._frame_sums["lpips"] += float(_lpips_frames(pred, true, self._lpips_model).sum())
+
+    def partial_sums(self) -> dict[str, Any]:
+        """The running sums, to add into another accumulator (evaluation split across processes)."""
+        return {"frame_shape": self._frame_shape, "n_frames": self._n_frames, "sse": self._sse,
+                "sae": self._sae, "frame_sums": dict(self._frame_sums)}
+
+    def add_partial_sums(self, sums: dict[str, Any]) -> None:
+        if sums["n_frames"] == 0:
+            return
+        if self._frame_shape is None:
+            self._frame_shape = tuple(sums["frame_shape"])
+        elif tuple(sums["frame_shape"]) != tuple(self._frame_shape):
+            raise DataError(f"metrics: partial sums over (T, C, H, W) = {sums['frame_shape']} cannot be "
+                            f"added to sums over {self._frame_shape}")
+        self._n_frames += sums["n_frames"]
+        self._sse += sums["sse"]
+        self._sae += sums["sae"]
+        for n, v in sums["frame_sums"].items():
+            self._frame_sums[n] += v
+
+    def compute(self) -> dict[str, float]:
+        if self._n_frames == 0:
+            raise DataError("metrics: compute() called before any non-empty batch was added")
+        T, C, H, W = self._frame_shape
+        norm = self._n_frames * (C * H * W if self.spatial_norm else 1)
+        values = {
+            "mse": self._sse / norm,
+            "mae": self._sae / norm,
+            "rmse": float(np.sqrt(self._sse / norm)),
+        }
+        for n in _FRAME_METRICS:
+            values[n] = self._frame_sums[n] / self._n_frames
+        if self._lpips_model is None:
+            values["lpips"] = float("nan")
+        return {n: float(values[n]) for n in self.names}
+
+
+def evaluation_accumulator(names: Sequence[str], metric_space: str) -> MetricAccumulator:
+    """The accumulator every test evaluation uses (trained runs and reference forecasts alike):
+    per-pixel means for physical-unit (weather) data, OpenSTL's per-frame sums otherwise, and
+    SSIM with data_range 2, what the scikit-image version behind the paper's numbers used."""
+    return MetricAccumulator(list(names), spatial_norm=metric_space == "physical", ssim_data_range=2.0)
+
+
+def compute_metrics(pred: Any, true: Any, names: Sequence[str], spatial_norm: bool,
+                    lpips_model: torch.nn.Module | None = None,
+                    ssim_data_range: float = 1.0) -> dict[str, float]:
+    """The named metrics (among mse, mae, rmse, ssim, psnr, lpips) of one pair of arrays."""
+    acc = MetricAccumulator(names, spatial_norm, lpips_model=lpips_model,
+                            ssim_data_range=ssim_data_range)
+    acc.update(pred, true)
+    return acc.compute()

@@ -1,0 +1,185 @@
+"""The record files: what a train stage commits under ``runs/<experiment>/``, and a reference
+stage under ``runs/reference_<dataset>/``; the report reads these files only. Written and read
+here, so their layout is checked in one place.
+
+A record is everything the tables and figures need, so ``reports/`` rebuilds from a clone with no
+MLflow store (MLflow is the browsable mirror of the same numbers):
+
+* ``result.json``  experiment, dataset, profile, tables, seeds, the resolved parameters, per seed
+  the MLflow run id and every test metric, diagnostic and cost; mean and std over seeds.
+* ``history.csv``  per seed and epoch: train/val loss and learning rate.
+* ``figures.npz``  the small arrays the figures draw (first seed): one forecast sample, a sample
+  of SVQ regression weights, a sample of the codebook.
+
+A reference stage's ``result.json`` holds, per reference forecast, its label, MLflow run id and
+test metrics (``write_reference``, ``read_reference``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.errors import DataError
+from pipeline.core.outputs import atomic, write_text_atomic
+
+RESULT = "result.json"
+HISTORY = "history.csv"
+FIGURE_DATA = "figures.npz"
+RECORD_FILES = (RESULT, HISTORY, FIGURE_DATA)  # beside artifacts/ in runs/<experiment>/
+VERSION = 2
+HISTORY_COLUMNS = ("seed", "epoch", "train_loss", "val_loss", "lr")
+# Caps that keep a committed record small whatever the model size
+MAX_WEIGHTS = 50_000
+MAX_CODES = 1000
+
+
+def summary(*, experiment: str, dataset: str, profile: str, tables: list[int], params: dict[str, Any],
+            seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result.json content: ``seeds`` is one ``{"seed", "run_id", "metrics", ...}`` per seed
+    (``leads``: per-lead score series of weather runs, ``pipeline.metrics.lead_scores``)."""
+    names = sorted({n for s in seeds for n in s["metrics"]})
+    mean, std = {}, {}
+    for n in names:
+        vals = np.array([_num(s["metrics"].get(n)) for s in seeds], dtype=float)
+        mean[n] = _finite(np.mean(vals)) if np.all(np.isfinite(vals)) else None
+        std[n] = _finite(np.std(vals)) if np.all(np.isfinite(vals)) else None  # population std; 0 for one seed
+    return {
+        "version": VERSION, "experiment": experiment, "dataset": dataset, "profile": profile,
+        "tables": list(tables), "seeds": [s["seed"] for s in seeds], "run_ids": [s["run_id"] for s in seeds],
+        "metrics": mean, "metrics_std": std,
+        "params": {k: _jsonable(v) for k, v in sorted(params.items())},
+        "runs": [{**s, "metrics": {k: _finite(v) for k, v in sorted(s["metrics"].items())},
+                  **({"leads": {k: [_finite(x) for x in v] for k, v in sorted(s["leads"].items())}}
+                     if s.get("leads") else {})} for s in seeds],
+    }
+
+
+def write(out_dir: Path, result: dict[str, Any], history: list[dict[str, Any]],
+          figure_data: dict[str, np.ndarray] | None) -> None:
+    """Write the record's files into ``out_dir`` (each atomically)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HISTORY_COLUMNS)
+    for h in history:
+        w.writerow([h["seed"], h["epoch"], *(f"{h[k]:.6g}" for k in HISTORY_COLUMNS[2:])])
+    write_text_atomic(out_dir / HISTORY, buf.getvalue())
+    write_text_atomic(out_dir / RESULT, json.dumps(result, indent=2) + "\n")
+    if figure_data:
+        _write_npz(out_dir / FIGURE_DATA, figure_data)
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    """result.json of one run folder, checked; errors name the file and the stage that rewrites it."""
+    path = Path(run_dir) / RESULT
+    stage = f"train_{Path(run_dir).name}"
+    try:
+        result = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; run its stage (dvc repro {stage})") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); re-run its stage (dvc repro -f {stage})") from exc
+    if not isinstance(result, dict) or not isinstance(result.get("runs"), list) or not result["runs"]:
+        raise DataError(f"{path}: expected a record with a non-empty 'runs' list (written by the train "
+                        f"stage since record version {VERSION}); re-run its stage (dvc repro -f {stage})")
+    for key in ("experiment", "profile", "metrics", "metrics_std", "params"):
+        if key not in result:
+            raise DataError(f"{path}: missing key {key!r}; re-run its stage (dvc repro -f {stage})")
+    return result
+
+
+def write_reference(out_dir: Path, record: dict[str, Any]) -> None:
+    """A reference stage's result.json (atomically)."""
+    write_text_atomic(Path(out_dir) / RESULT, json.dumps(record, indent=2) + "\n")
+
+
+def read_reference(ref_dir: Path) -> dict[str, Any] | None:
+    """A reference stage's result.json, checked (None when the stage has not run); errors name the
+    file and the stage that rewrites it."""
+    path = Path(ref_dir) / RESULT
+    stage = Path(ref_dir).name
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); re-run its stage ({stage})") from exc
+    refs = record.get("references") if isinstance(record, dict) else None
+    if not isinstance(refs, dict) or not all(isinstance(e, dict) and isinstance(e.get("metrics"), dict)
+                                             for e in refs.values()):
+        raise DataError(f"{path}: expected a 'references' mapping of reference -> "
+                        f"{{label, metrics}}; re-run its stage ({stage})")
+    return record
+
+
+def read_history(run_dir: Path) -> dict[int, list[tuple[int, float]]]:
+    """Validation loss per validated epoch (``train.val_every``), by seed (empty when the run has
+    no history file)."""
+    path = Path(run_dir) / HISTORY
+    if not path.exists():
+        return {}
+    out: dict[int, list[tuple[int, float]]] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            val = float(row["val_loss"])
+            if not math.isnan(val):
+                out.setdefault(int(row["seed"]), []).append((int(row["epoch"]), val))
+    return out
+
+
+def write_figure_data(out_dir: Path, seed: int, data: dict[str, np.ndarray]) -> None:
+    """One seed's figure arrays, beside its checkpoint; ``write`` commits the first seed's."""
+    _write_npz(Path(out_dir) / f"figures-seed{seed}.npz", data)
+
+
+def read_figure_data(run_dir: Path, seed: int | None = None) -> dict[str, np.ndarray]:
+    """The committed figures.npz (or, with ``seed``, that seed's file written while training)."""
+    path = Path(run_dir) / (FIGURE_DATA if seed is None else f"figures-seed{seed}.npz")
+    if not path.exists():
+        return {}
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def sample_rows(a: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """At most ``n`` rows of ``a``, a seeded random choice in their original order."""
+    if len(a) <= n:
+        return a
+    idx = np.sort(np.random.default_rng(seed).choice(len(a), size=n, replace=False))
+    return a[idx]
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text_atomic(Path(path), json.dumps(data, indent=2) + "\n")
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic(path, suffix=".npz") as tmp:  # np.savez would append .npz to any other name
+        np.savez_compressed(tmp, **arrays)
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _finite(v: Any) -> float | None:
+    """JSON (and so DVC) has no NaN: an unavailable metric (LPIPS offline) is written as null."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return list(v)
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return v

@@ -1,0 +1,42 @@
+"""The train stage (``stages/train.py``) as a function, so that tests run what DVC runs.
+
+Training happens in ``runs/.<exp>.tmp-resume`` with a checkpoint per epoch: rerunning a killed
+stage resumes it; the finished run replaces ``runs/<exp>`` only once complete.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.config.load import load_params
+from pipeline.config.overrides import check, committed_params
+from pipeline.config.run_config import resolve_run
+from pipeline.core import outputs
+from pipeline.core.paths import run_dir, store_path
+from pipeline.training import distributed, job_slots
+from pipeline.training.fit import run_experiment
+from pipeline.training.record_files import RECORD_FILES
+
+_slot: job_slots.Slot | None = None  # SVQ_JOBS's slot: its lock is held until the process exits
+
+
+def run_train_stage(params_path: str | Path, experiment: str, script: str, argv: list[str]) -> dict[str, Any] | None:
+    """Train ``experiment`` into ``runs/<experiment>`` (relative to the working directory) and return its
+    summary; None where this process has nothing to report: a rank other than 0, or a process that ran
+    ``script argv`` again under torchrun for ``train.devices > 1``."""
+    global _slot
+    params = load_params(params_path)
+    cfg = resolve_run(params, experiment)
+    check(params, committed_params(params_path), experiment)  # a shadowed -S stops here
+    _slot = job_slots.claim_from_env(cfg.train.devices)  # SVQ_JOBS: a share of the machine
+    if distributed.maybe_relaunch(cfg.train.devices, script, argv):
+        return None  # torchrun's processes did the work
+    main = distributed.is_main_process()  # under torchrun every rank trains, rank 0 alone writes
+    out = run_dir(experiment)
+    work = outputs.scratch(out, tag="resume")
+    if main:
+        outputs.clean_stale(out, keep=work)
+    summary = run_experiment(cfg, store_path(params, cfg.dataset), work / "artifacts")
+    if main:
+        outputs.replace_run_outputs(work, out, RECORD_FILES)
+    return summary if main else None

@@ -1,0 +1,60 @@
+"""The train stage's orchestration, called as stages/train.py calls it: the run lands in runs/<exp>
+only once complete, with no scratch folder left; a shadowed override or a relaunch under torchrun
+stops before any work."""
+import copy
+import json
+
+import pytest
+import yaml
+
+from pipeline.core.dotted import set_dotted
+from pipeline.core.errors import ConfigError
+from pipeline.data.store import write_store
+from pipeline.training import train_stage
+from tests.conftest import make_prepared
+
+
+@pytest.fixture
+def project(tiny_params, tmp_path, monkeypatch):
+    """A working directory as DVC gives the stage: params.yaml and the t2m store under data/processed."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params, sort_keys=False))
+    write_store(make_prepared(), tmp_path / "data" / "processed" / "t2m.zarr")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_run_replaces_runs_exp_and_leaves_no_scratch(project, mlflow_uri):
+    runs = project / "runs"
+    stale = runs / ".t2m_simvp.tmp-0badf00d"  # what a killed replacement left
+    stale.mkdir(parents=True)
+    (runs / "t2m_simvp").mkdir()
+    (runs / "t2m_simvp" / "result.json").write_text("{}")  # an earlier run's record
+
+    summary = train_stage.run_train_stage("params.yaml", "t2m_simvp", "stages/train.py", ["t2m_simvp"])
+    result = json.loads((runs / "t2m_simvp" / "result.json").read_text())
+    assert result["run_ids"] == summary["run_ids"] and result["metrics"] == summary["metrics"]
+    assert (runs / "t2m_simvp" / "artifacts" / "best-seed0.pt").is_file()
+    assert [p.name for p in runs.iterdir()] == ["t2m_simvp"]  # the resumable scratch and the stale one gone
+
+
+def test_a_shadowed_override_stops_before_any_work(project, tiny_params, monkeypatch):
+    changed = set_dotted(copy.deepcopy(tiny_params), "train.epochs", 4)  # the sample profile's epochs win
+    (project / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+    monkeypatch.setattr(train_stage, "committed_params", lambda path: tiny_params)
+    with pytest.raises(ConfigError, match="profiles.sample.train.epochs=1 wins"):
+        train_stage.run_train_stage("params.yaml", "t2m_svq", "stages/train.py", ["t2m_svq"])
+    assert not (project / "runs").exists()
+
+
+def test_a_relaunch_under_torchrun_reports_nothing(project, monkeypatch):
+    calls = []
+
+    def relaunch(devices, script, argv):
+        calls.append((devices, script, argv))
+        return True
+
+    monkeypatch.setattr(train_stage.distributed, "maybe_relaunch", relaunch)
+    assert train_stage.run_train_stage("params.yaml", "t2m_svq", "stages/train.py", ["t2m_svq", "--params", "p"]) \
+        is None
+    assert calls == [(1, "stages/train.py", ["t2m_svq", "--params", "p"])]  # the stage script itself, its argv
+    assert not (project / "runs").exists()
