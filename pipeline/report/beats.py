@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,18 @@ BEATS_COLUMNS = ["experiment", "dataset", "tables", "n_seeds", "test_mse", "pers
                  "climatology_mse", "beats_persistence", "beats_climatology"]
 
 
-def read_references(params: Mapping[str, Any], runs_dir: Path | str) -> dict[str, dict[str, Any]]:
-    """``runs/reference_<ds>/result.json`` of every dataset that has one, for the active profile:
+def read_references(datasets: Iterable[str], profile: str, runs_dir: Path | str) -> dict[str, dict[str, Any]]:
+    """``runs/reference_<ds>/result.json`` of every dataset that has one, computed under ``profile``:
     dataset -> ``{reference: {"label", "run_id", "metrics"}}``."""
     out = {}
-    for ds in params["datasets"]:
+    for ds in datasets:
         ref_dir = reference_dir(ds, Path(runs_dir))
         record = read_reference(ref_dir)
         if record is None:
             continue
-        if record.get("profile") != params["profile"]:
+        if record.get("profile") != profile:
             log.warning("%s: computed under profile %r, the report is for %r: left out",
-                        ref_dir / RESULT, record.get("profile"), params["profile"])
+                        ref_dir / RESULT, record.get("profile"), profile)
             continue
         out[ds] = record["references"]
     return out

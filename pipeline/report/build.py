@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.config.params_file import typed
 from pipeline.config.run_config import resolve_run
 from pipeline.core.errors import ConfigError
 from pipeline.core.outputs import atomic, clean_stale, scratch
@@ -51,18 +52,18 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
     tables_dir = Path(tables_dir or report_dirs(params)[0])
     figures_dir = Path(figures_dir or report_dirs(params)[1])
     readme, metrics = Path(readme), Path(metrics)
-    profile = params["profile"]
+    catalogue = typed(params)
+    profile = catalogue.profile
 
     # an experiment's paper tables as the catalogue says now: editing the tag re-runs this stage,
     # not the training (pipeline/repro/experiments.py), so the record's copy may be older
-    records = {name: replace(rec, tables=tuple(params["experiments"][name].get("tables") or ()))
-               for name, rec in load_results(runs_dir, list(params["experiments"]), profile).items()}
-    log.info("report (%s): %d of %d experiments have runs", profile, len(records), len(params["experiments"]))
+    records = {name: replace(rec, tables=tuple(catalogue.experiments[name].tables))
+               for name, rec in load_results(runs_dir, list(catalogue.experiments), profile).items()}
+    log.info("report (%s): %d of %d experiments have runs", profile, len(records), len(catalogue.experiments))
     paper = load_paper()
-    references = read_references(params, Path(runs_dir))
+    references = read_references(list(catalogue.datasets), profile, Path(runs_dir))
     tables = build_all(records, profile=profile, paper=paper, references=references,
-                       experiment_datasets={e: x["dataset"] for e, x in params["experiments"].items()
-                                            if isinstance(x, dict) and "dataset" in x})
+                       experiment_datasets={e: x.dataset for e, x in catalogue.experiments.items()})
     beats = beats_table(records, references)
 
     readme.parent.mkdir(parents=True, exist_ok=True)
@@ -92,14 +93,14 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
             staged[path] = figures_dir / path.name
             figure_links[caption] = _rel(figures_dir / path.name, readme.parent)
 
-        missing = [e for e in params["experiments"] if e not in records]
+        missing = [e for e in catalogue.experiments if e not in records]
         text = render_readme(tables, profile=profile, figures=figure_links, missing=missing,
                              n_experiments=len(records), paper=paper, table_links=table_links,
                              beats=beats, beats_link=beats_link, notes=padding_notes(records))
         (staging / "README.md").write_text(text)
         staged[staging / "README.md"] = readme
         (staging / "metrics.json").write_text(
-            json.dumps(headline_metrics(records, tables, params, references), indent=2) + "\n")
+            json.dumps(headline_metrics(records, tables, profile, references), indent=2) + "\n")
         staged[staging / "metrics.json"] = metrics
 
         for src, dst in staged.items():
@@ -119,12 +120,12 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
 
 
 def headline_metrics(records: Mapping[str, ExperimentResult], tables: Mapping[int, pd.DataFrame],
-                     params: Mapping[str, Any], references: Mapping[str, Mapping] | None = None) -> dict[str, Any]:
+                     profile: str, references: Mapping[str, Mapping] | None = None) -> dict[str, Any]:
     """The only DVC metrics file (``dvc metrics show/diff``, ``dvc exp show``): a few key cells per
     table, ours: the first two recomputed improvement rows where the table has them, else its best
     value of its first column. Per-run numbers stay in runs/<exp>/result.json; reference forecasts
     in the tables and runs/reference_<ds>/result.json."""
-    out: dict[str, Any] = {"profile": params["profile"], "experiments_reported": len(records)}
+    out: dict[str, Any] = {"profile": profile, "experiments_reported": len(records)}
     for number, df in sorted(tables.items()):
         cells = {}
         derived = df[(df["kind"] == "derived") & df["ours"].notna()]
@@ -152,6 +153,7 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, ExperimentResu
                  references: Mapping[str, Mapping] | None = None) -> dict[str, Path]:
     """Every figure whose records exist: caption -> PNG path (under ``out_dir``). ``references``:
     dataset -> its reference forecasts' records (lines in the t2m noise / codebook figures)."""
+    titles = {ds: d.title or ds for ds, d in typed(params).datasets.items()}
     made: dict[str, Path] = {}
 
     def add(caption: str, path: Path | None) -> None:
@@ -162,8 +164,7 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, ExperimentResu
         rec = records.get(exp)
         return rec.figure_data() if rec is not None else {}
 
-    for ds, spec in params["datasets"].items():
-        title = spec.get("title", ds)
+    for ds, title in titles.items():
         svq, base = f"{ds}_svq", f"{ds}_simvp"
         if svq in records and base in records:
             add(f"Forecast sample, {title}: SVQ vs SimVP",
@@ -172,7 +173,7 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, ExperimentResu
                                                labels=("SimVP+SVQ", "SimVP")))
 
     curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
-    for ds, spec in params["datasets"].items():
+    for ds, title in titles.items():
         for suffix, label in MAIN_VARIANTS:
             rec = records.get(f"{ds}_{suffix}")
             if rec is None:
@@ -180,12 +181,12 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, ExperimentResu
             for seed, curve in rec.history().items():
                 name = label if rec.n_seeds == 1 else f"{label} seed {seed}"
                 loss = training_loss(params, rec)  # MSE and MAE losses never share an axis
-                group = f"{spec.get('title', ds)}: {loss.upper()} loss" if loss else spec.get("title", ds)
+                group = f"{title}: {loss.upper()} loss" if loss else title
                 curves.setdefault(group, {})[name] = curve
     add("Learning curves (validation loss per epoch) of the main runs",
         fig.learning_curves_figure(curves, out_dir / "learning_curves.png"))
 
-    leads = lead_curves(params, records)
+    leads = lead_curves(titles, records)
     add("Latitude-weighted RMSE per lead time (WeatherBench 2 style): SimVP vs SVQ vs persistence and "
         "climatology", fig.learning_curves_figure(leads, out_dir / "lead_rmse.png", metric="RMSE (cos-lat weighted)",
                                                   xlabel="lead (frames)", dashed=tuple(REFERENCE_LABELS.values())))
@@ -244,20 +245,20 @@ def _reference_lines(refs: Mapping[str, Any] | None) -> dict[str, float]:
 REFERENCE_LABELS = {"persistence": "Persistence", "climatology": "Climatology"}
 
 
-def lead_curves(params: Mapping[str, Any],
+def lead_curves(titles: Mapping[str, str],
                 records: Mapping[str, ExperimentResult]) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """Per dataset and channel of the weather runs: the main runs' and the references' RMSE per lead
     (``pipeline.metrics.lead_scores``'s ``lead_rmse_<ch>[_<reference>]`` in the record, first seed)."""
     out: dict[str, dict[str, list[tuple[int, float]]]] = {}
     refs = tuple(f"_{r}" for r in ("persistence", "climatology", "climatology_hour"))
-    for ds, spec in params["datasets"].items():
+    for ds, title in titles.items():
         for suffix, label in MAIN_VARIANTS:
             rec = records.get(f"{ds}_{suffix}")
             if rec is None:
                 continue
             leads = rec.leads
             for key in sorted(k for k in leads if k.startswith("lead_rmse_") and not k.endswith(refs)):
-                panel = out.setdefault(f"{spec.get('title', ds)}: {key[len('lead_rmse_'):]}", {})
+                panel = out.setdefault(f"{title}: {key[len('lead_rmse_'):]}", {})
                 panel[label] = _series(leads[key])
                 for ref, ref_label in REFERENCE_LABELS.items():
                     if f"{key}_{ref}" in leads and ref_label not in panel:

@@ -2,7 +2,8 @@
 
 A reading checks the directions the paper claims (does SVQ lower MSE vs SimVP? does noise hurt
 less with SVQ?) on our numbers and on the paper's, and counts where they agree. Directions are
-what a sample-profile run can speak to; its values are not comparable with the paper's.
+what a sample-profile run can speak to; its values are not comparable with the paper's. The claims
+are data in paper.yaml, checked by :mod:`pipeline.report.claims`; this module only writes them out.
 """
 from __future__ import annotations
 
@@ -166,7 +167,7 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
     out = [
         "# SVQ reproduction: the paper's tables from our runs",
         "",
-        f"Profile: **{profile}**. Built from the MLflow records of {n_experiments} experiment(s) "
+        f"Profile: **{profile}**. Built from the committed run records (runs/) of {n_experiments} experiment(s) "
         "(`python stages/report.py`); every table is also a CSV with one row per cell.",
         "",
     ]

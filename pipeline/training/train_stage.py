@@ -17,7 +17,7 @@ from pipeline.training import distributed, job_slots
 from pipeline.training.fit import run_experiment
 from pipeline.training.record_files import RECORD_FILES
 
-_slot: job_slots.Slot | None = None  # SVQ_JOBS's slot: its lock is held until the process exits
+_slot: job_slots.Slot | None = None  # SVQ_JOBS's slot, kept beyond the call: its lock is held until the process exits
 
 
 def run_train_stage(params_path: str | Path, experiment: str, script: str, argv: list[str]) -> dict[str, Any] | None:

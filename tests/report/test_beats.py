@@ -95,17 +95,16 @@ def test_readme_marks_runs_that_lose_to_a_reference():
 
 
 def test_read_references_checks_records(tmp_path):
-    params = {"profile": "sample", "datasets": {"t2m": {}, "kth": {}, "r": {}}}
     (tmp_path / "reference_t2m").mkdir()
     (tmp_path / "reference_t2m" / "result.json").write_text(json.dumps(
         {"profile": "sample", "references": REFS["t2m"]}))
     (tmp_path / "reference_kth").mkdir()
     (tmp_path / "reference_kth" / "result.json").write_text(json.dumps({"profile": "paper", "references": REFS["kth"]}))
-    assert read_references(params, tmp_path) == {"t2m": REFS["t2m"]}  # kth: another profile, left out
+    assert read_references(["t2m", "kth", "r"], "sample", tmp_path) == {"t2m": REFS["t2m"]}  # kth: another profile, left out
     (tmp_path / "reference_r").mkdir()
     (tmp_path / "reference_r" / "result.json").write_text(json.dumps({"profile": "sample", "references": [1]}))
     with pytest.raises(DataError, match="reference_r/result.json: expected a 'references' mapping"):
-        read_references(params, tmp_path)
+        read_references(["t2m", "kth", "r"], "sample", tmp_path)
 
 
 def test_learning_curve_groups_follow_the_training_loss(params):

@@ -6,7 +6,9 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from conftest import ROOT
 from pipeline.core.errors import DataError
 from pipeline.report.build import build_report, headline_metrics
 from pipeline.report.results import load_results
@@ -49,9 +51,9 @@ def runs(tmp_path):
     return runs
 
 
-PARAMS = {"profile": "sample",
-          "experiments": {e: {} for e in ("t2m_simvp", "t2m_svq", "t2m_vq", "t2m_svq_mse", "r_simvp")},
-          "datasets": {"t2m": {"title": "WeatherBench-S temperature"}, "r": {"title": "humidity"}}}
+# the project's params.yaml with a catalogue of five of its experiments
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+PARAMS["experiments"] = {e: PARAMS["experiments"][e] for e in ("t2m_simvp", "t2m_svq", "t2m_vq", "t2m_svq_mse", "r_simvp")}
 
 
 def _build(runs, reports):
@@ -110,7 +112,7 @@ def test_lead_curves_pair_runs_with_references(runs):
     from pipeline.report.build import lead_curves
 
     records = load_results(runs, list(PARAMS["experiments"]), "sample")
-    curves = lead_curves({"datasets": {"t2m": {"title": "T2M"}}}, records)
+    curves = lead_curves({"t2m": "T2M"}, records)
     assert list(curves) == ["T2M: t2m"]
     panel = curves["T2M: t2m"]
     assert panel["SimVP"] == [(1, 1.0), (2, 1.5)] and panel["SimVP+SVQ (learnable)"] == [(1, 0.9), (2, 1.4)]
@@ -122,7 +124,7 @@ def test_headline_metrics_stay_few(runs):
     from pipeline.report.tables import build_all
 
     recs = load_results(runs, list(PARAMS["experiments"]), "sample")
-    head = headline_metrics(recs, build_all(recs, profile="sample", paper=load_paper()), PARAMS)
+    head = headline_metrics(recs, build_all(recs, profile="sample", paper=load_paper()), "sample")
     leaves = [v for k, t in head.items() if k.startswith("table") for v in t.values()]
     assert 0 < len(leaves) <= 2 * 12  # <= 2 key cells per table: `dvc exp show` stays readable
 

@@ -46,7 +46,7 @@ def covered(path: str, deps: list[str]) -> bool:
 def test_code_deps_are_what_each_stage_imports(params):
     """Computed from the import graph: what the hand-written lists missed is there, lazily
     registered modules included (a train stage may build any translator or quantizer). They are
-    the `code` stage's deps; the other stages depend on its digests (tests/test_code_digest.py)."""
+    the `code` stage's deps; the other stages depend on its digests (tests/repro/test_code_digest.py)."""
     code = build_stages(params)["stages"]["code"]["deps"]
     for path in ("stages/train.py", "stages/python", "stages/code.py", "pipeline/repro/code_digest.py",
                  "pipeline/training/fit.py", "pipeline/tracking/mlflow_runs.py", "pipeline/data/store.py", "pipeline/training/forecast_plots.py",
