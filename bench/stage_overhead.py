@@ -105,7 +105,7 @@ def child(experiment: str, params: str, fps_batch_null: bool = False, nchw: bool
     for name in ("_save_svq_sample", "_log_mlflow_model_and_inputs"):
         setattr(train, name, timed("logging", getattr(train, name)))
     for name in ("write", "write_figure_data"):  # the run record under runs/<exp>/
-        setattr(train.run_record, name, timed("logging", getattr(train.run_record, name)))
+        setattr(train.record_files, name, timed("logging", getattr(train.record_files, name)))
     train.torch.save = timed("logging", train.torch.save)
     for name in ("_lead_evaluation",):
         setattr(train, name, timed("evaluation", getattr(train, name)))

@@ -14,28 +14,28 @@ from conftest import ROOT
 BIN = ROOT / ".venv" / "bin"
 # Commands whose behaviour a test proves end to end (the checks below only validate their words)
 EXERCISED_BY = {
-    "make repro": "the lead's `make repro`; tests/test_progress.py (its progress wrapper)",
+    "make repro": "the lead's `make repro`; tests/repro/test_progress.py (its progress wrapper)",
     "make test": "CI runs it",
-    "dvc exp run -S svq.codebook_size=6000": "tests/test_experiments.py::test_codebook_change_reruns_only_default_codebook_svq_runs",
-    "dvc exp show --only-changed": "tests/test_experiments.py::test_codebook_change_reruns_only_default_codebook_svq_runs",
-    "dvc metrics diff": "tests/test_experiments.py::test_codebook_change_reruns_only_default_codebook_svq_runs",
-    "dvc plots show": "tests/test_plots_offline.py",
-    "dvc repro -s report": "tests/report/test_records.py::test_report_is_a_pure_function_of_the_records",
-    "dvc exp run -S profile=paper": "tests/test_config.py (the paper profile resolves)",
-    ".venv/bin/dvc repro reference_t2m": "tests/test_references.py",
+    "dvc exp run -S svq.codebook_size=6000": "tests/repro/test_experiments.py::test_codebook_change_reruns_only_default_codebook_svq_runs",
+    "dvc exp show --only-changed": "tests/repro/test_experiments.py::test_codebook_change_reruns_only_default_codebook_svq_runs",
+    "dvc metrics diff": "tests/repro/test_experiments.py::test_codebook_change_reruns_only_default_codebook_svq_runs",
+    "dvc plots show": "tests/training/test_forecast_plots_offline.py",
+    "dvc repro -s report": "tests/report/test_results.py::test_report_is_a_pure_function_of_the_records",
+    "dvc exp run -S profile=paper": "tests/config/test_run_config.py (the paper profile resolves)",
+    ".venv/bin/dvc repro reference_t2m": "tests/training/test_reference_forecasts.py",
     ".venv/bin/dvc repro train_era5_eu_svq": "tests/test_own_data.py",
     ".venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1": "flags checked here",
-    ".venv/bin/python -m pipeline.registry --table 1": "tests/test_mlflow_model.py",
-    "make dvc.yaml": "tests/test_experiments.py::test_committed_dvc_yaml_is_up_to_date",
-    "dvc exp run -S profile=paper -S train.devices=4": "tests/test_distributed.py",
-    ".venv/bin/torchrun --standalone --nproc_per_node 4 stages/train.py kth_svq": "tests/test_distributed.py",
+    ".venv/bin/python -m pipeline.registry --table 1": "tests/tracking/test_logged_model.py",
+    "make dvc.yaml": "tests/repro/test_experiments.py::test_committed_dvc_yaml_is_up_to_date",
+    "dvc exp run -S profile=paper -S train.devices=4": "tests/training/test_distributed.py",
+    ".venv/bin/torchrun --standalone --nproc_per_node 4 stages/train.py kth_svq": "tests/training/test_distributed.py",
     ".venv/bin/mlflow server --backend-store-uri postgresql://mlflow:secret@db-host:5432/mlflow "
-    "--artifacts-destination s3://my-bucket/svq-artifacts --host 0.0.0.0 --port 5000": "tests/test_tracking_server.py",
-    "export MLFLOW_TRACKING_URI=http://tracking-host:5000": "tests/test_tracking_server.py",
-    "dvc exp run --queue -S svq.codebook_size=1000": "tests/test_job_slots.py",
-    "dvc exp run --queue -S svq.codebook_size=6000": "tests/test_job_slots.py",
-    "SVQ_JOBS=2 dvc queue start -j 2": "tests/test_job_slots.py",
-    "dvc queue status": "tests/test_job_slots.py",
+    "--artifacts-destination s3://my-bucket/svq-artifacts --host 0.0.0.0 --port 5000": "tests/tracking/test_tracking_server.py",
+    "export MLFLOW_TRACKING_URI=http://tracking-host:5000": "tests/tracking/test_tracking_server.py",
+    "dvc exp run --queue -S svq.codebook_size=1000": "tests/training/test_job_slots.py",
+    "dvc exp run --queue -S svq.codebook_size=6000": "tests/training/test_job_slots.py",
+    "SVQ_JOBS=2 dvc queue start -j 2": "tests/training/test_job_slots.py",
+    "dvc queue status": "tests/training/test_job_slots.py",
     ".venv/bin/python -m pipeline.forecast --run t2m_svq --input data/processed/t2m.zarr "
     "--output forecasts/t2m_svq.nc": "tests/test_forecast.py",
     ".venv/bin/python -m pipeline.forecast --run na_tas_svq --input '/data/cmip/tas_Ayr_*.nc' "
@@ -61,6 +61,16 @@ def test_every_readme_command_has_a_check():
     assert not missing, f"README commands without a check in tests/test_readme.py: {missing}"
 
 
+def test_every_check_names_a_test_that_exists():
+    """The map moves with the tests: each check's test file (and test, where named) is there."""
+    for cmd, check in EXERCISED_BY.items():
+        path, _, test = check.split(" ")[0].partition("::")
+        if not path.startswith("tests/"):
+            continue
+        assert (ROOT / path).is_file(), f"{cmd}: {path} does not exist"
+        assert not test or f"def {test}(" in (ROOT / path).read_text(), f"{cmd}: {check} does not exist"
+
+
 def _flags(cmd: list[str]) -> list[str]:
     return [a.split("=")[0] for a in cmd if a.startswith("--") or (a.startswith("-") and len(a) == 2)]
 
@@ -84,7 +94,7 @@ def test_readme_command_names_real_things(cmd):
         assert _read_by_code(words.pop(0).split("=")[0])
     prog = words[0].replace(".venv/bin/", "")
     if prog == "make":
-        targets = words[1:]  # `make dvc.yaml` is pipeline.repro.experiments: tests/test_experiments.py
+        targets = words[1:]  # `make dvc.yaml` is pipeline.repro.experiments: tests/repro/test_experiments.py
         makefile = (ROOT / "Makefile").read_text()
         for t in targets:
             assert re.search(rf"^{re.escape(t)}:", makefile, flags=re.M), f"Makefile has no target {t}"

@@ -1,4 +1,4 @@
-"""Table builders and markdown against hand-made RunRecords (no MLflow), and paper.yaml checks."""
+"""Table builders and markdown against hand-made ExperimentResults (no MLflow), and paper.yaml checks."""
 import math
 from pathlib import Path
 
