@@ -5,13 +5,14 @@ import math
 
 import pandas as pd
 import pytest
-import yaml
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.schema import parse
 from pipeline.report.claims import ClaimSpec, SpreadSpec, evaluate, seed_spreads
 from pipeline.report.markdown import reading
-from pipeline.report.paper import PAPER_YAML, PaperTable, load_paper
+from pipeline.report.paper import PaperTable, load_paper
+
+from .test_paper import _broken
 
 
 def cells(*rows):
@@ -61,14 +62,6 @@ def test_a_bad_claim_is_refused_in_one_line_naming_its_key(entry, message):
 def test_a_bad_seed_spread_entry_is_refused():
     with pytest.raises(ConfigError, match=r"^spread: seed spread 'x': no base\.row"):
         parse(SpreadSpec, {"label": "x", "column": "mse", "target": {"row": "a"}}, "spread")
-
-
-def _broken(tmp_path, edit):
-    raw = yaml.safe_load(PAPER_YAML.read_text())
-    edit(raw["tables"])
-    path = tmp_path / "paper.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 @pytest.mark.parametrize("edit, message", [
