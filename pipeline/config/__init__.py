@@ -1,3 +1,4 @@
-"""params.yaml read, validated and layered into one experiment's run configuration (``params``),
-the layers behind each value (``overrides``), and the ``train:`` section's schema (``train``).
-Imports core, data (the sources' registry), models and metrics (their settings)."""
+"""params.yaml loaded and validated whole (``load``), its structure (``params_file``), one
+experiment's run configuration resolved through the layers (``run_config``), the ``train:``
+section's schema (``train``) and which layer gives each value (``overrides``). Imports core, data
+(the sources' registry, the data section), models and metrics (their settings)."""
