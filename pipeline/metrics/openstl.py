@@ -19,6 +19,9 @@ physical units by the caller, TaxiBJ and video in [0, 1].
   from torchvision's ImageNet checkpoint; without that file (no network here) the metric is NaN,
   never a number from a random backbone.
 
+With ``keep_frames`` the accumulator also keeps every metric's per-frame values (one per window and
+lead), so that two models can be compared window by window; their mean is the metric.
+
 Differences from OpenSTL, deliberate: sums are accumulated in float64 (OpenSTL works in the input
 dtype, float32 for PSNR), and the target is clipped to [0, 1] too (OpenSTL clips only the
 prediction; targets of [0, 1] datasets are unchanged by it).
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 
 METRIC_NAMES = ("mse", "mae", "rmse", "ssim", "psnr", "lpips")
 _FRAME_METRICS = ("ssim", "psnr", "lpips")  # one value per frame, averaged
+# Per-frame values kept under keep_frames, by metric: rmse has none of its own (it is sqrt of the mse mean)
+_KEPT_AS = {"mse": "mse", "rmse": "mse", "mae": "mae", "ssim": "ssim", "psnr": "psnr", "lpips": "lpips"}
 ALEXNET_CHECKPOINT = "alexnet-owt-7be5be79.pth"
 _LPIPS_BATCH = 32  # frames per LPIPS forward pass; bounds memory for 256x256 video
 
@@ -86,6 +91,12 @@ def _check_data_range(data_range: Any) -> float:
 def _error_sums(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     diff = pred.astype(np.float64) - true.astype(np.float64)
     return float(np.square(diff).sum()), float(np.abs(diff).sum())
+
+
+def _frame_error_sums(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared and absolute error sums over (C, H, W): two (B, T) arrays."""
+    diff = pred.astype(np.float64) - true.astype(np.float64)
+    return np.square(diff).sum(axis=(2, 3, 4)), np.abs(diff).sum(axis=(2, 3, 4))
 
 
 def _per_frame_norm(shape: tuple[int, ...], spatial_norm: bool) -> float:
@@ -224,14 +235,17 @@ class MetricAccumulator:
     """Metrics over many batches, equal to computing them on the concatenated arrays.
 
     Keeps float64 error sums and per-frame score sums; ``compute()`` divides by the frame count,
-    so batch sizes may differ. All batches must share (T, C, H, W).
+    so batch sizes may differ. All batches must share (T, C, H, W). With ``keep_frames`` it also
+    keeps each frame's values (``frame_values()``), for paired comparisons window by window.
     """
 
     def __init__(self, names: Sequence[str], spatial_norm: bool,
-                 lpips_model: torch.nn.Module | None = None, ssim_data_range: float = 1.0):
+                 lpips_model: torch.nn.Module | None = None, ssim_data_range: float = 1.0,
+                 keep_frames: bool = False):
         self.names = _check_names(names)
         self.spatial_norm = bool(spatial_norm)
         self.ssim_data_range = _check_data_range(ssim_data_range)
+        self.keep_frames = bool(keep_frames)
         self._lpips_model = lpips_model
         if "lpips" in self.names and lpips_model is None:
             self._lpips_model = load_lpips_model()  # None -> NaN, warned once here
@@ -240,6 +254,8 @@ class MetricAccumulator:
         self._sse = 0.0
         self._sae = 0.0
         self._frame_sums = {n: 0.0 for n in _FRAME_METRICS}
+        # metric -> one float32 (B, T) block per batch; empty (nothing kept) without keep_frames
+        self._frames: dict[str, list[np.ndarray]] = {_KEPT_AS[n]: [] for n in self.names} if self.keep_frames else {}
 
     def update(self, pred: Any, true: Any) -> None:
         pred, true = _as_pair(pred, true)
@@ -254,20 +270,39 @@ class MetricAccumulator:
             return
         self._n_frames += pred.shape[0] * pred.shape[1]
         if {"mse", "rmse", "mae"} & set(self.names):
-            sse, sae = _error_sums(pred, true)
-            self._sse += sse
-            self._sae += sae
+            if self.keep_frames:  # per-frame sums only when kept: the plain total is cheaper
+                se, ae = _frame_error_sums(pred, true)
+                self._sse += float(se.sum())
+                self._sae += float(ae.sum())
+                pixels = np.prod(pred.shape[2:]) if self.spatial_norm else 1  # compute()'s normalisation
+                self._keep("mse", se / pixels)
+                self._keep("mae", ae / pixels)
+            else:
+                sse, sae = _error_sums(pred, true)
+                self._sse += sse
+                self._sae += sae
         if "ssim" in self.names:
-            self._frame_sums["ssim"] += float(_ssim_frames(pred, true, self.ssim_data_range).sum())
+            self._add_frames("ssim", _ssim_frames(pred, true, self.ssim_data_range))
         if "psnr" in self.names:
-            self._frame_sums["psnr"] += float(_psnr_frames(pred, true).sum())
+            self._add_frames("psnr", _psnr_frames(pred, true))
         if "lpips" in self.names and self._lpips_model is not None:
-            self._frame_sums["lpips"] += float(_lpips_frames(pred, true, self._lpips_model).sum())
+            self._add_frames("lpips", _lpips_frames(pred, true, self._lpips_model))
+        elif "lpips" in self._frames:
+            self._keep("lpips", np.full(pred.shape[:2], np.nan))  # unavailable, as compute() reports it
+
+    def _add_frames(self, name: str, frames: np.ndarray) -> None:
+        """One batch's per-frame scores (B*T,) into the score sum, and kept."""
+        self._frame_sums[name] += float(frames.sum())
+        self._keep(name, frames)
+
+    def _keep(self, name: str, frames: np.ndarray) -> None:
+        if name in self._frames:
+            self._frames[name].append(frames.reshape(-1, self._frame_shape[0]).astype(np.float32))
 
     def partial_sums(self) -> dict[str, Any]:
         """The running sums, to add into another accumulator (evaluation split across processes)."""
         return {"frame_shape": self._frame_shape, "n_frames": self._n_frames, "sse": self._sse,
-                "sae": self._sae, "frame_sums": dict(self._frame_sums)}
+                "sae": self._sae, "frame_sums": dict(self._frame_sums), "frames": self.frame_values()}
 
     def add_partial_sums(self, sums: dict[str, Any]) -> None:
         if sums["n_frames"] == 0:
@@ -282,6 +317,14 @@ class MetricAccumulator:
         self._sae += sums["sae"]
         for n, v in sums["frame_sums"].items():
             self._frame_sums[n] += v
+        for n, blocks in self._frames.items():  # after this one's windows: shards come in rank order
+            blocks.append(sums["frames"][n])
+
+    def frame_values(self) -> dict[str, np.ndarray]:
+        """The kept per-frame values (``keep_frames``; else empty): metric -> float32 (windows, T), windows in
+        the order added. Errors are per-frame sums (per-pixel means with ``spatial_norm``), scores as averaged;
+        each array's mean is ``compute()``'s value. rmse is sqrt of the mean of "mse", kept for either name."""
+        return {n: np.concatenate(blocks) for n, blocks in self._frames.items() if blocks}
 
     def compute(self) -> dict[str, float]:
         if self._n_frames == 0:
@@ -300,11 +343,12 @@ class MetricAccumulator:
         return {n: float(values[n]) for n in self.names}
 
 
-def evaluation_accumulator(names: Sequence[str], metric_space: str) -> MetricAccumulator:
+def evaluation_accumulator(names: Sequence[str], metric_space: str, keep_frames: bool = False) -> MetricAccumulator:
     """The accumulator every test evaluation uses (trained runs and reference forecasts alike):
     per-pixel means for physical-unit (weather) data, OpenSTL's per-frame sums otherwise, and
     SSIM with data_range 2, what the scikit-image version behind the paper's numbers used."""
-    return MetricAccumulator(list(names), spatial_norm=metric_space == "physical", ssim_data_range=2.0)
+    return MetricAccumulator(list(names), spatial_norm=metric_space == "physical", ssim_data_range=2.0,
+                             keep_frames=keep_frames)
 
 
 def compute_metrics(pred: Any, true: Any, names: Sequence[str], spatial_norm: bool,

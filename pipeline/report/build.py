@@ -28,6 +28,7 @@ from pipeline.report.markdown import render_readme
 from pipeline.report.paper import load_paper
 from pipeline.report.results import ExperimentResult, load_results
 from pipeline.report.tables import build_all
+from pipeline.report.verdicts import claim_verdicts, verdict_counts
 from pipeline.training import forecast_plots
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
     tables = build_all(records, profile=profile, paper=paper, references=references,
                        experiment_datasets={e: x.dataset for e, x in catalogue.experiments.items()})
     beats = beats_table(records, references)
+    claims = claim_verdicts(tables, records, paper, profile=profile,
+                            experiment_datasets={e: x.dataset for e, x in catalogue.experiments.items()})
+    log.info("claims: %s", verdict_counts(claims))
 
     readme.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(readme.parent / "report")  # the staging folder of a killed run
@@ -86,6 +90,11 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
         staged[path] = tables_dir / path.name
         beats_link = _rel(tables_dir / path.name, readme.parent)
 
+        path = staging / "tables" / "claims.csv"
+        claims.to_csv(path, index=False)
+        staged[path] = tables_dir / path.name
+        claims_link = _rel(tables_dir / path.name, readme.parent)
+
         made = make_figures(params, records, tables, staging / "figures", tsne_max_codes=tsne_max_codes,
                             references=references)
         figure_links = {}
@@ -96,11 +105,12 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
         missing = [e for e in catalogue.experiments if e not in records]
         text = render_readme(tables, profile=profile, figures=figure_links, missing=missing,
                              n_experiments=len(records), paper=paper, table_links=table_links,
-                             beats=beats, beats_link=beats_link, notes=padding_notes(records))
+                             beats=beats, beats_link=beats_link, notes=padding_notes(records),
+                             claims=claims, claims_link=claims_link)
         (staging / "README.md").write_text(text)
         staged[staging / "README.md"] = readme
         (staging / "metrics.json").write_text(
-            json.dumps(headline_metrics(records, tables, profile, references), indent=2) + "\n")
+            json.dumps(headline_metrics(records, tables, profile, references, claims), indent=2) + "\n")
         staged[staging / "metrics.json"] = metrics
 
         for src, dst in staged.items():
@@ -120,12 +130,15 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
 
 
 def headline_metrics(records: Mapping[str, ExperimentResult], tables: Mapping[int, pd.DataFrame],
-                     profile: str, references: Mapping[str, Mapping] | None = None) -> dict[str, Any]:
-    """The only DVC metrics file (``dvc metrics show/diff``, ``dvc exp show``): a few key cells per
-    table, ours: the first two recomputed improvement rows where the table has them, else its best
-    value of its first column. Per-run numbers stay in runs/<exp>/result.json; reference forecasts
-    in the tables and runs/reference_<ds>/result.json."""
+                     profile: str, references: Mapping[str, Mapping] | None = None,
+                     claims: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The only DVC metrics file (``dvc metrics show/diff``, ``dvc exp show``): the claims' verdict
+    counts and a few key cells per table, ours: the first two recomputed improvement rows where the
+    table has them, else its best value of its first column. Per-run numbers stay in
+    runs/<exp>/result.json; reference forecasts in the tables and runs/reference_<ds>/result.json."""
     out: dict[str, Any] = {"profile": profile, "experiments_reported": len(records)}
+    if claims is not None and not claims.empty:
+        out["claims"] = verdict_counts(claims)
     for number, df in sorted(tables.items()):
         cells = {}
         derived = df[(df["kind"] == "derived") & df["ours"].notna()]

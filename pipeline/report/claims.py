@@ -28,8 +28,8 @@ A claim entry (:class:`ClaimSpec`)::
                 and {paper_yes} of {paper_n} checks that hold
     unit, show, counted         how a value is printed; whether the reading lists / counts the check
 
-A ``seed_spread:`` entry (:class:`SpreadSpec`) names two cells in the same way and a ``label``: the
-reading compares their difference with the seed spread of both.
+Whether our runs' direction is more than noise is for :mod:`pipeline.report.verdicts` to say:
+every check here has an interval there (``reports/tables/claims.csv``).
 """
 from __future__ import annotations
 
@@ -135,20 +135,6 @@ class ClaimSpec(_Cells):
         return named
 
 
-class SpreadSpec(_Cells):
-    label: str
-
-    @model_validator(mode="after")
-    def _complete(self) -> "SpreadSpec":
-        if self.base is None and self.target is None:
-            raise ValueError(f"seed spread {self.label!r}: needs base or target (where a cell differs from the "
-                             "shared one)")
-        unresolved = self._unresolved(("row", "column"))
-        if unresolved:
-            raise ValueError(f"seed spread {self.label!r}: no {', '.join(unresolved)} for the cells it reads")
-        return self
-
-
 def _placeholders(text: str, allowed: Sequence[str], name: str) -> None:
     try:
         fields = [f for _, f, _, _ in Formatter().parse(text) if f is not None]
@@ -186,60 +172,86 @@ class Check:
 
 def evaluate(claims: Iterable[ClaimSpec], df: pd.DataFrame) -> list[Check]:
     """The checks of ``claims`` on one table's cells (:func:`pipeline.report.tables.build_table`)."""
+    cells = _Table(df)
     out: list[Check] = []
     for spec in claims:
-        checks = [_check(spec, df, at) for at in _instances(spec, df)]
+        checks = [_check(spec, cells, at) for at in _instances(spec, cells)]
         out += checks
         if spec.summary is not None:
             out.append(_summary(spec.summary, checks))
     return out
 
 
-def _instances(spec: ClaimSpec, df: pd.DataFrame) -> list[dict[str, str | None]]:
+class _Table:
+    """A table's cells indexed once: claims read them thousands of times (the intervals of
+    :mod:`pipeline.report.verdicts` re-evaluate every claim as each cell moves)."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.records = df.to_dict("records")
+        self.at: dict[tuple[str, str], list[dict]] = {}
+        for cell in self.records:
+            self.at.setdefault((cell["row"], cell["column"]), []).append(cell)
+        self.better = {c["column"]: str(c["better"]) for c in reversed(self.records)}
+        self.titles = {c["column"]: str(c["column_title"]) for c in reversed(self.records)}
+
+    def value(self, side: str, row: str | None, column: str | None, section: str | None = None) -> float | None:
+        hits = [c for c in self.at.get((row, column), ()) if section is None or c["section"] == section]
+        if not hits:
+            return None
+        cell = hits[0]
+        if side == "ours":
+            return cell_number(cell["ours"])
+        printed = cell_number(cell["paper"])
+        return printed if printed is not None else cell_number(cell["paper_recomputed"])
+
+    def measured_rows(self) -> list[str]:
+        return list(dict.fromkeys(c["row"] for c in self.records if c["kind"] == "measured"))
+
+
+def _instances(spec: ClaimSpec, cells: _Table) -> list[dict[str, str | None]]:
     """The shared coordinates of each repetition of a claim (one, without ``each``)."""
     at = {"row": spec.row, "column": spec.column, "section": spec.section}
     if spec.each is None:
         return [at]
     if spec.each == "row":
         named = spec.names()["rows"]
-        return [{**at, "row": r} for r in _measured_rows(df) if r not in named]
+        return [{**at, "row": r} for r in cells.measured_rows() if r not in named]
     if spec.each == "section":
-        return [{**at, "section": s} for s in df["section"].unique()]
-    cells = df[df["row"] == spec.row]
-    return [{**at, "column": c, "section": s} for c, s in zip(cells["column"], cells["section"])
-            if spec.columns is None or c in spec.columns]
+        return [{**at, "section": s} for s in dict.fromkeys(c["section"] for c in cells.records)]
+    return [{**at, "column": c["column"], "section": c["section"]} for c in cells.records
+            if c["row"] == spec.row and (spec.columns is None or c["column"] in spec.columns)]
 
 
-def _check(spec: ClaimSpec, df: pd.DataFrame, at: dict[str, str | None]) -> Check:
+def _check(spec: ClaimSpec, cells: _Table, at: dict[str, str | None]) -> Check:
     base, target = spec.cell("base", at), spec.cell("target", at)
-    direction = _column_better(df, target["column"]) if spec.direction == "better" else spec.direction
-    values = {side: _quantity(spec, df, side, base, target, direction) for side in SIDES}
-    text = spec.claim.format(row=at["row"] or "", column=_column_title(df, at["column"]),
+    direction = cells.better.get(target["column"], "lower") if spec.direction == "better" else spec.direction
+    values = {side: _quantity(spec, cells, side, base, target, direction) for side in SIDES}
+    text = spec.claim.format(row=at["row"] or "", column=cells.titles.get(at["column"], ""),
                              section=at["section"] or "", verb="lowers" if direction == "lower" else "raises")
     return Check(text, values, direction, spec.unit, spec.show, spec.counted)
 
 
-def _quantity(spec: ClaimSpec, df: pd.DataFrame, side: str, base: dict, target: dict,
+def _quantity(spec: ClaimSpec, cells: _Table, side: str, base: dict, target: dict,
               direction: str) -> float | None:
     if spec.kind == "best":
         pick = min if direction == "lower" else max
         group = spec.rows or []
-        rivals = [r for r in _measured_rows(df) if r not in group]
-        return change(_best(df, side, rivals, target, pick), _best(df, side, group, target, pick))
-    b = value(df, side, target["row"], target["column"], target["section"])
+        rivals = [r for r in cells.measured_rows() if r not in group]
+        return change(_best(cells, side, rivals, target, pick), _best(cells, side, group, target, pick))
+    b = cells.value(side, target["row"], target["column"], target["section"])
     if spec.kind == "value":
         return b
     if spec.kind == "improvement":
-        return None if b is None else (-b if _column_better(df, target["column"]) == "lower" else b)
-    a = value(df, side, base["row"], base["column"], base["section"])
+        return None if b is None else (-b if cells.better.get(target["column"], "lower") == "lower" else b)
+    a = cells.value(side, base["row"], base["column"], base["section"])
     if spec.kind == "change":
         return change(a, b)
     return None if a is None or b is None else b - a
 
 
-def _best(df: pd.DataFrame, side: str, rows: Iterable[str], at: dict,
+def _best(cells: _Table, side: str, rows: Iterable[str], at: dict,
           pick: Callable[[list[float]], float]) -> float | None:
-    vals = [value(df, side, r, at["column"], at["section"]) for r in rows]
+    vals = [cells.value(side, r, at["column"], at["section"]) for r in rows]
     vals = [v for v in vals if v is not None and math.isfinite(v)]
     return pick(vals) if vals else None
 
@@ -250,20 +262,6 @@ def _summary(text: str, checks: Sequence[Check]) -> Check:
         counts[f"{side}_yes"] = sum(bool(c.verdict(side)) for c in checks)
         counts[f"{side}_n"] = sum(c.verdict(side) is not None for c in checks)
     return Check(text.format(**counts), {}, "higher", counted=False)
-
-
-def _measured_rows(df: pd.DataFrame) -> list[str]:
-    return list(df.loc[df["kind"] == "measured", "row"].unique())
-
-
-def _column_better(df: pd.DataFrame, column: str | None) -> str:
-    hit = df.loc[df["column"] == column, "better"]
-    return str(hit.iloc[0]) if len(hit) else "lower"
-
-
-def _column_title(df: pd.DataFrame, column: str | None) -> str:
-    hit = df.loc[df["column"] == column, "column_title"]
-    return str(hit.iloc[0]) if len(hit) else ""
 
 
 def change(a: float | None, b: float | None) -> float | None:
@@ -281,65 +279,7 @@ def cell_number(v) -> float | None:
 def value(df: pd.DataFrame, side: str, row: str | None, column: str | None,
           section: str | None = None) -> float | None:
     """A cell's number: ours, or the paper's (printed, else recomputed for derived rows)."""
-    sel = (df["row"] == row) & (df["column"] == column)
-    if section is not None:
-        sel &= df["section"] == section
-    sub = df[sel]
-    if sub.empty:
-        return None
-    cell = sub.iloc[0]
-    if side == "ours":
-        return cell_number(cell["ours"])
-    printed = cell_number(cell["paper"])
-    return printed if printed is not None else cell_number(cell["paper_recomputed"])
+    return _Table(df).value(side, row, column, section)
 
 
-# -- seed spread ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Spread:
-    """Two seeded cells of ours: is their difference larger than std(base) + std(target)?"""
-
-    label: str
-    base_mean: float
-    base_std: float
-    target_mean: float
-    target_std: float
-    n_seeds: int            # the fewer of the two cells'
-
-    @property
-    def spread(self) -> float:
-        return self.base_std + self.target_std
-
-    @property
-    def exceeds(self) -> bool:
-        return abs(self.target_mean - self.base_mean) > self.spread
-
-
-def seed_spreads(specs: Iterable[SpreadSpec], df: pd.DataFrame) -> list[Spread]:
-    """The entries whose both cells have a mean over at least two seeds (population std)."""
-    out = []
-    for spec in specs:
-        a, b = (_seeded(df, spec.cell(side)) for side in ("base", "target"))
-        if a is None or b is None:
-            continue
-        (ma, sa, na), (mb, sb, nb) = a, b
-        out.append(Spread(spec.label, ma, sa, mb, sb, min(na, nb)))
-    return out
-
-
-def _seeded(df: pd.DataFrame, at: dict[str, str | None]) -> tuple[float, float, int] | None:
-    sel = (df["row"] == at["row"]) & (df["column"] == at["column"])
-    if at["section"] is not None:
-        sel &= df["section"] == at["section"]
-    sub = df[sel]
-    if sub.empty:
-        return None
-    cell = sub.iloc[0]
-    mean, std, n = cell_number(cell["ours"]), cell_number(cell.get("ours_std")), cell_number(cell.get("n_seeds"))
-    if mean is None or std is None or n is None or n < 2:
-        return None
-    return mean, std, int(n)
-
-
-__all__ = ["SIDES", "CellSpec", "ClaimSpec", "SpreadSpec", "Check", "Spread", "evaluate", "seed_spreads",
-           "value", "change", "cell_number"]
+__all__ = ["SIDES", "CellSpec", "ClaimSpec", "Check", "evaluate", "value", "change", "cell_number"]

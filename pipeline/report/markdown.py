@@ -1,9 +1,9 @@
 """reports/README.md: every table as markdown beside the paper, each with a reading of the numbers.
 
-A reading checks the directions the paper claims (does SVQ lower MSE vs SimVP? does noise hurt
-less with SVQ?) on our numbers and on the paper's, and counts where they agree. Directions are
-what a sample-profile run can speak to; its values are not comparable with the paper's. The claims
-are data in paper.yaml, checked by :mod:`pipeline.report.claims`; this module only writes them out.
+A reading lists the claims the paper makes with the table (does SVQ lower MSE vs SimVP? does noise
+hurt less with SVQ?), each tested on our runs with a 95 % interval and a verdict
+(:mod:`pipeline.report.verdicts`, ``claims.csv``), beside the paper's own effect. The claims are
+data in paper.yaml; this module only writes them out.
 """
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from pipeline.report.beats import summary_line
-from pipeline.report.claims import SIDES, Check, cell_number, evaluate, seed_spreads
+from pipeline.report.claims import cell_number
 from pipeline.report.paper import PaperTable, load_paper
 from pipeline.report.tables import fmt_number
+from pipeline.report.verdicts import verdict_counts
 
 
 # --------------------------------------------------------------------------------------------
-def render_table(df: pd.DataFrame, table: PaperTable) -> str:
-    """Markdown of one table: a grid per section, cells 'ours / paper (relative difference)'."""
+def render_table(df: pd.DataFrame, table: PaperTable, *, relative: bool = True) -> str:
+    """Markdown of one table: a grid per section, cells 'ours / paper (relative difference)'; the
+    difference only where ``relative`` (the paper profile: on the twins it means nothing)."""
     lines = []
     for section in table.sections:
         sub = df[df["section"] == section.name]
@@ -34,7 +36,7 @@ def render_table(df: pd.DataFrame, table: PaperTable) -> str:
             label = row.label + (" †" if row.kind == "reported" else "")
             if row.kind == "derived":
                 label = f"*{label}*"
-            texts = [_cell_text(cells.get((row.label, c.key))) for c in section.columns]
+            texts = [_cell_text(cells.get((row.label, c.key)), relative) for c in section.columns]
             lines.append("| " + " | ".join([label] + texts) + " |")
         refs = sub[sub["kind"] == "reference"]
         for label in dict.fromkeys(refs["row"]):
@@ -44,7 +46,7 @@ def render_table(df: pd.DataFrame, table: PaperTable) -> str:
     return "\n".join(lines)
 
 
-def _cell_text(cell: Mapping | None) -> str:
+def _cell_text(cell: Mapping | None, relative: bool = True) -> str:
     if cell is None:
         return ""
     paper, ours = cell_number(cell["paper"]), cell_number(cell["ours"])
@@ -61,7 +63,7 @@ def _cell_text(cell: Mapping | None) -> str:
     if cell["kind"] == "reference":
         return cell["ours_text"]
     text = f"{cell['ours_text'] or '–'} / {fmt_number(paper) if paper is not None else '–'}"
-    rel = cell_number(cell["rel_diff_pct"])
+    rel = cell_number(cell["rel_diff_pct"]) if relative else None
     if rel is not None:
         text += f" ({rel:+.1f}%)"
     return text + _beats_mark(cell)
@@ -95,51 +97,38 @@ def render_beats(df: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-def reading(number: int, df: pd.DataFrame, table: PaperTable | None = None) -> str:
-    """One line: how many of the paper's directions our numbers reproduce, and each check.
-    ``table``: the paper's table ``number`` (default: from paper.yaml), whose claims are checked."""
+def reading(number: int, df: pd.DataFrame, claims: pd.DataFrame | None = None) -> str:
+    """The table's claims as tested on our runs (``claims``: :func:`pipeline.report.verdicts.claim_verdicts`'s
+    rows, any tables): the verdict counts, then each claim with its effect, interval and the paper's."""
     if df["ours"].notna().sum() == 0:
         return "Reading: no runs of this table yet."
-    checks = evaluate(_paper_table(number, table).claims, df)
-    counted = [c for c in checks if c.counted]
-    judged = [c for c in counted if c.agrees() is not None]
-    agree = sum(bool(c.agrees()) for c in judged)
-    # a check we cannot judge yet only counts as pending: listing it would drown the measured ones
-    shown = [_check_text(c) for c in checks if c.show and (not c.values or c.verdict("ours") is not None)]
-    pending = len(counted) - len(judged)
-    if not judged:
-        return f"Reading: none of the paper's {pending} directions checked here is measurable with the runs so far."
-    head = f"Reading: our numbers agree with the paper's direction in {agree} of {len(judged)} checks"
-    if pending:
-        head += f" ({pending} not measurable yet)"
-    return head + (" — " + "; ".join(shown) if shown else "") + "."
+    mine = claims[claims["table"] == number] if claims is not None and len(claims) else None
+    if mine is None or mine.empty:
+        return "Reading: none of the paper's claims for this table is measurable with the runs so far."
+    counts = ", ".join(f"{n} {v}" for v, n in verdict_counts(mine).items() if n)
+    return (f"Reading: {len(mine)} of the paper's claims tested (effect > 0 is the paper's direction; 95 % "
+            f"interval): {counts} — " + "; ".join(_claim_text(r) for r in mine.to_dict("records")) + ".")
 
 
-def _check_text(check: Check) -> str:
-    if not check.values:
-        return check.claim
-    parts = []
-    for side in SIDES:
-        verdict = check.verdict(side)
-        if verdict is None:
-            parts.append(f"{side} n/a")
-        else:
-            parts.append(f"{side} {'yes' if verdict else 'no'} ({_signed(check.values[side], check.unit)})")
-    return f"{check.claim}: {', '.join(parts)}"
+def _claim_text(row: Mapping) -> str:
+    unit = "%" if row["unit"] == "%" else (f" {row['unit']}" if row["unit"] else "")
+    effect = _signed(row["effect"], unit)
+    low, high = cell_number(row["ci_low"]), cell_number(row["ci_high"])
+    interval = f" [{_signed(low, '')}, {_signed(high, '')}]" if low is not None and high is not None else " (no interval)"
+    paper = cell_number(row["paper_effect"])
+    theirs = f", paper {_signed(paper, unit)}" if paper is not None else ""
+    return f"{row['claim']}: **{row['verdict']}** {effect}{interval}{theirs}"
 
 
-def seed_spread(number: int, df: pd.DataFrame, table: PaperTable | None = None) -> str | None:
-    """Whether each seeded difference of a table exceeds the seed spread: |a - b| against
-    std(a) + std(b) (population std over the seeds of each cell)."""
-    parts = []
-    for s in seed_spreads(_paper_table(number, table).seed_spread, df):
-        ma, mb = s.base_mean, s.target_mean
-        verdict = "exceeds" if s.exceeds else "is within"
-        parts.append(f"{s.label}: {fmt_number(mb)} vs {fmt_number(ma)} MSE, difference {'+' if mb >= ma else '-'}"
-                     f"{fmt_number(abs(mb - ma))} {verdict} the spread {fmt_number(s.spread)} ({s.n_seeds} seeds)")
-    if not parts:
+def verdict_line(claims: pd.DataFrame | None, link: str | None = None) -> str | None:
+    """The report's opening count of verdicts over every tested claim."""
+    if claims is None or claims.empty:
         return None
-    return "Seed spread (difference vs std a + std b): " + "; ".join(parts) + "."
+    counts = verdict_counts(claims)
+    text = (f"**The paper's claims on these runs:** {len(claims)} tested: {counts['holds']} hold, "
+            f"{counts['reversed']} reversed, {counts['inconclusive']} inconclusive (95 % intervals over "
+            "training seeds and serially correlated test windows, paired between runs on the same windows")
+    return text + (f"; [{link}]({link})" if link else "") + ")."
 
 
 def _paper_table(number: int, table: PaperTable | None) -> PaperTable:
@@ -150,19 +139,21 @@ def _paper_table(number: int, table: PaperTable | None) -> PaperTable:
 
 # --------------------------------------------------------------------------------------------
 SAMPLE_CAVEAT = ("On the `sample` profile the data are generated twins of the datasets and the models "
-                 "are tiny and trained for a few epochs: the values are NOT comparable with the paper's. "
-                 "Read the directions (does SVQ lower the error? does noise hurt less with SVQ?), not the values.")
+                 "are tiny and trained for a few epochs: the values are NOT comparable with the paper's, so "
+                 "cells carry no relative difference. Read the claims' verdicts (does SVQ lower the error "
+                 "beyond the noise of seeds and test windows?), not the values.")
 
 
 def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
                   figures: Mapping[str, str] | None = None, missing: Sequence[str] = (),
                   n_experiments: int = 0, paper: Mapping[int, PaperTable] | None = None,
                   table_links: Mapping[int, str] | None = None, beats: pd.DataFrame | None = None,
-                  beats_link: str | None = None, notes: Sequence[str] = ()) -> str:
+                  beats_link: str | None = None, notes: Sequence[str] = (), claims: pd.DataFrame | None = None,
+                  claims_link: str | None = None) -> str:
     """The whole report. ``figures``: caption -> link (relative to the README); ``missing``:
     catalogue experiments without a finished run; ``table_links``: table -> CSV link; ``beats``:
     :func:`pipeline.report.beats.beats_table` (its CSV at ``beats_link``); ``notes``: lines
-    about individual runs (a padded grid)."""
+    about individual runs (a padded grid); ``claims``: the tested claims (its CSV at ``claims_link``)."""
     paper = paper if paper is not None else load_paper()
     out = [
         "# SVQ reproduction: the paper's tables from our runs",
@@ -171,12 +162,19 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
         "(`python stages/report.py`); every table is also a CSV with one row per cell.",
         "",
     ]
+    versions = sorted({t.version for t in paper.values() if t.version})
+    if versions:
+        out += [f"The paper's values: {'; '.join(versions)}.", ""]
+    opening = verdict_line(claims, claims_link)
+    if opening:
+        out += [opening, ""]
     if profile != "paper":
         out += [f"> {SAMPLE_CAVEAT}", ""]
+    cells = ("**ours / paper (relative difference of ours from the paper)**" if profile == "paper"
+             else "**ours / paper**")
     out += [
-        "Cells read **ours / paper (relative difference of ours from the paper)**; ours is the mean "
-        "over seeds, \"mean ± std\" with several seeds (a difference smaller than the std is within "
-        "seed noise); – marks a value not measured (yet). "
+        f"Cells read {cells}; ours is the mean over seeds, \"mean ± std\" with several seeds; – marks "
+        "a value not measured (yet). "
         "† rows are the paper's baselines copied from OpenSTL, not re-run. *Italic* rows are "
         "recomputed from the rows above: ours / the paper's printed value, and in [brackets] the same "
         "formula applied to the paper's own numbers where it does not give the printed value. "
@@ -204,15 +202,12 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
         out += [f"## Table {number}: {table.title}", ""]
         if link:
             out += [f"CSV: [{link}]({link})", ""]
-        out += [reading(number, df, table), ""]
-        spread = seed_spread(number, df, table)
-        if spread:
-            out += [spread, ""]
+        out += [reading(number, df, claims), ""]
         out += [f"_Note: {note}_" for note in table.notes]
         if table.notes:
             out += [""]
-        out += [render_table(df, table)]
+        out += [render_table(df, table, relative=profile == "paper")]
     return "\n".join(out).rstrip() + "\n"
 
 
-__all__ = ["render_table", "render_beats", "reading", "seed_spread", "render_readme"]
+__all__ = ["render_table", "render_beats", "reading", "verdict_line", "render_readme"]

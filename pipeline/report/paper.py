@@ -17,7 +17,7 @@ from pydantic import model_validator
 from pipeline.core.errors import ConfigError
 from pipeline.core.schema import Settings, parse
 from pipeline.core.yamlfile import read_yaml
-from pipeline.report.claims import ClaimSpec, SpreadSpec
+from pipeline.report.claims import ClaimSpec
 
 PAPER_YAML = Path(__file__).with_name("paper.yaml")
 TABLE_NUMBERS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15)
@@ -72,7 +72,7 @@ class PaperTable:
     sections: tuple[Section, ...]
     notes: tuple[str, ...] = ()
     claims: tuple[ClaimSpec, ...] = ()
-    seed_spread: tuple[SpreadSpec, ...] = ()
+    version: str = ""           # the paper version its values were transcribed from
 
     def experiments(self) -> list[str]:
         """Catalogue experiments this table reads, in order of appearance."""
@@ -179,7 +179,6 @@ class TableSpec(Settings):
     sections: list[SectionSpec]
     notes: list[str] = []
     claims: list[ClaimSpec] = []
-    seed_spread: list[SpreadSpec] = []
 
     @model_validator(mode="after")
     def _named_once(self) -> "TableSpec":
@@ -194,16 +193,16 @@ class TableSpec(Settings):
         known = {"rows": {r.label for s in self.sections for r in s.rows},
                  "columns": {c.key for s in self.sections for c in s.columns},
                  "sections": {s.name for s in self.sections}}
-        for key, entries in (("claims", self.claims), ("seed_spread", self.seed_spread)):
-            for i, entry in enumerate(entries):
-                for what, named in entry.names().items():
-                    unknown = sorted(named - known[what])
-                    if unknown:
-                        raise ValueError(f"{key}.{i} names unknown {what} {unknown}")
+        for i, entry in enumerate(self.claims):
+            for what, named in entry.names().items():
+                unknown = sorted(named - known[what])
+                if unknown:
+                    raise ValueError(f"claims.{i} names unknown {what} {unknown}")
         return self
 
 
 class PaperSpec(Settings):
+    version: str
     tables: dict[int, TableSpec]
 
     @model_validator(mode="after")
@@ -219,7 +218,7 @@ def _parse(path: Path) -> dict[int, PaperTable]:
         raise ConfigError(f"{path}: the paper's reference values file is missing")
     spec = parse(PaperSpec, read_yaml(path) or {}, str(path), origin=lambda key: f"{path}: {key}")
     return {n: PaperTable(n, t.title, tuple(_section(s) for s in t.sections), tuple(t.notes), tuple(t.claims),
-                          tuple(t.seed_spread))
+                          spec.version)
             for n, t in spec.tables.items()}
 
 

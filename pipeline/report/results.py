@@ -32,6 +32,8 @@ class ExperimentResult:
     seeds: tuple[int | None, ...] = field(default=())
     run_dir: Path | None = field(default=None, compare=False)
     leads: dict[str, list[float | None]] = field(default_factory=dict, compare=False)  # per-lead series, first seed
+    seed_metrics: tuple[dict[str, float | None], ...] = field(default=(), compare=False)  # each seed's metrics
+    software: dict[str, str | None] = field(default_factory=dict, compare=False)  # versions that produced it
 
     def metric(self, *names: str) -> tuple[float | None, float | None]:
         """(mean, std) of the first of ``names`` this record has; (None, None) if none."""
@@ -46,6 +48,10 @@ class ExperimentResult:
 
     def figure_data(self) -> dict[str, Any]:
         return record_files.read_figure_data(self.run_dir) if self.run_dir else {}
+
+    def windows(self) -> dict[int, dict[str, Any]]:
+        """Per seed, per metric: the (test windows, leads) errors (empty for an older record)."""
+        return record_files.read_windows(self.run_dir) if self.run_dir else {}
 
 
 def load_results(runs_dir: Path | str, experiments: Sequence[str], profile: str) -> dict[str, ExperimentResult]:
@@ -74,7 +80,8 @@ def from_result(result: Mapping[str, Any], run_dir: Path | None = None) -> Exper
         metrics_std={k: v for k, v in result["metrics_std"].items() if v is not None},
         params={k: _param(v) for k, v in result["params"].items()},
         run_ids=tuple(str(r.get("run_id", "")) for r in runs),
-        seeds=tuple(r.get("seed") for r in runs), run_dir=run_dir, leads=dict(runs[0].get("leads") or {}))
+        seeds=tuple(r.get("seed") for r in runs), run_dir=run_dir, leads=dict(runs[0].get("leads") or {}),
+        seed_metrics=tuple(dict(r.get("metrics") or {}) for r in runs), software=dict(result.get("software") or {}))
 
 
 def _param(v: Any) -> str:

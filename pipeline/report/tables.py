@@ -26,7 +26,8 @@ from pipeline.report.results import ExperimentResult
 
 COLUMNS = ["profile", "table", "section", "row", "kind", "experiment", "column", "column_title",
            "metric", "better", "ours", "ours_std", "n_seeds", "ours_text", "paper",
-           "paper_recomputed", "rel_diff_pct", "beats_persistence", "beats_climatology", "note"]
+           "paper_recomputed", "rel_diff_pct", "beats_persistence", "beats_climatology", "note",
+           "paper_version", "software"]
 
 Records = Mapping[str, ExperimentResult] | Iterable[ExperimentResult]
 References = Mapping[str, Mapping[str, Mapping]]  # dataset -> reference -> {label, metrics}
@@ -90,6 +91,8 @@ def build_table(number: int, records: Records, *, profile: str | None = None,
     cells: list[dict] = []
     for section in paper[number].sections:
         section_cells = _section_cells(number, section, recs, profile)
+        for cell in section_cells:
+            cell["paper_version"] = paper[number].version
         for cell in section_cells:
             rec = recs.get(cell["experiment"]) if cell["kind"] == "measured" else None
             if rec is not None and cell["ours"] is not None:
@@ -275,7 +278,7 @@ def _section_cells(number: int, section: Section, recs: Mapping[str, ExperimentR
                 ours[row.label, col.key] = mean
                 n = rec.n_seeds if rec is not None and mean is not None else None
                 cell.update(ours=mean, ours_std=std, n_seeds=n, ours_text=ours_text(mean, std, n or 0),
-                            rel_diff_pct=relative_diff_pct(mean, paper_v))
+                            rel_diff_pct=relative_diff_pct(mean, paper_v), software=software_text(rec))
                 if exp is None:
                     notes.append("no run measures this column")
                 elif rec is None:
@@ -306,7 +309,13 @@ def _cell(number: int, section: Section, row: Row, col: Column, profile: str) ->
             "kind": row.kind, "experiment": "", "column": col.key, "column_title": col.title,
             "metric": "/".join(col.metric), "better": col.better, "ours": None, "ours_std": None,
             "n_seeds": None, "ours_text": "", "paper": None, "paper_recomputed": None,
-            "rel_diff_pct": None, "beats_persistence": None, "beats_climatology": None, "note": ""}
+            "rel_diff_pct": None, "beats_persistence": None, "beats_climatology": None, "note": "",
+            "paper_version": "", "software": ""}
+
+
+def software_text(rec: ExperimentResult | None) -> str:
+    """The library versions a run was made with, e.g. ``python 3.11.2, torch 2.13.0+cpu, ...``."""
+    return ", ".join(f"{k} {v}" for k, v in sorted((rec.software if rec else {}).items()) if v)
 
 
 def _derived(section: Section, row: Row, col: Column, ours, theirs) -> tuple[float | None, float | None, str]:
@@ -338,5 +347,5 @@ def _derived(section: Section, row: Row, col: Column, ours, theirs) -> tuple[flo
 
 
 __all__ = ["COLUMNS", "TABLE_BUILDERS", "build_table", "build_all", "fmt_number", "ours_text",
-           "relative_diff_pct", "improvement_pct", "increase_pct"] + [
+           "relative_diff_pct", "improvement_pct", "increase_pct", "software_text"] + [
     f"build_table{n}" for n in TABLE_BUILDERS]

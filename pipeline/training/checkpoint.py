@@ -83,8 +83,15 @@ class Checkpoint:
     def done_path(self) -> Path:
         return self.path.with_name(self.path.name.replace("resume-", "done-").replace(".pt", ".json"))
 
-    def finish(self, result: dict[str, Any]) -> None:
-        """The seed is complete (artifacts written): record its result, drop the training state."""
+    @property
+    def done_windows_path(self) -> Path:
+        return self.done_path.with_suffix(".npz")
+
+    def finish(self, result: dict[str, Any], windows: dict[str, np.ndarray]) -> None:
+        """The seed is complete (artifacts written): record its result and its per-window test errors (arrays, so
+        beside the JSON), drop the training state. The JSON goes last: it says the seed is done."""
+        with atomic(self.done_windows_path, suffix=".npz") as tmp:
+            np.savez(tmp, **windows)
         write_text_atomic(self.done_path, json.dumps({"fingerprint": self.fingerprint, "result": result}))
         self.path.unlink(missing_ok=True)
 
@@ -124,13 +131,17 @@ class Checkpoint:
 
 
 def finished_seed(out_dir: Path, cfg, seed: int, store: Path) -> dict[str, Any] | None:
-    """The result of a seed that completed before the run was killed, if its settings still match."""
+    """The result of a seed that completed before the run was killed (with its ``windows``), if its settings
+    still match."""
     ck = Checkpoint.for_seed(out_dir, cfg, seed, store)
     try:
         done = json.loads(ck.done_path.read_text())
+        if done.get("fingerprint") != ck.fingerprint:
+            return None
+        with np.load(ck.done_windows_path, allow_pickle=False) as data:
+            return done["result"] | {"windows": {k: data[k] for k in data.files}}
     except (OSError, ValueError):
         return None
-    return done["result"] if done.get("fingerprint") == ck.fingerprint else None
 
 
 def clear(out_dir: Path) -> None:

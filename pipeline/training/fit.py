@@ -3,7 +3,9 @@ the validation split, best checkpoint restored before the test, everything logge
 """
 from __future__ import annotations
 
+import importlib.metadata
 import math
+import platform
 import random
 import time
 from collections.abc import Callable
@@ -41,6 +43,8 @@ class SeedResult:
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     leads: dict[str, list[float]] = field(default_factory=dict)  # per-lead scores (weather), for the record
+    # metric -> float32 (test windows, T_out): each window's and lead's test error, the record's windows.npz
+    windows: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def build_model(cfg: RunConfig, in_shape) -> SimVP:
@@ -93,11 +97,13 @@ def run_experiment(cfg: RunConfig, store: Path, out_dir: Path) -> dict[str, Any]
     result = record_files.summary(
         experiment=cfg.name, dataset=cfg.dataset, profile=cfg.profile, tables=list(cfg.tables),
         params=cfg.flat_params(),
-        seeds=[{"seed": r.seed, "run_id": r.run_id, "metrics": r.metrics, "leads": r.leads} for r in results])
+        seeds=[{"seed": r.seed, "run_id": r.run_id, "metrics": r.metrics, "leads": r.leads} for r in results],
+        software=software_versions())
     result["elapsed_s"] = round(time.perf_counter() - t0, 1)  # for progress estimates
     if main:
         history = [{"seed": r.seed, **h} for r in results for h in r.history]
-        record_files.write(out_dir, result, history, record_files.read_figure_data(out_dir, results[0].seed))
+        record_files.write(out_dir, result, history, record_files.read_figure_data(out_dir, results[0].seed),
+                           {r.seed: r.windows for r in results})
         checkpoint.clear(out_dir)  # complete: a rerun trains afresh, it never resumes this run
     return result
 
@@ -148,12 +154,13 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
                                run_id=s.progress.run_id) as run:
         s.progress.run_id = run.info.run_id
         _train_with_early_stopping(cfg, seed, s)
-        metrics, sample, lead = _test_best_model(cfg, store, s)
+        metrics, windows, sample, lead = _test_best_model(cfg, store, s)
         if not s.ranks.is_main:
             return SeedResult(seed, "", metrics, s.progress.history)
         metrics, leads = _record_seed(cfg, store, seed, out_dir, s, metrics, sample, lead)
-    result = SeedResult(seed, run.info.run_id, metrics, s.progress.history, leads)
-    s.resume.finish(asdict(result))
+    result = SeedResult(seed, run.info.run_id, metrics, s.progress.history, leads, windows)
+    done = asdict(result)
+    s.resume.finish(done, done.pop("windows"))
     return result
 
 
@@ -247,14 +254,15 @@ def _train_with_early_stopping(cfg: RunConfig, seed: int, s: _Setup) -> None:
             break
 
 
-def _test_best_model(cfg: RunConfig, store: Path, s: _Setup) -> tuple[dict[str, float], tuple, LeadEvaluation | None]:
-    """The best validated state's test metrics (``{}`` on ranks other than 0), the sample batch that the record's
-    figures and diagnostics use, and the per-lead scores (weather data) to record."""
+def _test_best_model(cfg: RunConfig, store: Path,
+                     s: _Setup) -> tuple[dict[str, float], dict[str, np.ndarray], tuple, LeadEvaluation | None]:
+    """The best validated state's test metrics and per-window errors (``{}`` on ranks other than 0), the sample batch
+    that the record's figures and diagnostics use, and the per-lead scores (weather data) to record."""
     s.model.load_state_dict(s.progress.best_state)
     lead = _lead_evaluation(store, s.test_ds)
-    metrics, sample = _evaluate(s.model, s.test_ds, s.test_dl, cfg, s.device, s.T_out, cfg.train.precision, s.ranks,
-                                lead)
-    return metrics, sample, lead
+    metrics, windows, sample = _evaluate(s.model, s.test_ds, s.test_dl, cfg, s.device, s.T_out, cfg.train.precision,
+                                         s.ranks, lead)
+    return metrics, windows, sample, lead
 
 
 def _record_seed(cfg: RunConfig, store: Path, seed: int, out_dir: Path, s: _Setup, metrics: dict[str, float],
@@ -384,10 +392,11 @@ def _eval_loss(model, loader, criterion, device, T_out, precision, ranks) -> flo
 
 @torch.no_grad()
 def _evaluate(model, ds, loader, cfg, device, T_out, precision, ranks, lead=None):
-    """Test metrics over every rank's shard (``loader`` reads a contiguous Subset), summed on
-    rank 0; the sample batch (figures, diagnostics) is rank 0's first."""
+    """Test metrics and per-window, per-lead values (``MetricAccumulator.frame_values``) over every rank's
+    shard (``loader`` reads a contiguous Subset), gathered on rank 0; the sample batch (figures, diagnostics)
+    is rank 0's first."""
     model.eval()
-    acc = evaluation_accumulator(cfg.metrics, ds.metric_space)
+    acc = evaluation_accumulator(cfg.metrics, ds.metric_space, keep_frames=True)
     sample = None
     first = loader.dataset.indices.start
     for x, y in loader:
@@ -402,12 +411,12 @@ def _evaluate(model, ds, loader, cfg, device, T_out, precision, ranks, lead=None
             sample = (x, y, pred)
     parts = distributed.gather_objects((acc.partial_sums(), lead and lead.partial_sums()), ranks)
     if not ranks.is_main:
-        return {}, sample
-    for metric_sums, lead_sums in parts[1:]:
+        return {}, {}, sample
+    for metric_sums, lead_sums in parts[1:]:  # rank order: the windows stay in the split's order
         acc.add_partial_sums(metric_sums)
         if lead is not None:
             lead.add_partial_sums(lead_sums)
-    return acc.compute(), sample
+    return acc.compute(), acc.frame_values(), sample
 
 
 def _lead_evaluation(store: Path, test_ds: WindowDataset) -> LeadEvaluation | None:
@@ -450,12 +459,19 @@ def _cost(model, example, fps_batch: int | None = None) -> dict[str, float]:
             "fps_inference": inference_fps(model, batch, repeats=3, warmup=1), "fps_batch": fps_batch}
 
 
+def software_versions() -> dict[str, str | None]:
+    """What trained the run, for its record: torch, the quantizer library (None where not installed), Python."""
+    try:
+        vq = importlib.metadata.version("vector-quantize-pytorch")
+    except importlib.metadata.PackageNotFoundError:
+        vq = None
+    return {"torch": str(torch.__version__), "vector_quantize_pytorch": vq, "python": platform.python_version()}
+
+
 def device_name(device: torch.device) -> str:
     """What FPS and epoch times were measured on (an MLflow tag of every run)."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    import platform
-
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 

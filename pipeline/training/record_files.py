@@ -6,10 +6,14 @@ A record is everything the tables and figures need, so ``reports/`` rebuilds fro
 MLflow store (MLflow is the browsable mirror of the same numbers):
 
 * ``result.json``  experiment, dataset, profile, tables, seeds, the resolved parameters, per seed
-  the MLflow run id and every test metric, diagnostic and cost; mean and std over seeds.
+  the MLflow run id and every test metric, diagnostic and cost; mean and std over seeds; the
+  software versions that trained it (``software``; absent from older records).
 * ``history.csv``  per seed and epoch: train/val loss and learning rate.
 * ``figures.npz``  the small arrays the figures draw (first seed): one forecast sample, a sample
   of SVQ regression weights, a sample of the codebook.
+* ``windows.npz``  per seed and metric, the test error of every test window and lead (``seed<k>.<metric>``,
+  float32 (windows, T_out), windows in the test split's order; ``MetricAccumulator.frame_values``),
+  so two runs on one dataset compare window by window (absent from older records).
 
 A reference stage's ``result.json`` holds, per reference forecast, its label, MLflow run id and
 test metrics (``write_reference``, ``read_reference``).
@@ -20,6 +24,9 @@ import csv
 import io
 import json
 import math
+import re
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +38,23 @@ from pipeline.core.outputs import atomic, write_text_atomic
 RESULT = "result.json"
 HISTORY = "history.csv"
 FIGURE_DATA = "figures.npz"
-RECORD_FILES = (RESULT, HISTORY, FIGURE_DATA)  # beside artifacts/ in runs/<experiment>/
+WINDOWS = "windows.npz"
+RECORD_FILES = (RESULT, HISTORY, FIGURE_DATA, WINDOWS)  # beside artifacts/ in runs/<experiment>/
 VERSION = 2
 HISTORY_COLUMNS = ("seed", "epoch", "train_loss", "val_loss", "lr")
 # Caps that keep a committed record small whatever the model size
 MAX_WEIGHTS = 50_000
 MAX_CODES = 1000
+# windows.npz's array names: seed, then a metric of MetricAccumulator.frame_values (rmse is sqrt of mse's mean)
+WINDOW_METRICS = ("mse", "mae", "ssim", "psnr", "lpips")
+_WINDOW_ARRAY = re.compile(rf"seed(\d+)\.({'|'.join(WINDOW_METRICS)})")
 
 
 def summary(*, experiment: str, dataset: str, profile: str, tables: list[int], params: dict[str, Any],
-            seeds: list[dict[str, Any]]) -> dict[str, Any]:
+            seeds: list[dict[str, Any]], software: dict[str, str | None] | None = None) -> dict[str, Any]:
     """The result.json content: ``seeds`` is one ``{"seed", "run_id", "metrics", ...}`` per seed
-    (``leads``: per-lead score series of weather runs, ``pipeline.metrics.lead_scores``)."""
+    (``leads``: per-lead score series of weather runs, ``pipeline.metrics.lead_scores``); ``software``:
+    package -> version that trained the run (gathered by the trainer: this module loads no torch)."""
     names = sorted({n for s in seeds for n in s["metrics"]})
     mean, std = {}, {}
     for n in names:
@@ -54,6 +66,7 @@ def summary(*, experiment: str, dataset: str, profile: str, tables: list[int], p
         "tables": list(tables), "seeds": [s["seed"] for s in seeds], "run_ids": [s["run_id"] for s in seeds],
         "metrics": mean, "metrics_std": std,
         "params": {k: _jsonable(v) for k, v in sorted(params.items())},
+        **({"software": software} if software else {}),
         "runs": [{**s, "metrics": {k: _finite(v) for k, v in sorted(s["metrics"].items())},
                   **({"leads": {k: [_finite(x) for x in v] for k, v in sorted(s["leads"].items())}}
                      if s.get("leads") else {})} for s in seeds],
@@ -61,8 +74,10 @@ def summary(*, experiment: str, dataset: str, profile: str, tables: list[int], p
 
 
 def write(out_dir: Path, result: dict[str, Any], history: list[dict[str, Any]],
-          figure_data: dict[str, np.ndarray] | None) -> None:
-    """Write the record's files into ``out_dir`` (each atomically)."""
+          figure_data: dict[str, np.ndarray] | None,
+          windows: dict[int, dict[str, np.ndarray]] | None = None) -> None:
+    """Write the record's files into ``out_dir`` (each atomically); ``windows``: seed -> metric -> per-window,
+    per-lead test errors (windows.npz)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
@@ -74,6 +89,9 @@ def write(out_dir: Path, result: dict[str, Any], history: list[dict[str, Any]],
     write_text_atomic(out_dir / RESULT, json.dumps(result, indent=2) + "\n")
     if figure_data:
         _write_npz(out_dir / FIGURE_DATA, figure_data)
+    if windows:
+        _write_npz(out_dir / WINDOWS, {f"seed{seed}.{m}": np.asarray(a, dtype=np.float32)
+                                       for seed, arrays in windows.items() for m, a in arrays.items()})
 
 
 def read(run_dir: Path) -> dict[str, Any]:
@@ -93,6 +111,37 @@ def read(run_dir: Path) -> dict[str, Any]:
         if key not in result:
             raise DataError(f"{path}: missing key {key!r}; re-run its stage (dvc repro -f {stage})")
     return result
+
+
+def read_windows(run_dir: Path) -> dict[int, dict[str, np.ndarray]]:
+    """windows.npz of one run folder, checked: seed -> metric -> float32 (windows, T_out); empty when the record
+    has none (written before it was). Errors name the file and the stage that rewrites it."""
+    path = Path(run_dir) / WINDOWS
+    stage = f"train_{Path(run_dir).name}"
+    if not path.exists():
+        return {}
+    redo = f"re-run its stage (dvc repro -f {stage})"
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an npz archive")
+        with data:
+            arrays = {k: data[k] for k in data.files}  # a pickled (object) array raises here
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable npz of numeric arrays ({exc}); {redo}") from exc
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for name, a in sorted(arrays.items()):
+        match = _WINDOW_ARRAY.fullmatch(name)
+        if match is None:
+            raise DataError(f"{path}: unexpected array {name!r}, expected seed<k>.<metric> with a metric among "
+                            f"{list(WINDOW_METRICS)}; {redo}")
+        if a.ndim != 2 or a.dtype.kind != "f":
+            raise DataError(f"{path}: array {name!r} is {a.dtype} {a.shape}, expected float (windows, leads); {redo}")
+        out.setdefault(int(match[1]), {})[match[2]] = a
+    shapes = sorted({a.shape for a in arrays.values()})
+    if len(shapes) > 1:  # every seed and metric scores the same test windows and leads
+        raise DataError(f"{path}: arrays of different shapes {shapes}; {redo}")
+    return out
 
 
 def write_reference(out_dir: Path, record: dict[str, Any]) -> None:

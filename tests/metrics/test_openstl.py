@@ -163,6 +163,70 @@ def test_accumulator_equals_whole_array(rand_lpips):
     assert whole["lpips"] == pytest.approx(M.lpips(pred, true, lpips_model=rand_lpips), rel=1e-6)
 
 
+def _kept(names, spatial_norm, batches, **kw):
+    acc = M.MetricAccumulator(names, spatial_norm, keep_frames=True, **kw)
+    for pred, true in batches:
+        acc.update(pred, true)
+    return acc
+
+
+@pytest.mark.parametrize("spatial_norm", [True, False])  # physical units (weather); video-style per-frame sums
+def test_kept_frame_values_average_to_the_metrics(rand_lpips, spatial_norm):
+    rng = np.random.default_rng(7)
+    pred = rng.normal(0.5, 0.4, size=(5, 3, 3, 32, 32))  # outside [0, 1]: the scores clip, the errors do not
+    true = rng.random((5, 3, 3, 32, 32))
+    batches = [(pred[:2], true[:2]), (pred[2:2], true[2:2]), (pred[2:], true[2:])]
+    acc = _kept(ALL, spatial_norm, batches, lpips_model=rand_lpips)
+    values, frames = acc.compute(), acc.frame_values()
+    assert list(frames) == ["mse", "mae", "ssim", "psnr", "lpips"]  # rmse is sqrt of mse's mean
+    assert all(a.dtype == np.float32 and a.shape == (5, 3) for a in frames.values())
+    for name, a in frames.items():
+        assert a.astype(np.float64).mean() == pytest.approx(values[name], rel=1e-6), name
+    assert np.sqrt(frames["mse"].astype(np.float64).mean()) == pytest.approx(values["rmse"], rel=1e-6)
+    # window 1, lead 2: its own error and score, in the order the windows were added
+    diff = pred[1, 2] - true[1, 2]
+    pixels = diff.size if spatial_norm else 1
+    assert frames["mse"][1, 2] == pytest.approx(np.square(diff).sum() / pixels, rel=1e-6)
+    assert frames["mae"][1, 2] == pytest.approx(np.abs(diff).sum() / pixels, rel=1e-6)
+    assert frames["psnr"][1, 2] == pytest.approx(M.psnr(pred[1:2, 2:3], true[1:2, 2:3]), rel=1e-6)
+    assert frames["ssim"][1, 2] == pytest.approx(M.ssim(pred[1:2, 2:3], true[1:2, 2:3]), rel=1e-6)
+    # keeping frames leaves the metrics as they are
+    plain = M.MetricAccumulator(ALL, spatial_norm, lpips_model=rand_lpips)
+    for batch in batches:
+        plain.update(*batch)
+    assert plain.frame_values() == {}
+    assert values == pytest.approx(plain.compute(), rel=1e-12)
+
+
+def test_kept_frames_of_rmse_alone_and_of_unavailable_lpips(monkeypatch):
+    monkeypatch.setattr(M, "lpips_available", lambda: False)
+    pred, true = hand_pair()
+    acc = _kept(["rmse", "lpips"], False, [(pred, true)])
+    frames = acc.frame_values()
+    assert list(frames) == ["mse", "lpips"]
+    assert frames["mse"].ravel().tolist() == pytest.approx([0.5, 0.04])
+    assert np.sqrt(frames["mse"].mean()) == pytest.approx(acc.compute()["rmse"])
+    assert np.isnan(frames["lpips"]).all() and frames["lpips"].shape == (2, 1)  # NaN, as compute() reports it
+
+
+def test_kept_frames_of_shards_concatenate_in_the_order_added():
+    """Evaluation across ranks: contiguous shards, rank 0's first, give the single pass's arrays."""
+    rng = np.random.default_rng(3)
+    pred, true = rng.random((7, 2, 1, 8, 8)), rng.random((7, 2, 1, 8, 8))
+    names = ["mse", "mae", "rmse", "psnr", "ssim"]
+    whole = _kept(names, True, [(pred, true)])
+    first = _kept(names, True, [(pred[:3], true[:3])])
+    second = _kept(names, True, [(pred[3:5], true[3:5]), (pred[5:], true[5:])])
+    empty = _kept(names, True, [])  # a rank with no windows
+    for part in (empty, second):
+        first.add_partial_sums(part.partial_sums())
+    assert first.compute() == pytest.approx(whole.compute(), rel=1e-12)
+    merged, single = first.frame_values(), whole.frame_values()
+    assert list(merged) == list(single) == ["mse", "mae", "psnr", "ssim"]
+    for name in single:
+        np.testing.assert_array_equal(merged[name], single[name], err_msg=name)
+
+
 def test_accumulator_rejects_mismatched_batches_and_empty_compute():
     acc = M.MetricAccumulator(["mse"], spatial_norm=False)
     with pytest.raises(DataError, match="before any"):

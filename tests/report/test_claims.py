@@ -8,9 +8,8 @@ import pytest
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.schema import parse
-from pipeline.report.claims import ClaimSpec, SpreadSpec, evaluate, seed_spreads
-from pipeline.report.markdown import reading
-from pipeline.report.paper import PaperTable, load_paper
+from pipeline.report.claims import ClaimSpec, evaluate
+from pipeline.report.paper import load_paper
 
 from .test_paper import _broken
 
@@ -35,7 +34,8 @@ def claim(**kw):
 def test_every_table_of_the_committed_file_claims_something():
     tables = load_paper()
     assert all(t.claims for t in tables.values())
-    assert [s.label for s in tables[1].seed_spread][0] == "t2m: SVQ learnable vs SimVP"
+    assert "t2m: SVQ (learnable) lowers MSE vs SimVP" in [c.claim for c in tables[1].claims]
+    assert all(t.version.startswith("arXiv:2312.03406v3") for t in tables.values())
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -59,18 +59,13 @@ def test_a_bad_claim_is_refused_in_one_line_naming_its_key(entry, message):
     assert "\n" not in str(err.value)
 
 
-def test_a_bad_seed_spread_entry_is_refused():
-    with pytest.raises(ConfigError, match=r"^spread: seed spread 'x': no base\.row"):
-        parse(SpreadSpec, {"label": "x", "column": "mse", "target": {"row": "a"}}, "spread")
-
-
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t[7]["claims"][1].update(direction="down"), r"tables\.7\.claims\.1\.direction: expected one of"),
     (lambda t: t[7]["claims"][0]["base"].update(row="SimVP (L1 loss)"),
      r"tables\.7: claims\.0 names unknown rows \['SimVP \(L1 loss\)'\]"),
     (lambda t: t[6]["claims"][0].update(section="Warm"), r"tables\.6: claims\.0 names unknown sections \['Warm'\]"),
-    (lambda t: t[1]["seed_spread"][0].update(column="t2m_rmse"),
-     r"tables\.1: seed_spread\.0 names unknown columns \['t2m_rmse'\]"),
+    (lambda t: t[1]["claims"][1].update(column="t2m_rmse"),
+     r"tables\.1: claims\.1 names unknown columns \['t2m_rmse'\]"),
 ])
 def test_a_claim_of_paper_yaml_must_name_its_table(tmp_path, edit, message):
     path = _broken(tmp_path, edit)
@@ -151,21 +146,3 @@ def test_a_missing_or_zero_base_cannot_be_judged(df):
     [check] = evaluate([claim(kind="change", column="mse", base={"row": "base"}, target={"row": "svq"})], df)
     assert check.values["ours"] is None and check.verdict("ours") is None and check.agrees() is None
     assert not math.isnan(check.values["paper"])
-
-
-def test_reading_renders_the_checks_of_a_tables_claims(df):
-    table = PaperTable(0, "t", (), claims=(claim(kind="change", column="mse", base={"row": "base"},
-                                                 target={"row": "svq"}, claim="SVQ lowers MSE"),))
-    assert reading(0, df, table) == ("Reading: our numbers agree with the paper's direction in 0 of 1 checks — "
-                                     "SVQ lowers MSE: ours yes (-25.0%), paper no (+20.0%).")
-
-
-def test_seed_spreads_need_two_seeded_cells():
-    df = pd.DataFrame([{"row": "a", "column": "mse", "ours": 1.0, "ours_std": 0.1, "n_seeds": 3},
-                       {"row": "b", "column": "mse", "ours": 2.0, "ours_std": 0.2, "n_seeds": 2},
-                       {"row": "c", "column": "mse", "ours": 2.0, "ours_std": 0.0, "n_seeds": 1}])
-    specs = [parse(SpreadSpec, {"label": lbl, "column": "mse", "base": {"row": "a"}, "target": {"row": r}}, "s")
-             for lbl, r in (("a-b", "b"), ("a-c", "c"))]
-    [spread] = seed_spreads(specs, df)
-    assert (spread.label, spread.n_seeds, spread.exceeds) == ("a-b", 2, True)
-    assert spread.spread == pytest.approx(0.3)

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.report.claims import evaluate
 from pipeline.report.markdown import reading, render_readme, render_table
 from pipeline.report.paper import TABLE_NUMBERS, load_paper
 from pipeline.report.results import ExperimentResult
@@ -152,7 +153,8 @@ def test_average_improvement_and_noise_increase():
     assert inc["ours"] == pytest.approx(50.0) and inc["paper"] == 139.4
     assert cell(t5, "η=50%: increase over η=0 (%)", "mse_w")["ours"] == pytest.approx(10.0)
     assert math.isnan(cell(t5, "η=10%: increase over η=0 (%)", "mse_w")["ours"])
-    assert "MSE rises less with SVQ than without: ours yes (-40.0 pt), paper yes (-89.2 pt)" in reading(5, t5)
+    [rises] = [c for c in evaluate(load_paper()[5].claims, t5) if c.claim == "η=50%: MSE rises less with SVQ than without"]
+    assert rises.values["ours"] == pytest.approx(-40.0) and rises.values["paper"] == pytest.approx(-89.2)
 
 
 def test_cost_and_codebook_tables_scale_and_pick_metrics():
@@ -177,18 +179,34 @@ def test_cost_and_codebook_tables_scale_and_pick_metrics():
 
 
 # ---------------------------------------------------------------------------------------------- markdown
-def test_reading_reports_directions_for_ours_and_paper(t1):
-    text = reading(1, t1)
-    assert text.startswith("Reading: our numbers agree with the paper's direction in")
-    assert "SVQ lowers Temperature MSE (WeatherBench-S) vs SimVP: ours yes (-25.0%), paper yes (-7.9%)" in text
+def test_checks_give_directions_for_ours_and_paper(t1):
+    checks = {c.claim: c for c in evaluate(load_paper()[1].claims, t1)}
+    mse = checks["SVQ lowers Temperature MSE (WeatherBench-S) vs SimVP"]
+    assert mse.values["ours"] == pytest.approx(-25.0) and mse.values["paper"] == pytest.approx(-7.9, abs=0.05)
     # WB-M all channels: ours lower (-10%), the paper's per-variable mean rises (humidity): disagreement
-    assert "SVQ lowers All 12 channels MSE (WeatherBench-M) vs SimVP: ours yes (-10.0%), paper no (+4.8%)" in text
-    assert "not measurable yet" in text and "Humidity MSE" not in text
+    wbm = checks["SVQ lowers All 12 channels MSE (WeatherBench-M) vs SimVP"]
+    assert wbm.verdict("ours") is True and wbm.verdict("paper") is False
+    assert checks["SVQ lowers Humidity MSE (WeatherBench-S) vs SimVP"].values["ours"] is None
+
+
+def test_reading_lists_each_claims_verdict_and_interval(t1):
+    claims = pd.DataFrame([{"table": 1, "claim": "SVQ lowers MSE", "effect": 25.0, "ci_low": 5.0, "ci_high": 45.0,
+                            "unit": "%", "verdict": "holds", "paper_effect": 7.9},
+                           {"table": 1, "claim": "SVQ lowers MAE", "effect": -2.0, "ci_low": -9.0, "ci_high": 5.0,
+                            "unit": "%", "verdict": "inconclusive", "paper_effect": None},
+                           {"table": 2, "claim": "other table", "effect": 1.0, "ci_low": 0.5, "ci_high": 1.5,
+                            "unit": "%", "verdict": "holds", "paper_effect": 1.0}])
+    text = reading(1, t1, claims)
+    assert text.startswith("Reading: 2 of the paper's claims tested") and "1 holds, 1 inconclusive" in text
+    assert "SVQ lowers MSE: **holds** +25.0% [+5.0, +45.0], paper +7.9%" in text
+    assert "SVQ lowers MAE: **inconclusive** -2.0% [-9.0, +5.0]" in text and "other table" not in text
+    assert "is measurable with the runs so far" in reading(1, t1, claims.iloc[:0])
 
 
 def test_markdown_tables_and_readme(t1):
     md = render_table(t1, load_paper()[1])
     assert "| SimVP (w/o VQ) | 2 / 1.105 (+81.0%) |" in md
+    assert "| SimVP (w/o VQ) | 2 / 1.105 |" in render_table(t1, load_paper()[1], relative=False)
     assert "| ConvLSTM † | – / 1.521 |" in md
     assert "*Improvement (%)* | +25.0% / +7.9% |" in md
     tables = build_all({r: None for r in []}, profile="sample")

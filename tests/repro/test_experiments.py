@@ -36,7 +36,7 @@ def test_one_stage_per_experiment_and_shared_runs_once(params):
     assert not any("plots" in s for s in stages.values())
     outs = [next(iter(o)) for o in stages["train_t2m_svq"]["outs"]]
     assert outs == ["runs/t2m_svq/artifacts", "runs/t2m_svq/result.json", "runs/t2m_svq/history.csv",
-                    "runs/t2m_svq/figures.npz"]
+                    "runs/t2m_svq/figures.npz", "runs/t2m_svq/windows.npz"]
 
 
 def covered(path: str, deps: list[str]) -> bool:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import mlflow
+import numpy as np
 import torch
 import yaml
 
@@ -14,6 +15,7 @@ from pipeline.config.run_config import resolve_run
 from pipeline.data.store import write_store
 from pipeline.training import checkpoint
 from pipeline.training.fit import run_experiment
+from pipeline.training.record_files import read_windows
 from tests.conftest import ROOT, make_prepared
 
 TIMING = {"fps_inference", "epoch_time_mean_s"}
@@ -67,6 +69,10 @@ def test_kill9_mid_epoch_resumes_to_the_uninterrupted_result(tiny_params, mlflow
     assert _untimed(result["metrics"]) == _untimed(reference["metrics"])  # bit-identical
     assert ((tmp_path / "runs" / "t2m_svq" / "history.csv").read_text()
             == (tmp_path / "reference" / "history.csv").read_text())
+    windows, expected = read_windows(tmp_path / "runs" / "t2m_svq"), read_windows(tmp_path / "reference")
+    assert windows.keys() == expected.keys() == {0}
+    for metric in expected[0]:
+        np.testing.assert_array_equal(windows[0][metric], expected[0][metric], err_msg=metric)
     assert not (tmp_path / "runs" / ".t2m_svq.tmp-resume").exists()
     assert not (tmp_path / "runs" / "t2m_svq" / "artifacts" / checkpoint.RESUME_DIR).exists()
 
@@ -85,6 +91,21 @@ def test_completed_run_is_never_resumed(tiny_params, tiny_store, mlflow_uri, tmp
     assert second["run_ids"] != first["run_ids"]  # trained afresh, in a new run
     client = mlflow.MlflowClient(mlflow_uri)
     assert len(client.get_metric_history(second["run_ids"][0], "train_loss")) == 2
+
+
+def test_a_finished_seed_keeps_its_windows(tiny_params, tiny_store, tmp_path):
+    """A seed finished before a kill is not trained again: its result and per-window errors come back."""
+    cfg = resolve_run(tiny_params, "t2m_simvp")
+    ck = checkpoint.Checkpoint.for_seed(tmp_path, cfg, 0, tiny_store)
+    windows = {"mse": np.arange(6, dtype=np.float32).reshape(3, 2), "mae": np.ones((3, 2), np.float32)}
+    ck.finish({"seed": 0, "run_id": "r0", "metrics": {"test_mse": 2.5}}, windows)
+    done = checkpoint.finished_seed(tmp_path, cfg, 0, tiny_store)
+    assert done["run_id"] == "r0" and done["windows"].keys() == windows.keys()
+    for metric, a in windows.items():
+        np.testing.assert_array_equal(done["windows"][metric], a)
+    assert checkpoint.finished_seed(tmp_path, resolve_run(tiny_params, "t2m_svq"), 0, tiny_store) is None
+    ck.done_windows_path.unlink()  # finished by a version that kept no windows: trained again
+    assert checkpoint.finished_seed(tmp_path, cfg, 0, tiny_store) is None
 
 
 def test_checkpoint_of_other_settings_is_discarded(tiny_params, tiny_store, mlflow_uri, tmp_path):

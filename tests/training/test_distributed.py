@@ -16,6 +16,7 @@ from pipeline.data.prepare import store_path
 from pipeline.data.store import write_store
 from pipeline.training import distributed
 from pipeline.training.fit import build_model, run_experiment
+from pipeline.training.record_files import read_windows
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 17, 32])
@@ -105,6 +106,11 @@ def test_two_processes_match_one(tiny_params, mlflow_uri, tmp_path):
     assert len(result["run_ids"]) == 1 and result["run_ids"][0]  # rank 0 alone opened a run
     for key in ("test_mse", "test_mae", "best_val_loss"):
         assert result["metrics"][key] == pytest.approx(ref["metrics"][key], rel=1e-5), key
+    # rank 0's shard, then rank 1's: every window's errors where one process puts them
+    windows, one_windows = read_windows(two / "runs" / "t2m_svq"), read_windows(one / "out")
+    assert windows[0]["mse"].shape == (17, 2)
+    for metric in ("mse", "mae"):
+        np.testing.assert_allclose(windows[0][metric], one_windows[0][metric], rtol=1e-4, err_msg=metric)
     a = torch.load(one / "out" / "best-seed0.pt", weights_only=False)["state_dict"]
     b = torch.load(two / "runs" / "t2m_svq" / "artifacts" / "best-seed0.pt", weights_only=False)["state_dict"]
     # Adam's first step is lr * g / (|g| + eps): about +-lr where |g| >> eps, but a gradient that is

@@ -1,12 +1,17 @@
 """One experiment end to end on a tiny store: training, early stopping, test metrics, MLflow."""
+import importlib.metadata
 import json
+import platform
 
 import mlflow
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from pipeline.config.run_config import resolve_run
+from pipeline.data.windows import WindowDataset
+from pipeline.training import record_files
 from pipeline.training.fit import run_experiment
 
 # Test metrics of this tiny run as recorded with the sample profile's batches of 2 (eec92fe) and
@@ -35,6 +40,19 @@ def test_run_logs_params_metrics_and_artifacts(tiny_params, tiny_store, mlflow_u
     data = np.load(tmp_path / "out" / "figures.npz")
     assert {"forecast_inputs", "forecast_truth", "forecast_prediction"} <= set(data.files)
     assert ({"svq_weights", "codebook"} <= set(data.files)) == (name == "t2m_svq")
+    # every evaluated test window's per-lead errors, averaging to the test metrics (per-pixel means: weather)
+    test = WindowDataset(tiny_store, "test")
+    evaluated = min(len(test), cfg.train.max_eval_batches * cfg.train.val_batch_size)
+    windows = record_files.read_windows(tmp_path / "out")
+    assert list(windows) == [0] and sorted(windows[0]) == ["mae", "mse"]
+    assert windows[0]["mse"].shape == (evaluated, test.T_out) and windows[0]["mse"].dtype == np.float32
+    for metric in ("mse", "mae"):
+        assert windows[0][metric].astype(np.float64).mean() == pytest.approx(result["metrics"][f"test_{metric}"],
+                                                                             rel=1e-6)
+    assert np.sqrt(windows[0]["mse"].astype(np.float64).mean()) == pytest.approx(result["metrics"]["test_rmse"],
+                                                                                 rel=1e-6)
+    assert result["software"] == {"torch": torch.__version__, "python": platform.python_version(),
+                                  "vector_quantize_pytorch": importlib.metadata.version("vector-quantize-pytorch")}
 
     client = mlflow.MlflowClient(mlflow_uri)
     run = client.get_run(result["run_ids"][0])
