@@ -99,13 +99,23 @@ def test_report_is_a_pure_function_of_the_records(runs, tmp_path):
     readme = (reports / "README.md").read_text()
     assert "trained runs beat persistence on test MSE" in readme
     assert "(figures/codebook_tsne.png)" in readme and "`t2m_svq_mse`" in readme and "`r_simvp`" in readme
-    assert "references.csv" in {p.name for p in first["tables"]}
+    assert {"references.csv", "claims.csv"} <= {p.name for p in first["tables"]}
+    claims = pd.read_csv(reports / "tables" / "claims.csv")
+    learnable = claims[claims["claim"] == "t2m: SVQ (learnable) lowers MSE vs SimVP"].iloc[0]
+    assert learnable["table"] == 1 and learnable["n_seeds"] == 1 and learnable["verdict"] in ("holds", "inconclusive")
+    assert readme.splitlines()[6].startswith("**The paper's claims on these runs:**")  # the report opens with them
+    assert metrics_claims(reports) == {v: int((claims["verdict"] == v).sum()) for v in ("holds", "reversed",
+                                                                                        "inconclusive")}
     assert "`t2m_svq` padded its 31x41 -> 32x48 (reflect) grid" in readme
     assert "Latitude-weighted RMSE per lead time" in readme
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["experiments_reported"] == 3
     assert metrics["table1"]["improvement_t2m_mse"] == pytest.approx(100 * 0.2 / 1.1, abs=1e-3)
     assert not list(reports.glob(".*"))
+
+
+def metrics_claims(reports):
+    return json.loads((reports / "metrics.json").read_text())["claims"]
 
 
 def test_lead_curves_pair_runs_with_references(runs):
