@@ -1,21 +1,26 @@
-"""Overrides win or fail loudly.
+"""Overrides apply where they can and say where they cannot.
 
 A run's value of a key comes from the last layer that sets it (the order: ``pipeline.core.layers``).
 Datasets and experiments specialise a default on purpose (``-S svq.codebook_size=6000`` leaves
-``t2m_svq_n10`` at its own 10). The profile is different: it rewrites keys behind the user's back, so a change that
-the active profile shadows (``dvc exp run -S train.epochs=3`` under the sample profile, whose
-``train.epochs`` wins) would be silently ignored. So, for every key a profile sets:
+``t2m_svq_n10`` at its own 10), and a profile pins values for its whole catalogue (the sample
+profile's 1024-code WB-M runs). So a change to params.yaml reaches some runs and not others, and
+the ``params`` stage says which before any training (``plan``, compared with the committed
+params.yaml, ``git show HEAD:params.yaml``):
 
-* the train stage declares its other layers too (``layer_keys``): DVC re-runs it when they change;
-* before any work the stage compares params.yaml with the committed one (``git show HEAD:params.yaml``)
-  and stops, naming the profile's key, when a changed value is shadowed by it (``check``).
+* a changed key some run takes: those runs' values change (their run_params files, so DVC re-runs
+  exactly them); the runs that keep another value are listed with the key that gives it;
+* a changed key that no run takes (every run that reads it keeps another value), or one that a
+  stage named on the command line keeps (``dvc exp run -S train.epochs=3 train_t2m_svq`` under the
+  sample profile): refused, naming the winning key, before any work.
 
     python -m pipeline.config.overrides t2m_svq     # which layer gives each key of an experiment
 """
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +50,8 @@ def layers(params: dict[str, Any], name: str, profile: str | None = None) -> dic
 
 
 def layer_keys(params: dict[str, Any]) -> dict[str, set[str]]:
-    """Per experiment, the params.yaml keys of every layer it reads under any profile (for dvc.yaml)."""
+    """Per experiment, the params.yaml keys of every layer it reads under any profile, shadowed ones
+    too (``pipeline.repro.run_params.train_keys``)."""
     out: dict[str, set[str]] = {}
     for name in params["experiments"]:
         keys: set[str] = set()
@@ -66,27 +72,100 @@ def _param_key(origin: str, name: str, profile: str) -> str:
     return origin
 
 
-def check(params: dict[str, Any], baseline: dict[str, Any] | None, name: str) -> None:
-    """Raise ConfigError naming the profile's key when a value changed since ``baseline`` (the
-    committed params.yaml) is shadowed by the active profile for experiment ``name``."""
+NAMES_SHOWN = 8  # experiments named per line of a change's description
+
+
+@dataclass(frozen=True)
+class Change:
+    """A params.yaml key whose value differs from the committed params.yaml, and where it lands."""
+
+    key: str                                   # as it appears in params.yaml, e.g. svq.codebook_size
+    value: Any
+    before: Any                                # MISSING: not in the committed file
+    reached: tuple[str, ...]                   # experiments whose run takes the new value
+    kept: tuple[tuple[str, str, Any], ...]     # (experiment, the params.yaml key that wins, its value)
+
+    def describe(self) -> list[str]:
+        """``svq.codebook_size = 6000 (was 10000): 11 runs take it; 6 keep their own value:`` and
+        one indented line per winning key, the experiments that follow it."""
+        was = "" if self.before is MISSING else f" (was {_short(self.before)})"
+        head = f"{self.key} = {_short(self.value)}{was}: {_count(len(self.reached))} take{'s' * (len(self.reached) == 1)} it"
+        if not self.kept:
+            return [head]
+        lines = [f"{head}; {_count(len(self.kept))} keep{'s' * (len(self.kept) == 1)} another value:"]
+        groups: dict[tuple[str, str], list[str]] = {}
+        for name, origin, value in self.kept:
+            groups.setdefault((origin.replace(f".{name}.", ".<name>."), _short(value)), []).append(name)
+        for (origin, value), names in groups.items():
+            more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+            lines.append(f"  {', '.join(names[:NAMES_SHOWN])}{more}: {value} from {origin}")
+        return lines
+
+
+def plan(params: dict[str, Any], baseline: dict[str, Any] | None) -> list[Change]:
+    """Every key a run reads whose value changed since ``baseline`` (the committed params.yaml; None:
+    nothing to compare with), and per key the runs that take the new value and those that keep
+    another one (under the active profile)."""
     if baseline is None:
-        return
-    base_sets = ((baseline.get("experiments") or {}).get(name) or {}).get("set") or {}
-    for key, found in layers(params, name).items():
-        win_origin, win_value = found[-1]
-        if not win_origin.startswith("profiles."):
+        return []
+    found: dict[str, tuple[Any, Any, list[str], list[tuple[str, str, Any]]]] = {}
+    for name in params["experiments"]:
+        for chain in layers(params, name).values():
+            win_origin, win_value = chain[-1]
+            for origin, value in chain:
+                before = _value_at(baseline, origin)
+                if before == value:
+                    continue
+                entry = found.setdefault(origin, (value, before, [], []))
+                if origin == win_origin:
+                    entry[2].append(name)
+                elif value != win_value:  # (equal: the run has that value already; nothing changes)
+                    entry[3].append((name, win_origin, win_value))
+    return [Change(key, value, before, tuple(dict.fromkeys(reached)), tuple(dict.fromkeys(kept)))
+            for key, (value, before, reached, kept) in sorted(found.items()) if reached or kept]
+
+
+def refusal(changes: list[Change], named: set[str] | None = None) -> str | None:
+    """Why the changes must not run (None: they may): a change no run takes, or one that a run of
+    ``named`` (experiments whose train stage the command names) keeps from the active profile or
+    its own settings."""
+    for change in changes:
+        kept = [k for k in change.kept if k[0] in (named or ())]
+        if not change.kept or (change.reached and not kept):
             continue
-        for origin, value in found[:-1]:
-            if origin.startswith(f"experiments.{name}.set."):
-                before = base_sets.get(key, MISSING)
-            else:
-                before = lookup(baseline, origin)
-            if before == value or value == win_value:  # unchanged, or harmless
-                continue
-            raise ConfigError(
-                f"{origin}: changed to {value!r}, but {win_origin}={win_value!r} wins for experiment "
-                f"{name!r} (profile {params['profile']!r}), so the change would be ignored; change "
-                f"{win_origin} instead (e.g. dvc exp run -S '{win_origin}={value}')")
+        name, win_origin, win_value = (kept if change.reached else change.kept)[0]
+        scope = (f"train_{name} keeps {win_origin}={_short(win_value)}" if change.reached else
+                 f"no run takes it: every run that reads it keeps another value, e.g. {name} "
+                 f"{win_origin}={_short(win_value)}")
+        # a set block's keys are dotted names, which `-S` would read as a path: edit those by hand
+        how = (f"edit {win_origin} in params.yaml" if ".set." in win_origin else
+               f"dvc exp run -S '{win_origin}={_cli_value(change.value)}'")
+        return (f"{change.key}: changed to {_short(change.value)}, but {scope}; to change it: {how}. "
+                f"Nothing ran; `git checkout HEAD -- params.yaml` restores the committed params.yaml")
+    return None
+
+
+def _value_at(params: dict[str, Any], origin: str) -> Any:
+    """The value of a layer's key (an origin of ``layers``) in ``params``: a ``set`` block's keys are
+    dotted names, not paths."""
+    block, sep, dotted = origin.partition(".set.")
+    if not sep:
+        return lookup(params, origin)
+    sets = lookup(params, f"{block}.set")
+    return sets.get(dotted, MISSING) if isinstance(sets, dict) else MISSING
+
+
+def _cli_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _count(n: int) -> str:
+    return f"{n} run{'s' * (n != 1)}"
 
 
 def committed_params(path: str | Path = "params.yaml") -> dict[str, Any] | None:
@@ -117,7 +196,13 @@ def main(argv: list[str] | None = None) -> int:
         for key, found in layers(params, args.experiment).items():
             shadowed = "".join(f"  (over {o}={v!r})" for o, v in found[:-1])
             print(f"{key} = {found[-1][1]!r}  from {found[-1][0]}{shadowed}")
-        check(params, committed_params(args.params), args.experiment)
+        changes = plan(params, committed_params(args.params))
+        for change in changes:
+            if args.experiment in change.reached or any(k[0] == args.experiment for k in change.kept):
+                print("\n".join(change.describe()))
+        why = refusal(changes, {args.experiment})
+        if why:
+            raise ConfigError(why)
         return 0
 
     return exit_status("overrides", run)

