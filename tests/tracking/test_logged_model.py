@@ -48,28 +48,40 @@ def test_logged_model_forecasts_and_store_is_the_input(tiny_params, tiny_store, 
     # registered as the best model of Table 1, it loads from the registry
     from pipeline.registry import register_best
 
-    best, version = register_best(tiny_params, 1, runs_dir=tmp_path / "runs")
-    assert best["run_id"] == run_id and version.name == "svq-sample-table1" and str(version.version) == "1"
-    np.testing.assert_allclose(mlflow.pyfunc.load_model("models:/svq-sample-table1/1").predict(x), y, rtol=1e-6)
+    best, version = register_best(tiny_params, 1, runs_dir=tmp_path / "runs")  # the tiny catalogue: t2m only
+    assert best["run_id"] == run_id and version.name == "svq-sample-table1-t2m" and str(version.version) == "1"
+    np.testing.assert_allclose(mlflow.pyfunc.load_model("models:/svq-sample-table1-t2m/1").predict(x), y, rtol=1e-6)
 
 
-def test_register_best_model_of_a_table(tiny_params, mlflow_uri, tmp_path, monkeypatch):
-    """The registry option picks the best seed run of a table from the committed records."""
+def test_register_best_model_of_a_table(tiny_params, params, mlflow_uri, tmp_path, monkeypatch):
+    """The registry picks, within one dataset and metric, the experiment with the best seed mean,
+    then its best seed's run."""
+    import pytest
+
+    from pipeline.core.errors import ConfigError
     from pipeline.registry import best_run
     from pipeline.training import record_files
 
     runs = tmp_path / "runs"
-    for name, mses in {"t2m_simvp": [3.0, 2.0], "t2m_svq": [2.5], "t2m_svq_frozen": [1.0]}.items():
-        seeds = [{"seed": i, "run_id": f"{name}-{i}", "metrics": {"test_mse": m, "test_ssim": -m}}
+    for name, mses in {"t2m_simvp": [3.0, 1.9], "t2m_svq": [2.0, 2.1], "t2m_svq_frozen": [1.0]}.items():
+        seeds = [{"seed": i, "run_id": f"{name}-{i}", "metrics": {"test_mse": m, "test_mae": m / 2}}
                  for i, m in enumerate(mses)]
         result = record_files.summary(experiment=name, dataset="t2m", profile="sample", tables=[1],
                                     params={}, seeds=seeds)
         record_files.write(runs / name, result, [], None)
     tiny_params["experiments"]["t2m_svq_frozen"]["tables"] = [6]  # not in table 1
-    assert best_run(tiny_params, 1, "test_mse", runs)["run_id"] == "t2m_simvp-1"
-    assert best_run(tiny_params, 1, "test_ssim", runs)["run_id"] == "t2m_simvp-1"  # higher is better
-    import pytest
-
-    from pipeline.core.errors import ConfigError
+    best = best_run(tiny_params, 1, "test_mse", runs)  # one dataset in the tiny catalogue: no need to name it
+    assert (best["experiment"], best["run_id"], best["mean"]) == ("t2m_svq", "t2m_svq-0", 2.05)  # 2.05 < 2.45
+    assert best_run(tiny_params, 1, "test_mae", runs, dataset="t2m")["run_id"] == "t2m_svq-0"
     with pytest.raises(ConfigError, match="--table 99"):
         best_run(tiny_params, 99, "test_mse", runs)
+    with pytest.raises(ConfigError, match="--metric test_ssim: t2m is scored with test_mse, test_mae, test_rmse"):
+        best_run(tiny_params, 1, "test_ssim", runs)
+    # the real catalogue: Table 1 spans four weather variables whose MSEs do not compare
+    with pytest.raises(ConfigError, match=r"--dataset: table 1 spans t2m, r, uv10, tcc.*--dataset t2m"):
+        best_run(params, 1, "test_mse", runs)
+    with pytest.raises(ConfigError, match="--dataset kth: not in table 1"):
+        best_run(params, 1, "test_mse", runs, dataset="kth")
+    assert best_run(params, 1, "test_mse", runs, dataset="t2m")["experiment"] == "t2m_svq_frozen"  # in Table 1 there
+    # on the committed records: Table 2's best KTH model by SSIM is a KTH run
+    assert best_run(params, 2, "test_ssim", dataset="kth")["experiment"].startswith("kth_")
