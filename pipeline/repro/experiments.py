@@ -36,7 +36,7 @@ from pipeline.repro import run_params
 from pipeline.repro.code_digest import KINDS, digest_path, stage_files
 from pipeline.repro.imports import PACKAGE, ImportGraph
 from pipeline.repro.run_params import fold_keys
-from pipeline.training.record_files import RECORD_FILES
+from pipeline.training.record_files import METRICS, RECORD_FILES
 
 ROOT = paths.CHECKOUT
 
@@ -142,11 +142,12 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
             # its params: the values of train_keys, in its run_params file
             "deps": [paths.store_path(params, exp["dataset"]).as_posix(), *code["train"],
                      run_params.path_of(name).as_posix()],
-            # the record (pipeline/training/record_files.py) is committed and is all the report reads; it is
-            # no DVC metric: reports/metrics.json holds the headline cells. persist: the stage swaps
-            # its outputs in when done, so a killed run keeps the old ones
+            # the record (pipeline/training/record_files.py) is committed and is all the report reads;
+            # its metrics.json is the stage's DVC metric (a single-stage experiment shows its numbers).
+            # persist: the stage swaps its outputs in when done, so a killed run keeps the old ones
             "outs": [{f"{rd}/artifacts": {"cache": False, "persist": True}},
-                     *({f"{rd}/{f}": {"cache": False, "persist": True}} for f in RECORD_FILES)],
+                     *({f"{rd}/{f}": {"cache": False, "persist": True}} for f in RECORD_FILES if f != METRICS)],
+            "metrics": [{f"{rd}/{METRICS}": {"cache": False, "persist": True}}],
         }
     tables, figures = paths.report_dirs(params)
     stages["report"] = {

@@ -14,6 +14,9 @@ MLflow store (MLflow is the browsable mirror of the same numbers):
 * ``windows.npz``  per seed and metric, the test error of every test window and lead (``seed<k>.<metric>``,
   float32 (windows, T_out), windows in the test split's order; ``MetricAccumulator.frame_values``),
   so two runs on one dataset compare window by window (absent from older records).
+* ``metrics.json``  the run's DVC metrics (``stage_metrics``): its test scores (means over seeds)
+  and persistence's on the same windows, with the skill over it, so ``dvc exp show`` and ``dvc
+  metrics diff`` show a single-stage experiment's numbers (absent from older records).
 
 A reference stage's ``result.json`` holds, per reference forecast, its label, MLflow run id and
 test metrics (``write_reference``, ``read_reference``).
@@ -39,7 +42,8 @@ RESULT = "result.json"
 HISTORY = "history.csv"
 FIGURE_DATA = "figures.npz"
 WINDOWS = "windows.npz"
-RECORD_FILES = (RESULT, HISTORY, FIGURE_DATA, WINDOWS)  # beside artifacts/ in runs/<experiment>/
+METRICS = "metrics.json"
+RECORD_FILES = (RESULT, HISTORY, FIGURE_DATA, WINDOWS, METRICS)  # beside artifacts/ in runs/<experiment>/
 VERSION = 2
 HISTORY_COLUMNS = ("seed", "epoch", "train_loss", "val_loss", "lr")
 # Caps that keep a committed record small whatever the model size
@@ -141,6 +145,19 @@ def read_windows(run_dir: Path) -> dict[int, dict[str, np.ndarray]]:
     shapes = sorted({a.shape for a in arrays.values()})
     if len(shapes) > 1:  # every seed and metric scores the same test windows and leads
         raise DataError(f"{path}: arrays of different shapes {shapes}; {redo}")
+    return out
+
+
+def stage_metrics(result: dict[str, Any], persistence: dict[str, float]) -> dict[str, float | None]:
+    """``metrics.json``: the test scores of ``result`` (mean over seeds, the dataset's metrics) and
+    ``persistence``'s test MSE and MAE (``reference_scores``) on the same windows, with
+    ``skill_mse`` = 1 - test_mse / persistence_mse (above 0: the model beats persistence)."""
+    metrics = result.get("metrics") or {}
+    out: dict[str, float | None] = {k: _finite(v) for k, v in sorted(metrics.items()) if k.startswith("test_")}
+    for k in ("test_mse", "test_mae"):
+        out[f"persistence_{k[5:]}"] = _finite(persistence.get(k))
+    mse, ref = out.get("test_mse"), out.get("persistence_mse")
+    out["skill_mse"] = 1 - mse / ref if mse is not None and ref else None
     return out
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 
 def one_line_summary(result: dict[str, Any], elapsed_s: float) -> str:
-    """``train_<exp> done in 1m02s: 1 seed, 2 epochs, test_mse 1.23 ± 0.01, test_mae ...``."""
+    """``train_<exp> done in 1m02s: 1 seed, 2 epochs, test_mse 1.23 ± 0.01, test_mae ..., beats
+    persistence (mse 2.5, skill +50.8%)``."""
     metrics, std = result.get("metrics") or {}, result.get("metrics_std") or {}
     seeds = result.get("seeds") or []
     parts = [f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}"]
@@ -20,6 +21,10 @@ def one_line_summary(result: dict[str, Any], elapsed_s: float) -> str:
             parts.append(f"{name} {metrics[name]:.4g}" + (f" ± {sd:.2g}" if sd and len(seeds) > 1 else ""))
     if metrics.get("best_val_loss") is not None:
         parts.append(f"best val_loss {metrics['best_val_loss']:.4g}")
+    stage = result.get("stage_metrics") or {}
+    if stage.get("skill_mse") is not None:  # the simplest forecast it must beat, on the same windows
+        verdict = "beats" if stage["skill_mse"] > 0 else "LOSES TO"
+        parts.append(f"{verdict} persistence (mse {stage['persistence_mse']:.4g}, skill {stage['skill_mse']:+.1%})")
     return f"train_{result.get('experiment', '?')} done in {fmt_duration(elapsed_s)}: {', '.join(parts)}"
 
 

@@ -12,9 +12,9 @@ from pipeline.config.load import load_params
 from pipeline.config.run_config import resolve_run
 from pipeline.core import outputs
 from pipeline.core.paths import run_dir, store_path
-from pipeline.training import distributed, job_slots
+from pipeline.training import distributed, job_slots, record_files
 from pipeline.training.fit import run_experiment
-from pipeline.training.record_files import RECORD_FILES
+from pipeline.training.reference_forecasts import reference_scores
 
 _slot: job_slots.Slot | None = None  # SVQ_JOBS's slot, kept beyond the call: its lock is held until the process exits
 
@@ -34,7 +34,11 @@ def run_train_stage(params_path: str | Path, experiment: str, script: str, argv:
     work = outputs.scratch(out, tag="resume")
     if main:
         outputs.clean_stale(out, keep=work)
-    summary = run_experiment(cfg, store_path(params, cfg.dataset), work / "artifacts")
+    store = store_path(params, cfg.dataset)
+    summary = run_experiment(cfg, store, work / "artifacts")
     if main:
-        outputs.replace_run_outputs(work, out, RECORD_FILES)
+        persistence = reference_scores(store, ["mse", "mae"], ["persistence"])["persistence"]
+        summary["stage_metrics"] = record_files.stage_metrics(summary, persistence)
+        record_files.write_json(work / "artifacts" / record_files.METRICS, summary["stage_metrics"])
+        outputs.replace_run_outputs(work, out, record_files.RECORD_FILES)
     return summary if main else None

@@ -30,8 +30,10 @@ def test_one_stage_per_experiment_and_shared_runs_once(params):
     assert "runs" in stages["report"]["deps"]  # every record, as one dep (one `dvc exp show` column)
     for name, stage in stages.items():  # the interpreter DVC's venv has, arguments quoted
         assert stage["cmd"].startswith("sh stages/python stages/"), name
-    # only the headline file is a DVC metric; the record files are plain outputs
+    # DVC metrics: the report's headline file and each train stage's own scores; the rest of a
+    # record is plain outputs
     assert [m for s in stages.values() for m in s.get("metrics", [])] == [
+        *({f"runs/{n}/metrics.json": {"cache": False, "persist": True}} for n in params["experiments"]),
         {"reports/metrics.json": {"cache": False, "persist": True}}]
     assert not any("plots" in s for s in stages.values())
     outs = [next(iter(o)) for o in stages["train_t2m_svq"]["outs"]]

@@ -30,6 +30,8 @@ def test_one_line_summary():
     line = one_line_summary(result, 62.4)
     assert line == "train_t2m_svq done in 1m02s: 2 seeds, 2 epochs, test_mse 1.235 ± 0.01, best val_loss 0.5"
     assert "\n" not in line and fmt_duration(7322) == "2h02m"
+    result["stage_metrics"] = {"skill_mse": -0.25, "persistence_mse": 0.98765}  # where it stands
+    assert one_line_summary(result, 1).endswith("LOSES TO persistence (mse 0.9877, skill -25.0%)")
 
 
 # ------------------------------------------------------------------ stages two at a time (--jobs)

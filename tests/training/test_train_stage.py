@@ -1,14 +1,12 @@
 """The train stage's orchestration, called as stages/train.py calls it: the run lands in runs/<exp>
-only once complete, with no scratch folder left; a shadowed override or a relaunch under torchrun
-stops before any work."""
-import copy
+only once complete, with its DVC metrics file and no scratch folder left; a relaunch under torchrun
+stops before any work (a shadowed override is the params stage's: tests/config/test_overrides.py)."""
 import json
 
 import pytest
 import yaml
 
-from pipeline.core.dotted import set_dotted
-from pipeline.core.errors import ConfigError
+from pipeline.training.reference_forecasts import reference_scores
 from pipeline.data.store import write_store
 from pipeline.training import train_stage
 from tests.conftest import make_prepared
@@ -35,15 +33,12 @@ def test_the_run_replaces_runs_exp_and_leaves_no_scratch(project, mlflow_uri):
     assert result["run_ids"] == summary["run_ids"] and result["metrics"] == summary["metrics"]
     assert (runs / "t2m_simvp" / "artifacts" / "best-seed0.pt").is_file()
     assert [p.name for p in runs.iterdir()] == ["t2m_simvp"]  # the resumable scratch and the stale one gone
-
-
-def test_a_shadowed_override_stops_before_any_work(project, tiny_params, monkeypatch):
-    changed = set_dotted(copy.deepcopy(tiny_params), "train.epochs", 4)  # the sample profile's epochs win
-    (project / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
-    monkeypatch.setattr(train_stage, "committed_params", lambda path: tiny_params)
-    with pytest.raises(ConfigError, match="profiles.sample.train.epochs=1 wins"):
-        train_stage.run_train_stage("params.yaml", "t2m_svq", "stages/train.py", ["t2m_svq"])
-    assert not (project / "runs").exists()
+    # the stage's DVC metric: its test scores and persistence's on the same windows
+    metrics = json.loads((runs / "t2m_simvp" / "metrics.json").read_text())
+    persistence = reference_scores(project / "data" / "processed" / "t2m.zarr", ["mse"], ["persistence"])
+    assert metrics["test_mse"] == summary["metrics"]["test_mse"] and metrics == summary["stage_metrics"]
+    assert metrics["persistence_mse"] == persistence["persistence"]["test_mse"]
+    assert metrics["skill_mse"] == 1 - metrics["test_mse"] / metrics["persistence_mse"]
 
 
 def test_a_relaunch_under_torchrun_reports_nothing(project, monkeypatch):
