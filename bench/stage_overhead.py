@@ -100,7 +100,7 @@ def child(experiment: str, params: str, fps_batch_null: bool = False, nchw: bool
     # only the first call of a split reads it (into memory); later ones belong to their phase
     ds._array = lambda self: timed_array(self) if self._frames is None else real_array(self)
     train._train_epoch = timed("training", train._train_epoch)
-    for name in ("_eval_loss", "_evaluate", "_cost", "_diagnostics"):
+    for name in ("_validate", "_evaluate", "_cost", "_diagnostics"):
         setattr(train, name, timed("evaluation", getattr(train, name)))
     for name in ("_save_svq_sample", "_log_mlflow_model_and_inputs"):
         setattr(train, name, timed("logging", getattr(train, name)))
@@ -131,7 +131,7 @@ def child(experiment: str, params: str, fps_batch_null: bool = False, nchw: bool
 
 DETAIL = [  # (label, the names its callers look up): fixed costs inside the phases, timed on their own
     ("optimiser constructor (imports torch._dynamo)", ("torch.optim.Adam",)),
-    ("validation passes (every epoch)", ("train._eval_loss",)),
+    ("validation passes (every epoch)", ("train._validate",)),
     ("reference forecasts (per-lead skill)", ("reference_forecasts.ReferenceForecasts",)),
     ("FLOP counts (executed + W@M)", ("train.flops_per_sample", "train.flops_per_sample_literal")),
     ("FPS timing", ("train.inference_fps",)),

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import pickle
 import re
 import sys
 import tempfile
@@ -117,7 +118,11 @@ def load_run(run: str, seed: int | None = None, runs_dir: Path | str = RUNS, dev
 
     with tempfile.TemporaryDirectory(prefix="svq-forecast-") as scratch:
         ckpt, run_id, exp, s = _find_run(run, seed, Path(runs_dir), Path(scratch))
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        try:  # weights_only: a checkpoint someone sent holds tensors and plain values, never code
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise DataError(f"{ckpt}: holds objects other than tensors and plain values; refused "
+                            f"(loaded with torch.load(weights_only=True)): {str(exc).splitlines()[0][:200]}") from None
     cfg = state["config"]
     card = state.get("data")
     if card is None:  # checkpoints from before the data card: the dataset's store holds it

@@ -10,7 +10,7 @@ on that dataset (``tables`` in the catalogue) that have a committed record
 (``runs/<exp>/result.json``). The best experiment is the one with the best mean over its seeds (a
 lucky seed does not pick the configuration); of its seeds the best run is registered. Lower is
 better, except for SSIM and PSNR. The version points at the run's logged model
-(``runs:/<id>/model``), tagged with the table, dataset, metric, value, experiment and seed.
+(``runs:/<id>/<experiment>-seed<k>``), tagged with the table, dataset, metric, value, experiment and seed.
 """
 from __future__ import annotations
 
@@ -77,12 +77,12 @@ def register_best(params: dict[str, Any], table: int, metric: str = "test_mse", 
                   runs_dir: Path | str = RUNS, dataset: str | None = None) -> tuple[dict[str, Any], Any]:
     import mlflow
 
-    from pipeline.tracking.logged_model import ARTIFACT_PATH
+    from pipeline.tracking.logged_model import model_name
 
     best = best_run(params, table, metric, runs_dir, dataset)
     mlflow.set_tracking_uri(mlflow_runs.tracking_uri())
     name = name or f"svq-{typed(params).profile}-table{table}-{best['dataset']}"
-    version = mlflow.register_model(f"runs:/{best['run_id']}/{ARTIFACT_PATH}", name,
+    version = mlflow.register_model(f"runs:/{best['run_id']}/{model_name(best['experiment'], best['seed'])}", name,
                                     tags={"table": str(table), "dataset": best["dataset"], "metric": metric,
                                           "value": str(best["value"]), "experiment_mean": str(best["mean"]),
                                           "experiment": best["experiment"], "seed": str(best["seed"])})

@@ -3,7 +3,6 @@
 Training happens in ``runs/.<exp>.tmp-resume`` with a checkpoint per epoch: rerunning a killed
 stage resumes it; the finished run replaces ``runs/<exp>`` only once complete."""
 import argparse
-import json
 import sys
 import time
 
@@ -20,6 +19,5 @@ with stage_errors("train"):
     from pipeline.training.train_stage import run_train_stage
 
     summary = run_train_stage(args.params, args.experiment, __file__, sys.argv[1:])
-if summary is not None:
-    print(json.dumps(summary["metrics"], indent=2))
+if summary is not None:  # its numbers are in runs/<exp>/result.json and metrics.json
     print(one_line_summary(summary, time.perf_counter() - t_start))

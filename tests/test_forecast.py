@@ -160,3 +160,28 @@ def test_video_arrays_from_a_store(tiny_params, tmp_path, mlflow_uri):
     np.testing.assert_allclose(ds["c0"].isel(init_time=0).values, pred[:, 0], rtol=1e-5, atol=1e-3)
     assert ds.sizes["init_time"] == len(test)  # the store's own windows
     json.dumps(dict(ds.attrs), default=str)
+
+
+class _Payload:
+    """What a crafted checkpoint carries: unpickling it would run a command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (shutil.copy, (__file__, str(self.marker)))
+
+
+def test_a_crafted_checkpoint_runs_nothing(trained, capsys):
+    runs = trained["tmp"] / "crafted_runs"
+    shutil.copytree(trained["runs"] / "na_simvp", runs / "na_simvp")
+    ckpt = runs / "na_simvp" / "artifacts" / "best-seed0.pt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    marker = trained["tmp"] / "ran.txt"
+    state["data"] = _Payload(marker)
+    torch.save(state, ckpt)
+    rc = main(["--run", "na_simvp", "--runs-dir", str(runs), "--input", str(trained["nc"]),
+               "--output", str(trained["tmp"] / "crafted.nc")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "holds objects other than tensors and plain values; refused" in err
+    assert not marker.exists() and not (trained["tmp"] / "crafted.nc").exists()

@@ -141,3 +141,17 @@ def test_a_date_missing_from_the_calendar_names_the_setting(own_params, tmp_path
     with pytest.raises(ConfigError, match=r"^datasets.mine.data.splits.test: 1995-01 .. 1996-02-29 is not a "
                                           r"valid range in the file's noleap calendar"):
         prepare.preprocess(own_params, "mine")
+
+
+def test_a_glob_mixing_calendars_names_both_files(own_params, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    _climate(_cftime_axis("1850-07-01", 30, "YS-JUL", "360_day")).to_netcdf(folder / "tas_1850.nc")
+    _climate(_cftime_axis("1880-07-01", 30, "YS-JUL", "noleap")).to_netcdf(folder / "tas_1880.nc")
+    own_params["datasets"]["mine"]["data"].update(
+        path=str(folder / "tas_*.nc"), variables=["tas"],
+        splits={"train": ["1850", "1889"], "val": ["1890", "1899"], "test": ["1900", "1909"]}, T_in=3, T_out=2)
+    prepare.download(own_params, "mine")
+    with pytest.raises(DataError, match=r"tas_1880.nc: its dates are in the noleap calendar but those of "
+                                        r".*tas_1850.nc in the 360_day calendar"):
+        prepare.preprocess(own_params, "mine")

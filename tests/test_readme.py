@@ -25,7 +25,7 @@ EXERCISED_BY = {
     ".venv/bin/dvc repro reference_t2m": "tests/training/test_reference_forecasts.py",
     ".venv/bin/dvc repro train_era5_eu_svq": "tests/test_own_data.py",
     ".venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1": "flags checked here",
-    ".venv/bin/python -m pipeline.registry --table 1": "tests/tracking/test_logged_model.py",
+    ".venv/bin/python -m pipeline.registry --table 1 --dataset t2m": "tests/tracking/test_logged_model.py",
     "make dvc.yaml": "tests/repro/test_experiments.py::test_committed_dvc_yaml_is_up_to_date",
     "dvc exp run -S profile=paper -S train.devices=4": "tests/training/test_distributed.py",
     ".venv/bin/torchrun --standalone --nproc_per_node 4 stages/train.py kth_svq": "tests/training/test_distributed.py",

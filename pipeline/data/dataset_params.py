@@ -103,3 +103,21 @@ def dataset_deps(params: dict[str, Any], ds: str) -> list[str]:
             deps.add(f"profiles.{profile}.data.source")
         deps.add(f"profiles.{profile}.datasets.{ds}")
     return sorted(k for k in deps if has_key(params, k))
+
+
+def own_files(params: dict[str, Any], ds: str) -> list[str]:
+    """The user's files a custom dataset reads (``datasets.<ds>.data.path``: a file, a glob's
+    matches now, or a Zarr store), as the preprocess stage's DVC dependencies: an edited file
+    re-runs its store, references and trainings. [] for other sources, for a custom dataset on
+    its generated twin, and for a path that matches nothing yet (the stage then says so)."""
+    settings = dataset_settings(params, ds)
+    path = (settings.get("data") or {}).get("path")
+    if settings.get("source") != "custom" or not path or data_source(params, ds) != "remote":
+        return []
+    from pipeline.core.errors import DataError
+    from pipeline.data.sources.custom.files import files
+
+    try:
+        return files(str(path), f"datasets.{ds}.data.path")
+    except DataError:
+        return []

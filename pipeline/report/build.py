@@ -186,18 +186,22 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, ExperimentResu
                                                labels=("SimVP+SVQ", "SimVP")))
 
     curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    validation: dict[str, dict[str, list[tuple[int, float]]]] = {}
     for ds, title in titles.items():
         for suffix, label in MAIN_VARIANTS:
             rec = records.get(f"{ds}_{suffix}")
             if rec is None:
                 continue
-            for seed, curve in rec.history().items():
+            val = rec.history("val_loss")
+            for seed, curve in rec.history("train_loss").items():
                 name = label if rec.n_seeds == 1 else f"{label} seed {seed}"
                 loss = training_loss(params, rec)  # MSE and MAE losses never share an axis
                 group = f"{title}: {loss.upper()} loss" if loss else title
                 curves.setdefault(group, {})[name] = curve
-    add("Learning curves (validation loss per epoch) of the main runs",
-        fig.learning_curves_figure(curves, out_dir / "learning_curves.png"))
+                validation.setdefault(group, {})[name] = val.get(seed, [])
+    add("Learning curves of the main runs: training loss per epoch (lines), validation loss at the "
+        "validated epochs (open markers)",
+        fig.learning_curves_figure(curves, out_dir / "learning_curves.png", metric="loss", points=validation))
 
     leads = lead_curves(titles, records)
     add("Latitude-weighted RMSE per lead time (WeatherBench 2 style): SimVP vs SVQ vs persistence and "

@@ -23,10 +23,15 @@ log = logging.getLogger(__name__)
 
 def learning_curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]], path: Path,
                            *, metric: str = "val_loss", xlabel: str = "epoch",
-                           dashed: Sequence[str] = ()) -> Path | None:
-    """A metric per step (validation loss per epoch; scores per lead time): one panel per group,
-    one line per run label; labels in ``dashed`` (reference forecasts) are drawn dashed. Runs
-    trained with different losses (MSE, MAE) must be in different groups: their losses share no scale."""
+                           dashed: Sequence[str] = (),
+                           points: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]] | None = None,
+                           points_label: str = "validation") -> Path | None:
+    """A metric per step (training loss per epoch; scores per lead time): one panel per group,
+    one line per run label; labels in ``dashed`` (reference forecasts) are drawn dashed; ``points``
+    (same groups and labels: validation loss at the validated epochs) are marked on the line's
+    colour. Runs trained with different losses (MSE, MAE) must be in different groups: their losses
+    share no scale."""
+    points = points or {}
     panels = {g: {k: v for k, v in lines.items() if v} for g, lines in curves.items()}
     panels = {g: lines for g, lines in panels.items() if lines}
     if not panels:
@@ -37,11 +42,19 @@ def learning_curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int,
     nrows = (n + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
     for ax, (group, lines) in zip(axes.flat, panels.items()):
-        for label, points in lines.items():
-            steps, vals = zip(*sorted(points))
-            ax.plot(steps, vals, marker="o", markersize=3, label=label,
-                    linestyle="--" if label in dashed else "-")
+        marked = points.get(group, {})
+        for label, line in lines.items():
+            steps, vals = zip(*sorted(line))
+            [drawn] = ax.plot(steps, vals, marker="" if marked else "o", markersize=3, label=label,
+                              linestyle="--" if label in dashed else "-")
+            if marked.get(label):
+                steps, vals = zip(*sorted(marked[label]))
+                ax.plot(steps, vals, linestyle="none", marker="o", markersize=4, color=drawn.get_color(),
+                        markerfacecolor="white")
+        if marked:  # one legend entry says what the open markers are
+            ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", color="0.3", label=points_label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.ticklabel_format(axis="y", useOffset=False)  # values as they are, not "1e-5+4.022e-1"
         ax.set_title(group, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)

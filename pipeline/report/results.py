@@ -42,9 +42,9 @@ class ExperimentResult:
                 return self.metrics[name], self.metrics_std.get(name)
         return None, None
 
-    def history(self) -> dict[int, list[tuple[int, float]]]:
-        """Validation loss per epoch, by seed."""
-        return record_files.read_history(self.run_dir) if self.run_dir else {}
+    def history(self, column: str = "val_loss") -> dict[int, list[tuple[int, float]]]:
+        """``column`` of the history (val_loss, train_loss, lr) per epoch, by seed."""
+        return record_files.read_history(self.run_dir, column) if self.run_dir else {}
 
     def figure_data(self) -> dict[str, Any]:
         return record_files.read_figure_data(self.run_dir) if self.run_dir else {}

@@ -31,7 +31,7 @@ from pipeline.config.load import load_params
 from pipeline.core import paths
 from pipeline.core.errors import exit_status
 from pipeline.core.outputs import write_or_check
-from pipeline.data.dataset_params import dataset_deps
+from pipeline.data.dataset_params import dataset_deps, own_files
 from pipeline.repro import run_params
 from pipeline.repro.code_digest import KINDS, digest_path, stage_files
 from pipeline.repro.imports import PACKAGE, ImportGraph
@@ -119,7 +119,8 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
         }
         stages[f"preprocess_{ds}"] = {
             "cmd": stage_cmd("preprocess", ds),
-            "deps": [raw, *code["preprocess"]],
+            # an own dataset's files too: editing one re-runs the store and what it feeds
+            "deps": [raw, *own_files(params, ds), *code["preprocess"]],
             "params": fold_keys(set(deps), params),
             # persist: the store is swapped in atomically; DVC must not delete it before the run
             "outs": [{store: {"persist": True}}],

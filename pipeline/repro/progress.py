@@ -42,6 +42,16 @@ from pipeline.training.summary_line import fmt_duration
 
 RUNNING = re.compile(r"^Running stage '([^']+)'")
 SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
+# DVC's chatter after every stage (the [progress] line says which stage runs; make repro's log keeps
+# what the stages print): blank lines, the lock update, and its git and remote hints
+CHATTER = re.compile(r"^(Running stage '[^']+':|Updating lock file '.*'|To track the changes with git, run:|"
+                     r"To enable auto staging, run:|git add .*dvc\.lock.*|dvc config core\.autostage true|"
+                     r"Use `dvc push` to send your updates to remote storage\.)?$")
+
+
+def chatter(line: str) -> bool:
+    """A line of DVC's own that ``make repro``'s log leaves out (errors and stage output are kept)."""
+    return bool(CHATTER.match(line.strip()))
 
 
 def planned_stages(dry_run_output: Iterable[str]) -> list[str]:
@@ -74,20 +84,25 @@ class Tracker:
 
     def __init__(self, plan: list[str], runs_dir: Path = Path("runs"), clock=time.monotonic, jobs: int = 1):
         self.plan, self.clock, self.t0, self.jobs = plan, clock, clock(), max(1, jobs)
+        self.total = len(plan)  # the count shown never changes: a stage DVC skips counts as done
+        self.skipped = 0
         self.recorded = {s: recorded_duration(s, runs_dir) for s in plan}
         self.started: list[tuple[str, float]] = []
 
     def start(self, stage: str) -> str:
         now = self.clock()
         self.started.append((stage, now))
-        k, n = len(self.started), max(len(self.plan), len(self.started))
-        return f"[progress] stage {k} of {n}: {stage} | elapsed {fmt_duration(now - self.t0)}" \
+        k = len(self.started) + self.skipped
+        self.total = max(self.total, k)
+        skipped = f" ({self.skipped} unchanged, skipped)" if self.skipped else ""
+        return f"[progress] stage {k} of {self.total}{skipped}: {stage} | elapsed {fmt_duration(now - self.t0)}" \
                f" | {self._left(stage, now)}"
 
     def skip(self, stage: str) -> None:
         """A planned stage DVC found unchanged: no longer counted."""
         if stage in self.plan and stage not in {s for s, _ in self.started}:
             self.plan = [s for s in self.plan if s != stage]
+            self.skipped += 1
 
     def _left(self, stage: str, now: float) -> str:
         done = [b - a for (_, a), (_, b) in zip(self.started, self.started[1:])]
@@ -300,8 +315,11 @@ def _run_dvc_repro(args: list[str], out: TextIO, dvc: str, env: dict[str, str], 
         m = RUNNING.match(line.strip())
         if m:
             print(tracker.start(m.group(1)), file=out, flush=True)
-        out.write(line)
-        out.flush()
+        elif (skipped := SKIPPED.match(line.strip())):
+            tracker.skip(skipped.group(1))
+        if not chatter(line):
+            out.write(line)
+            out.flush()
     rc = proc.wait()
     print(f"[progress] dvc repro {'finished' if rc == 0 else f'failed (exit {rc})'} after "
           f"{fmt_duration(time.monotonic() - tracker.t0)}", file=out, flush=True)
@@ -371,8 +389,9 @@ def _run_lanes(jobs: int, out: TextIO, dvc: str, env: dict[str, str], graph: dic
                     else:
                         tracker.skip(stage)
                     cond.notify_all()
-                out.write(prefix + line)
-                out.flush()
+                if not chatter(line):
+                    out.write(prefix + line)
+                    out.flush()
         return proc.wait()
 
     def lane(k: int) -> None:

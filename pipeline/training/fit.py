@@ -7,6 +7,7 @@ import importlib.metadata
 import math
 import platform
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -234,14 +235,19 @@ def _train_with_early_stopping(cfg: RunConfig, seed: int, s: _Setup) -> None:
         if s.sched is not None and not s.per_step:
             s.sched.step(epoch + 1)
         validate = (epoch + 1) % t.val_every == 0 or epoch + 1 == t.epochs
-        val_loss = _eval_loss(s.model, s.val_dl, s.criterion, s.device, s.T_out, t.precision, s.ranks) if validate \
-            else math.nan
+        val = _validate(s.model, s.val_dl, s.criterion, s.device, s.T_out, t.precision, s.ranks) if validate else {}
+        val_loss = val.get("val_loss", math.nan)
         since = epoch + 1 - max((r["epoch"] for r in progress.history if not math.isnan(r["val_loss"])), default=0)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
                "epoch_time_s": progress.epoch_times[-1]}
         progress.history.append(row)
-        mlflow_runs.log_metrics({k: v for k, v in row.items() if k != "epoch" and not math.isnan(v)},
+        # val_mse and val_mae beside the objective (MSE for SimVP, MAE for SVQ): compare charts line up
+        mlflow_runs.log_metrics({k: v for k, v in (row | val).items() if k != "epoch" and not math.isnan(v)},
                                 step=epoch + 1)
+        if s.ranks.is_main and not _on_terminal():  # a log file gets a line per epoch, not redrawn bars
+            shown = "".join(f", {k} {v:.4g}" for k, v in val.items())
+            print(f"{cfg.name} seed {seed} epoch {epoch + 1}/{t.epochs}: train_loss {train_loss:.4g}{shown}, "
+                  f"{progress.epoch_times[-1]:.1f}s", flush=True)
         if validate and val_loss < progress.best:
             progress.best, progress.bad_epochs = val_loss, 0
             progress.best_state = {k: v.detach().cpu().clone() for k, v in s.model.state_dict().items()}
@@ -286,7 +292,8 @@ def _record_seed(cfg: RunConfig, store: Path, seed: int, out_dir: Path, s: _Setu
         leads = _log_lead_scores(lead.result(), out_dir / f"lead_scores-seed{seed}.json")
     figure_data |= _quantizer_figure_data(cfg, s, sample, out_dir / f"svq-weights-seed{seed}.npz")
     _log_mlflow_model_and_inputs(ckpt, sample, store, cfg.dataset,
-                                 {"train": len(s.train_ds), "val": len(s.val_ds), "test": len(s.test_ds)})
+                                 {"train": len(s.train_ds), "val": len(s.val_ds), "test": len(s.test_ds)},
+                                 f"{cfg.name}-seed{seed}")
     record_files.write_figure_data(out_dir, seed, figure_data)  # per seed: survives a resumed run
     return metrics, leads
 
@@ -337,13 +344,14 @@ def _quantizer_figure_data(cfg: RunConfig, s: _Setup, sample: tuple, weights_pat
     return data
 
 
-def _log_mlflow_model_and_inputs(ckpt: Path, sample, store: Path, dataset: str, windows: dict[str, int]) -> None:
-    """The forecaster as an MLflow model (pyfunc) and the store as the run's dataset inputs."""
+def _log_mlflow_model_and_inputs(ckpt: Path, sample, store: Path, dataset: str, windows: dict[str, int],
+                                 name: str) -> None:
+    """The forecaster as an MLflow model (pyfunc) named ``name`` and the store as the run's dataset inputs."""
     from pipeline.tracking.dataset_inputs import log_store_inputs
     from pipeline.tracking.logged_model import log_forecaster
 
     log_store_inputs(store, dataset, windows)
-    log_forecaster(ckpt, sample[0].numpy(), sample[2])
+    log_forecaster(ckpt, sample[0].numpy(), sample[2], name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,7 +361,8 @@ def _train_epoch(model, forward, loader, opt, scaler, step_sched, criterion, dev
     mean training loss over all ranks' windows."""
     model.train()
     total, n = 0.0, 0
-    bar = tqdm(loader, total=steps, desc=desc, leave=False, mininterval=2.0, disable=not ranks.is_main)
+    bar = tqdm(loader, total=steps, desc=desc, leave=False, mininterval=2.0,
+               disable=not ranks.is_main or not _on_terminal())
     for i, (x, y) in enumerate(bar):
         if i >= steps:
             break
@@ -378,16 +387,30 @@ def _train_epoch(model, forward, loader, opt, scaler, step_sched, criterion, dev
 
 
 @torch.no_grad()
-def _eval_loss(model, loader, criterion, device, T_out, precision, ranks) -> float:
+def _validate(model, loader, criterion, device, T_out, precision, ranks) -> dict[str, float]:
+    """The validation split's loss (the training objective) and its MSE and MAE in the model's
+    scaled space, the same names for every run."""
     model.eval()
-    total, n = 0.0, 0
+    total, mse, mae, n = 0.0, 0.0, 0.0, 0
     for x, y in loader:
         with distributed.autocast(precision, device):
             pred, _ = model.forecast(x.to(device, non_blocking=True), T_out)
-        total += criterion(pred.float(), y.to(device)).item() * len(x)
+        pred, y = pred.float(), y.to(device)
+        total += criterion(pred, y).item() * len(x)
+        mse += nn.functional.mse_loss(pred, y).item() * len(x)
+        mae += nn.functional.l1_loss(pred, y).item() * len(x)
         n += len(x)
-    total, n = distributed.sum_across([total, n], ranks)
-    return total / max(n, 1)
+    total, mse, mae, n = distributed.sum_across([total, mse, mae, n], ranks)
+    n = max(n, 1)
+    return {"val_loss": total / n, "val_mse": mse / n, "val_mae": mae / n}
+
+
+def _on_terminal() -> bool:
+    """Progress bars only where a person watches: redrawn into a log file they are noise."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 @torch.no_grad()

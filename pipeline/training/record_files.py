@@ -185,16 +185,18 @@ def read_reference(ref_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def read_history(run_dir: Path) -> dict[int, list[tuple[int, float]]]:
-    """Validation loss per validated epoch (``train.val_every``), by seed (empty when the run has
-    no history file)."""
+def read_history(run_dir: Path, column: str = "val_loss") -> dict[int, list[tuple[int, float]]]:
+    """``column`` of history.csv per epoch that has it (validation loss: per validated epoch,
+    ``train.val_every``), by seed (empty when the run has no history file)."""
+    if column not in HISTORY_COLUMNS[2:]:
+        raise ValueError(f"history column {column!r}: expected one of {HISTORY_COLUMNS[2:]}")
     path = Path(run_dir) / HISTORY
     if not path.exists():
         return {}
     out: dict[int, list[tuple[int, float]]] = {}
     with path.open() as f:
         for row in csv.DictReader(f):
-            val = float(row["val_loss"])
+            val = float(row[column])
             if not math.isnan(val):
                 out.setdefault(int(row["seed"]), []).append((int(row["epoch"]), val))
     return out

@@ -44,6 +44,23 @@ def test_learning_curves(tmp_path):
     assert learning_curves_figure({"TaxiBJ": {"SimVP": []}}, tmp_path / "x.png") is None
 
 
+def test_learning_curves_mark_validation_on_the_training_line_without_an_offset(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    saved = []
+    monkeypatch.setattr("pipeline.report.figures._save", lambda fig, path: saved.append(fig) or path)
+    train = {"t2m: MAE loss": {"SimVP+SVQ": [(e, 0.40221 + 1e-5 * e) for e in range(1, 11)]}}
+    val = {"t2m: MAE loss": {"SimVP+SVQ": [(5, 0.40226), (10, 0.40231)]}}
+    learning_curves_figure(train, tmp_path / "lc.png", metric="loss", points=val)
+    ax = saved[0].axes[0]
+    line, marks = ax.lines[0], ax.lines[1]
+    assert list(line.get_xdata()) == list(range(1, 11)) and list(marks.get_xdata()) == [5, 10]
+    assert marks.get_color() == line.get_color() and marks.get_linestyle() == "None"
+    saved[0].canvas.draw()
+    assert ax.yaxis.get_offset_text().get_text() == ""  # no "1e-5+4.022e-1" above the axis
+    plt.close(saved[0])
+
+
 def test_noise_figure_from_table5(tmp_path):
     def rec(exp, mse):
         return ExperimentResult(exp, "t2m", "sample", (5,), 1, {"test_mse": mse}, {"test_mse": 0.0}, {}, ("id",))

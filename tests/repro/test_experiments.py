@@ -183,6 +183,9 @@ def test_codebook_change_reruns_only_default_codebook_svq_runs(tiny_params, tmp_
     assert sorted(log.read_text().split()) == ["report", "train_t2m_svq", "train_t2m_svq_frozen"]
     header = run(*dvc, "exp", "show", "--csv", "--only-changed").stdout.splitlines()[0].split(",")
     assert "svq.codebook_size" in header and "runs" in header and len(header) <= 40, header
+    # each re-run train stage's own metrics file differs from the commit, the others do not
+    diff = run(*dvc, "metrics", "diff").stdout
+    assert "runs/t2m_svq/metrics.json" in diff and "runs/t2m_simvp/metrics.json" not in diff, diff
     log.write_text("")
     run(*dvc, "exp", "run", "-S", "experiments.t2m_svq.tables=[1,2]")  # a tag: no training
     assert sorted(log.read_text().split()) == ["reference_t2m", "report"]
@@ -219,3 +222,16 @@ def test_stage_interpreter_is_the_venv_without_activation(tmp_path):
     out = subprocess.run(probe[:2] + ["-c", "import sys; print(sys.prefix)"],
                          env=env | {"VIRTUAL_ENV": sys.prefix}, capture_output=True, text=True)
     assert os.path.realpath(out.stdout.strip()) == os.path.realpath(sys.prefix)
+
+
+def test_an_own_datasets_files_are_dependencies_of_its_store(tiny_params, tmp_path):
+    """Editing the netCDF a custom dataset reads re-runs its store (and what the store feeds)."""
+    for year in (1850, 1860):
+        (tmp_path / f"tas_{year}.nc").write_bytes(b"x")
+    tiny_params["datasets"]["mine"] = {"source": "custom", "raw": "remote", "metrics": ["mse"],
+                                       "data": {"path": str(tmp_path / "tas_*.nc"), "variables": ["tas"]}}
+    tiny_params["experiments"]["mine_simvp"] = {"dataset": "mine", "tables": []}
+    stages = build_stages(tiny_params)["stages"]
+    deps = stages["preprocess_mine"]["deps"]
+    assert [d for d in deps if d.endswith(".nc")] == [str(tmp_path / "tas_1850.nc"), str(tmp_path / "tas_1860.nc")]
+    assert not any(d.endswith(".nc") for d in stages["preprocess_t2m"]["deps"])  # a twin: no own files

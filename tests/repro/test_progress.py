@@ -1,7 +1,8 @@
 """Progress lines of `python -m pipeline.repro.progress` and the training stage's one-line summary."""
 import json
+import re
 
-from pipeline.repro.progress import Tracker, planned_stages
+from pipeline.repro.progress import Tracker, chatter, planned_stages
 from pipeline.training.summary_line import fmt_duration, one_line_summary
 
 
@@ -21,6 +22,19 @@ def test_plan_from_dry_run_and_estimates(tmp_path):
     assert tr.start("train_t2m_svq") == "[progress] stage 2 of 3: train_t2m_svq | elapsed 20s | ~2m00s left"
     now[0] = 130.0
     assert tr.start("report").endswith("elapsed 2m10s | ~1m05s left")
+
+
+def test_a_skipped_stage_counts_as_done_and_chatter_is_left_out():
+    now = [0.0]
+    tr = Tracker(["a", "b", "c"], clock=lambda: now[0])
+    assert tr.start("a").startswith("[progress] stage 1 of 3: a |")
+    tr.skip("b")  # DVC found it unchanged: the total stays 3
+    assert tr.start("c").startswith("[progress] stage 3 of 3 (1 unchanged, skipped): c |")
+    for line in ("", "Updating lock file 'dvc.lock'", "\tgit add dvc.lock", "Running stage 'train_x':",
+                 "Use `dvc push` to send your updates to remote storage."):
+        assert chatter(line), line
+    for line in ("> sh stages/python stages/train.py x", "ERROR: failed to reproduce 'x'", "params: error: y"):
+        assert not chatter(line), line
 
 
 def test_one_line_summary():
@@ -120,8 +134,9 @@ def test_two_at_a_time_records_what_a_sequential_repro_records(tmp_path, monkeyp
     (par / "src_a.txt").write_text("changed")
     out = io.StringIO()
     assert progress.run(["--jobs", "2"], out=out, dvc=dvc) == 0
-    ran = progress.planned_stages(line.split("] ", 1)[-1] for line in out.getvalue().splitlines())
+    ran = re.findall(r"\[progress\] stage \d+ of 3: (\S+) \|", out.getvalue())
     assert ran == ["prep_a", "train_a", "report"], out.getvalue()
+    assert "Updating lock file" not in out.getvalue() and "\n[1] \n" not in out.getvalue()  # DVC's chatter left out
     assert (par / "report.txt").read_text() == "changed" + "src_b.txt"
     assert subprocess.run([dvc, "status", "-q"], cwd=par).returncode == 0
 

@@ -1,5 +1,7 @@
 """A trained run as MLflow users expect it: a loadable pyfunc model, the store as dataset inputs,
 a run name with experiment, seed and DVC experiment, the model-training experiment kind."""
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import torch
@@ -28,7 +30,10 @@ def test_logged_model_forecasts_and_store_is_the_input(tiny_params, tiny_store, 
     assert {t.key: t.value for t in test.tags}["mlflow.data.context"] == "testing"
 
     mlflow.set_tracking_uri(mlflow_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/t2m_svq-seed0")  # named after its run
+    # logged from code: loading runs the project's forecaster_model.py, nothing is unpickled
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/t2m_svq-seed0", dst_path=str(tmp_path / "m")))
+    assert not list(local.rglob("*.pkl")) and (local / "forecaster_model.py").is_file()
     ds = WindowDataset(tiny_store, "test")
     x = np.stack([ds[i][0].numpy() for i in range(3)])
     y = model.predict(x)

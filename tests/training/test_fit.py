@@ -62,6 +62,11 @@ def test_run_logs_params_metrics_and_artifacts(tiny_params, tiny_store, mlflow_u
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [1]
     assert {"train_loss", "lr", "test_mse"} <= set(run.data.metrics)
+    # the same validation scores for every run, whatever its objective (MAE for SVQ, MSE for SimVP)
+    val_mse, val_mae = (client.get_metric_history(run.info.run_id, k) for k in ("val_mse", "val_mae"))
+    assert [m.step for m in val_mse] == [1] == [m.step for m in val_mae]
+    objective = val_mae if name == "t2m_svq" else val_mse
+    assert objective[0].value == pytest.approx(history[0].value, rel=1e-6)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config-seed0.yaml", "best-seed0.pt", "forecast-seed0.png", "forecast-seed0.npz"} <= artifacts
     if name == "t2m_svq":
@@ -76,7 +81,7 @@ def test_early_stopping_and_seeds(tiny_params, tiny_store, mlflow_uri, tmp_path,
     import pipeline.training.fit as train
 
     losses = iter([1.0, 2.0, 3.0] * 2)  # each seed: worse after epoch 1, so it stops after patience
-    monkeypatch.setattr(train, "_eval_loss", lambda *a, **k: next(losses))
+    monkeypatch.setattr(train, "_validate", lambda *a, **k: {"val_loss": next(losses)})
     tiny_params["seeds"] = [0, 1]
     tiny_params["profiles"]["sample"]["train"].update(epochs=6, patience=2, val_every=1)
     summary = run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "out")
@@ -97,9 +102,9 @@ def test_validation_every_k_epochs_and_after_the_last(tiny_params, tiny_store, m
 
     def val_loss(*a, **k):
         calls.append(1)
-        return next(losses)
+        return {"val_loss": next(losses)}
 
-    monkeypatch.setattr(train, "_eval_loss", val_loss)
+    monkeypatch.setattr(train, "_validate", val_loss)
     tiny_params["profiles"]["sample"]["train"].update(epochs=8, patience=3, val_every=2)
     summary = run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "out")
     # epoch 2: 1.0 (best); 4: 2.0 (2 epochs without improvement); 6: 3.0 (4 >= patience 3): stop

@@ -62,6 +62,10 @@ def open_files(path: str, cfg: CustomSettings):
         source = ds.encoding.get("source", "?")
         _check_vars(ds, source, cfg)
         times = ds[cfg.time].values
+        if seen and times.size and seen[-1][1].size and _time_kind(times) != _time_kind(seen[-1][1]):
+            raise DataError(f"{source}: its dates are in the {_time_kind(times)} calendar but those of "
+                            f"{seen[-1][0]} in the {_time_kind(seen[-1][1])} calendar; the files of "
+                            f"{cfg.key('path')} must share one calendar")
         if seen and times.size and seen[-1][1].size and times[0] <= seen[-1][1][-1]:
             raise DataError(f"{source}: starts at {cal.stamp(times[0])}, not after the end of "
                             f"{seen[-1][0]} ({cal.stamp(seen[-1][1][-1])}); files overlap or sort out of "
@@ -79,6 +83,14 @@ def open_files(path: str, cfg: CustomSettings):
                         f"({type(exc).__name__}: {exc})") from exc
     origin = np.concatenate([np.full(t.size, f, dtype=object) for f, t in seen])
     return ds, origin
+
+
+def _time_kind(times: np.ndarray) -> str:
+    """The calendar dates decode to: ``standard`` (numpy datetimes) or a cftime calendar; dates of
+    two kinds do not compare."""
+    if np.issubdtype(times.dtype, np.datetime64) or not times.size:
+        return "standard"
+    return str(getattr(times[0], "calendar", type(times[0]).__name__))
 
 
 _LAT, _LON = ("lat", "latitude"), ("lon", "longitude")
