@@ -84,12 +84,15 @@ class Change:
     before: Any                                # MISSING: not in the committed file
     reached: tuple[str, ...]                   # experiments whose run takes the new value
     kept: tuple[tuple[str, str, Any], ...]     # (experiment, the params.yaml key that wins, its value)
+    already: tuple[str, ...] = ()              # experiments whose own value is the new one: nothing changes
 
     def describe(self) -> list[str]:
         """``svq.codebook_size = 6000 (was 10000): 11 runs take it; 6 keep their own value:`` and
         one indented line per winning key, the experiments that follow it."""
         was = "" if self.before is MISSING else f" (was {_short(self.before)})"
         head = f"{self.key} = {_short(self.value)}{was}: {_count(len(self.reached))} take{'s' * (len(self.reached) == 1)} it"
+        if self.already:
+            head += f" ({', '.join(self.already[:NAMES_SHOWN])}{' ...' * (len(self.already) > NAMES_SHOWN)} have it already)"
         if not self.kept:
             return [head]
         lines = [f"{head}; {_count(len(self.kept))} keep{'s' * (len(self.kept) == 1)} another value:"]
@@ -116,13 +119,16 @@ def plan(params: dict[str, Any], baseline: dict[str, Any] | None) -> list[Change
                 before = _value_at(baseline, origin)
                 if before == value:
                     continue
-                entry = found.setdefault(origin, (value, before, [], []))
+                entry = found.setdefault(origin, (value, before, [], [], []))
                 if origin == win_origin:
                     entry[2].append(name)
-                elif value != win_value:  # (equal: the run has that value already; nothing changes)
+                elif value != win_value:
                     entry[3].append((name, win_origin, win_value))
-    return [Change(key, value, before, tuple(dict.fromkeys(reached)), tuple(dict.fromkeys(kept)))
-            for key, (value, before, reached, kept) in sorted(found.items()) if reached or kept]
+                else:  # its own value is the new one: nothing changes for it
+                    entry[4].append(name)
+    return [Change(key, value, before, tuple(dict.fromkeys(reached)), tuple(dict.fromkeys(kept)),
+                   tuple(dict.fromkeys(already)))
+            for key, (value, before, reached, kept, already) in sorted(found.items()) if reached or kept]
 
 
 def refusal(changes: list[Change], named: set[str] | None = None) -> str | None:

@@ -52,7 +52,9 @@ def test_a_change_reaches_the_runs_it_can_and_lists_the_others(params):
     assert kept["wbm_svq_frozen"] == ("profiles.sample.experiments.wbm_svq_frozen.set.svq.codebook_size", 1024)
     assert not set(kept) & set(change.reached) and "t2m_simvp" not in kept
     text = "\n".join(change.describe())
-    assert text.startswith(f"svq.codebook_size = 6000 (was 10000): {len(change.reached)} runs take it; "
+    assert set(change.already) == {"kth_svq", "kth_svq_frozen", "kitti_svq", "kitti_svq_frozen"}  # 6000 their own
+    assert text.startswith(f"svq.codebook_size = 6000 (was 10000): {len(change.reached)} runs take it "
+                           f"(kth_svq_frozen, kth_svq, kitti_svq_frozen, kitti_svq have it already); "
                            f"{len(kept)} runs keep another value:")
     assert "1024 from profiles.sample.experiments.<name>.set.svq.codebook_size" in text
     assert refusal(changes) is None
