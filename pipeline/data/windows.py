@@ -64,6 +64,27 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
+    def lead_hours(self) -> list[float] | None:
+        """Hours from the last input frame to each target frame, from the split's timestamps (the
+        first window's: every window has the same offsets); None for a store without timestamps
+        (video) or an empty split. WB-M's uneven leads come out uneven."""
+        if not len(self.starts):
+            return None
+        import xarray as xr
+
+        try:  # chunks=None: the small time axis read directly
+            times = xr.open_zarr(self.store, group=self.split, consolidated=False, chunks=None)
+        except Exception:  # noqa: BLE001 - no readable timestamps: no hours
+            return None
+        if "time" not in times.variables:
+            return None
+        t = times["time"].values[self.starts[0] + self._offsets]
+        out = []
+        for v in t[self.T_in:]:
+            d = v - t[self.T_in - 1]  # numpy timedelta64 for standard dates, timedelta for cftime ones
+            out.append(float(d / np.timedelta64(1, "s") if isinstance(d, np.timedelta64) else d.total_seconds()) / 3600)
+        return out
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_frames"] = None  # each worker opens (or loads) its own

@@ -76,9 +76,10 @@ class LeadEvaluation:
     the grid's latitudes or None. Fed batch by batch by the test evaluation (see ``update``).
     """
 
-    def __init__(self, test, references=None, lat=None):
+    def __init__(self, test, references=None, lat=None, lead_hours=None):
         self.test = test
         self.refs = references
+        self.lead_hours = lead_hours  # hours after the last input of each lead (None: unknown)
         names = list(references.names) if references is not None else []
         H = test.frame_shape[1]
         self.scores = {name: LeadScores(test.T_out, test.channels, lat, H) for name in ["model", *names]}
@@ -107,7 +108,7 @@ class LeadEvaluation:
         """Per lead and channel: the model's and each reference's RMSE and MAE, and the skill."""
         values = {name: acc.compute() for name, acc in self.scores.items()}
         out = {"weighting": self.scores["model"].weighting, "channels": self.test.channels,
-               "lead": list(range(1, self.test.T_out + 1)),
+               "lead": list(range(1, self.test.T_out + 1)), "lead_hours": self.lead_hours,
                "scores": {name: {k: v.tolist() for k, v in s.items()} for name, s in values.items()},
                "skill_rmse": {}}
         model = values["model"]["rmse"]

@@ -206,7 +206,7 @@ def make_figures(params: Mapping[str, Any], records: Mapping[str, ExperimentResu
     leads = lead_curves(titles, records)
     add("Latitude-weighted RMSE per lead time (WeatherBench 2 style): SimVP vs SVQ vs persistence and "
         "climatology", fig.learning_curves_figure(leads, out_dir / "lead_rmse.png", metric="RMSE (cos-lat weighted)",
-                                                  xlabel="lead (frames)", dashed=tuple(REFERENCE_LABELS.values())))
+                                                  xlabel=lead_axis(records), dashed=tuple(REFERENCE_LABELS.values())))
 
     t2m_refs = _reference_lines((references or {}).get("t2m"))
     add("MSE vs injected noise, with and without SVQ (Table 5)",
@@ -274,13 +274,23 @@ def lead_curves(titles: Mapping[str, str],
             if rec is None:
                 continue
             leads = rec.leads
+            hours = leads.get("lead_hours")  # absent from older records: the lead index then
             for key in sorted(k for k in leads if k.startswith("lead_rmse_") and not k.endswith(refs)):
                 panel = out.setdefault(f"{title}: {key[len('lead_rmse_'):]}", {})
-                panel[label] = _series(leads[key])
+                panel[label] = _series(leads[key], hours)
                 for ref, ref_label in REFERENCE_LABELS.items():
                     if f"{key}_{ref}" in leads and ref_label not in panel:
-                        panel[ref_label] = _series(leads[f"{key}_{ref}"])
+                        panel[ref_label] = _series(leads[f"{key}_{ref}"], hours)
     return out
+
+
+def lead_axis(records: Mapping[str, ExperimentResult]) -> str:
+    """The per-lead figure's x label: hours after the last input when every weather record says
+    them, else the lead index."""
+    weather = [rec for rec in records.values() if any(k.startswith("lead_rmse_") for k in rec.leads)]
+    if weather and all(rec.leads.get("lead_hours") for rec in weather):
+        return "lead time (hours after the last input)"
+    return "lead (frames)"
 
 
 def padding_notes(records: Mapping[str, ExperimentResult]) -> list[str]:
@@ -290,9 +300,11 @@ def padding_notes(records: Mapping[str, ExperimentResult]) -> list[str]:
             if (pad := rec.params.get("model.grid_padding")) not in (None, "", "none")]
 
 
-def _series(values) -> list[tuple[int, float]]:
-    """(lead, value) from a per-lead list (lead 1 first); missing values left out."""
-    return [(lead, float(v)) for lead, v in enumerate(values, start=1) if v is not None]
+def _series(values, hours=None) -> list[tuple[float, float]]:
+    """(lead, value) from a per-lead list (lead 1 first; ``hours``: the leads in hours, where
+    known); missing values left out."""
+    xs = hours if hours and len(hours) == len(values) else range(1, len(values) + 1)
+    return [(x, float(v)) for x, v in zip(xs, values) if v is not None]
 
 
 def _forecast(data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:

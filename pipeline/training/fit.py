@@ -453,7 +453,7 @@ def _lead_evaluation(store: Path, test_ds: WindowDataset) -> LeadEvaluation | No
     key = str(Path(store).resolve())
     if key not in _REFERENCES:  # one per store and process: later seeds score the same test windows
         _REFERENCES[key] = ReferenceForecasts(store, test_ds)
-    return LeadEvaluation(test_ds, _REFERENCES[key], lat)
+    return LeadEvaluation(test_ds, _REFERENCES[key], lat, lead_hours=test_ds.lead_hours())
 
 
 _REFERENCES: dict = {}  # store -> ReferenceForecasts (read-only once built: means and hours of the store)
@@ -464,7 +464,10 @@ def _log_lead_scores(result: dict, path: Path) -> dict[str, list[float]]:
     mlflow_runs.log_series(series, first_step=1)  # the lead as the step
     record_files.write_json(path, result)
     mlflow_runs.log_artifact(path)
-    return {k: [float(v) for v in vals] for k, vals in series.items()}
+    out = {k: [float(v) for v in vals] for k, vals in series.items()}
+    if result.get("lead_hours"):  # the x axis of the report's per-lead figure
+        out["lead_hours"] = [float(h) for h in result["lead_hours"]]
+    return out
 
 
 def _cost(model, example, fps_batch: int | None = None) -> dict[str, float]:

@@ -430,6 +430,7 @@ def test_wbm_windows_read_the_public_offsets(tmp_path):
     assert x.shape[0] == 4 and y.shape[0] == 4
     hours = (tr.time[2 + np.array(ds._offsets)] - tr.time[2 + 17]) / np.timedelta64(1, "h")
     assert list(hours) == [-102, -66, -30, 0, 6, 42, 78, 114]
+    assert ds.lead_hours() == [6.0, 42.0, 78.0, 114.0]  # the uneven leads the report's lead axis shows
     raw = np.asarray(tr.frames)[2 + np.array([0, 6, 12, 17, 18, 24, 30, 36])]
     np.testing.assert_allclose(ds.raw_window(2), raw)
 

@@ -127,6 +127,14 @@ def test_lead_curves_pair_runs_with_references(runs):
     panel = curves["T2M: t2m"]
     assert panel["SimVP"] == [(1, 1.0), (2, 1.5)] and panel["SimVP+SVQ (learnable)"] == [(1, 0.9), (2, 1.4)]
     assert panel["Persistence"] == [(1, 1.2), (2, 2.0)] and panel["Climatology"] == [(1, 2.5), (2, 2.5)]
+    from pipeline.report.build import lead_axis
+    assert lead_axis(records) == "lead (frames)"  # these records predate lead hours
+    for rec in records.values():  # a record with the leads' hours draws them on the x axis
+        if rec.leads:
+            rec.leads["lead_hours"] = [6.0, 42.0]
+    panel = lead_curves({"t2m": "T2M"}, records)["T2M: t2m"]
+    assert panel["SimVP"] == [(6.0, 1.0), (42.0, 1.5)] and panel["Persistence"] == [(6.0, 1.2), (42.0, 2.0)]
+    assert lead_axis(records) == "lead time (hours after the last input)"
 
 
 def test_headline_metrics_stay_few(runs):

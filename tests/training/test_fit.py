@@ -36,6 +36,7 @@ def test_run_logs_params_metrics_and_artifacts(tiny_params, tiny_store, mlflow_u
         assert result["metrics"][key] == pytest.approx(value, rel=1e-6), (key, result["metrics"][key])
     # the committed record holds what the report needs: per-seed metrics, parameters, figure arrays
     assert result["runs"][0]["metrics"]["test_mse"] == result["metrics"]["test_mse"]
+    assert result["runs"][0]["leads"].get("lead_hours") == WindowDataset(tiny_store, "test").lead_hours()  # no stamps
     assert result["params"]["model.quantizer"] == cfg.model.quantizer
     data = np.load(tmp_path / "out" / "figures.npz")
     assert {"forecast_inputs", "forecast_truth", "forecast_prediction"} <= set(data.files)
