@@ -249,8 +249,13 @@ class Scheduler:
 
 
 # -------------------------------------------------------------------------------- running
-def plan_of(args: list[str], dvc: str) -> list[str]:
-    dry = subprocess.run([dvc, "repro", "--dry", *args], capture_output=True, text=True)
+def _argv(dvc: str | list[str]) -> list[str]:
+    """The command that runs DVC: a path to its executable, or an argv (``python -m ...``)."""
+    return [dvc] if isinstance(dvc, str) else list(dvc)
+
+
+def plan_of(args: list[str], dvc: str | list[str]) -> list[str]:
+    dry = subprocess.run([*_argv(dvc), "repro", "--dry", *args], capture_output=True, text=True)
     plan = planned_stages(dry.stdout.splitlines())
     if dry.returncode != 0:
         # On a fresh checkout the dry run stops at the first stage whose inputs an earlier stage
@@ -275,8 +280,9 @@ def estimate(plan: list[str], jobs: int, graph: dict[str, set[str]], runs_dir: P
             f"other stages come on top")
 
 
-def run(args: list[str], out: TextIO = sys.stdout, dvc: str | None = None) -> int:
-    dvc = dvc or str(Path(sys.executable).with_name("dvc"))
+def run(args: list[str], out: TextIO = sys.stdout, dvc: str | list[str] | None = None) -> int:
+    # DVC through lock_guard: dvc.lock written atomically, so a kill -9 never leaves it cut
+    dvc = dvc or [sys.executable, "-m", "pipeline.repro.lock_guard"]
     if "--estimate" in args:
         args = [a for a in args if a != "--estimate"]
         jobs, _ = _jobs_arg(args)
@@ -299,16 +305,16 @@ def _stage_env(warm: bool, plan: list[str]) -> Iterator[dict[str, str]]:
         yield dict(os.environ, **served)
 
 
-def run_sequential(args: list[str], out: TextIO, dvc: str, warm: bool = True) -> int:
+def run_sequential(args: list[str], out: TextIO, dvc: str | list[str], warm: bool = True) -> int:
     plan = plan_of(args, dvc)
     with _stage_env(warm, plan) as env:
         return _run_dvc_repro(args, out, dvc, env, plan)
 
 
-def _run_dvc_repro(args: list[str], out: TextIO, dvc: str, env: dict[str, str], plan: list[str]) -> int:
+def _run_dvc_repro(args: list[str], out: TextIO, dvc: str | list[str], env: dict[str, str], plan: list[str]) -> int:
     tracker = Tracker(plan)
     print(f"[progress] {len(tracker.plan)} stage(s) to run", file=out, flush=True)
-    proc = subprocess.Popen([dvc, "repro", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([*_argv(dvc), "repro", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1, env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -346,14 +352,14 @@ def _jobs_arg(args: list[str]) -> tuple[int, list[str]]:
     return jobs, rest
 
 
-def run_parallel(jobs: int, out: TextIO, dvc: str, warm: bool = True) -> int:
+def run_parallel(jobs: int, out: TextIO, dvc: str | list[str], warm: bool = True) -> int:
     graph = stage_graph()
     todo = with_downstream(plan_of([], dvc), graph, all_stages())
     with _stage_env(warm, todo) as env:
         return _run_lanes(jobs, out, dvc, env, graph, todo)
 
 
-def _run_lanes(jobs: int, out: TextIO, dvc: str, env: dict[str, str], graph: dict[str, set[str]],
+def _run_lanes(jobs: int, out: TextIO, dvc: str | list[str], env: dict[str, str], graph: dict[str, set[str]],
                todo: list[str]) -> int:
     tracker = Tracker(todo, jobs=jobs)
     recorded = [d for d in tracker.recorded.values() if d is not None]
@@ -373,7 +379,7 @@ def _run_lanes(jobs: int, out: TextIO, dvc: str, env: dict[str, str], graph: dic
     env = dict(env, SVQ_JOBS=str(jobs))  # each stage claims a slot: its share of threads / GPUs
 
     def run_batch(batch: list[str], prefix: str) -> int:
-        proc = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item", *batch], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([*_argv(dvc), "--wait-for-lock", "repro", "--single-item", *batch], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -122,7 +122,7 @@ def test_two_at_a_time_records_what_a_sequential_repro_records(tmp_path, monkeyp
     subprocess.run([dvc, "repro", "-q"], cwd=seq, check=True)
     monkeypatch.chdir(par)
     out = io.StringIO()
-    assert progress.run(["--jobs", "2"], out=out, dvc=dvc) == 0
+    assert progress.run(["--jobs", "2"], out=out) == 0  # DVC as make repro runs it: through lock_guard
     log = out.getvalue()
     assert "5 stage(s) to run, 2 at a time" in log and "[2] " in log
     # both preps overlapped, then both trainings; dvc.lock holds what the sequential repro wrote
