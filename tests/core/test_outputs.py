@@ -74,3 +74,18 @@ def test_a_folder_that_cannot_be_put_in_place_brings_the_old_one_back(tmp_path, 
     with pytest.raises(OSError):
         outputs.replace_dir(new, final)
     assert (final / "kept").read_text() == "old" and leftovers(tmp_path) == []
+
+
+def test_the_scratch_a_killed_stage_leaves_is_ignored_by_git():
+    """A report, params or data stage killed mid-swap leaves `.<name>.tmp-<hex>` beside its output:
+    git must not offer it for a commit (the next run of the stage removes it)."""
+    import subprocess
+
+    from conftest import ROOT
+    from pipeline.core.outputs import scratch
+
+    for final in ("reports/README.md", "reports/tables", "run_params", "code_digests/train.md5",
+                  "data/processed/t2m.zarr", "runs/t2m_svq"):
+        leftover = scratch(ROOT / final).relative_to(ROOT).as_posix()
+        res = subprocess.run(["git", "check-ignore", "-q", "--no-index", leftover], cwd=ROOT)
+        assert res.returncode == 0, f"{leftover} is not ignored by git"
