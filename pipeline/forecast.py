@@ -132,7 +132,7 @@ def load_run(run: str, seed: int | None = None, runs_dir: Path | str = RUNS, dev
 
         card = data_card(store_path(load_params(params), cfg["dataset"]), cfg["dataset"])
     names = ModelSettings.model_fields
-    model_cfg = ModelSettings(**({"pad": "reflect"} | {k: v for k, v in cfg["model"].items() if k in names}))
+    model_cfg = ModelSettings(**({"pad": "reflect", "target": "frames"} | {k: v for k, v in cfg["model"].items() if k in names}))
     model = SimVP(tuple(state["in_shape"]), model_cfg, cfg.get("quantizer"))
     model.load_state_dict(state["state_dict"])
     model.to(device).eval()

@@ -127,7 +127,7 @@ def test_climate_files_train_as_they_come(own_params, tmp_path, mlflow_uri, layo
     assert lead["weighting"] == "cos(lat)" and lead["lead"] == [1, 2]
     if layout == "annual_360day":  # the record carries the leads in hours: the report's lead axis
         assert lead["lead_hours"] == summary["runs"][0]["leads"]["lead_hours"] == [8640.0, 17280.0]
-    assert set(lead["skill_rmse"]) == {"persistence", "climatology"}
+    assert set(lead["skill_rmse"]) == {"persistence", "input_mean", "climatology"}
     history = mlflow.tracking.MlflowClient(mlflow_uri).get_metric_history(summary["run_ids"][0], "lead_rmse_tas")
     assert sorted(m.step for m in history) == [1, 2]
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(

@@ -21,6 +21,7 @@ from pipeline.core.schema import Settings, parse
 from pipeline.models.quantizers import parse_settings as parse_quantizer_settings
 from pipeline.models.quantizers import settings_key as quantizer_key
 from pipeline.models.settings import ModelSettings
+from pipeline.models.target import resolve as resolve_target
 
 OVERRIDABLE = ("model.", "train.", "svq.", "quantizers.")
 
@@ -94,6 +95,7 @@ def resolve_run(params: dict[str, Any], name: str, profile: str | None = None) -
 
     resolved = layered("model") | layered("train")
     model = _parse_section(ModelSettings, "model", resolved)
+    model = model.model_copy(update={"target": resolve_target(model.target, ds.get("source", ""))})
     train = _parse_section(TrainSettings, "train", resolved)
     # the quantizer's block: svq.* for SVQ, quantizers.<name>.* for the others
     qsection = quantizer_key(model.quantizer)

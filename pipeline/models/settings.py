@@ -40,3 +40,5 @@ class ModelSettings(Settings):
     quantizer: Annotated[str, registered(QUANTIZERS)]     # pipeline/models/quantizers
     quantizer_position: Literal["pre", "post"]
     pad: Literal["reflect", "edge"]
+    # what the decoder predicts (pipeline/models/target.py); auto is resolved per dataset by resolve_run
+    target: Literal["auto", "frames", "residual", "linear"]

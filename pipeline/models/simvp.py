@@ -1,5 +1,8 @@
 """SimVP (OpenSTL): conv encoder -> translator -> conv decoder, with a slot for a quantizer.
 
+``model.target`` says whether the decoder predicts the frames (the paper) or a correction to a
+simple forecast from the inputs (``pipeline.models.target``).
+
 The quantizer sits between encoder and translator (``position="pre"``, the paper's default) or
 after the translator (``"post"``). The decoder's skip connection takes the first encoder layer's
 output, never the quantized latent, as in the public SVQ code.
@@ -17,6 +20,7 @@ from pipeline.core.schema import Settings
 from pipeline.models.padding import GridPad
 from pipeline.models.quantizers import build_quantizer
 from pipeline.models.settings import ModelSettings
+from pipeline.models.target import LinearSkip
 from pipeline.models.translators import build_translator
 
 
@@ -101,6 +105,13 @@ class SimVP(nn.Module):
         self.dec = Decoder(cfg.hid_S, C, cfg.N_S, cfg.spatio_kernel_dec)
         self.quantizer = build_quantizer(cfg.quantizer, cfg.hid_S, quantizer_settings)
         self.position = cfg.quantizer_position
+        if cfg.target == "auto":
+            raise ValueError("model.target 'auto' must be resolved for a dataset first (pipeline.models.target.resolve)")
+        self.target = cfg.target
+        self.linear = LinearSkip(T, C) if cfg.target == "linear" else None
+        if cfg.target != "frames":  # start as the simple forecast itself: the network learns the correction
+            nn.init.zeros_(self.dec.readout.weight)
+            nn.init.zeros_(self.dec.readout.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, T, C, H, W = x.shape
@@ -112,8 +123,12 @@ class SimVP(nn.Module):
         hid = self.hid(embed.reshape(B, T * C_, H_, W_)).reshape(B * T, C_, H_, W_)
         if self.position == "post":
             hid, aux = self.quantizer(hid)
-        y = self.grid_pad.crop(self.dec(hid, skip))
-        return y.reshape(B, T, C, H, W), aux
+        y = self.grid_pad.crop(self.dec(hid, skip)).reshape(B, T, C, H, W)
+        if self.target == "residual":
+            y = y + x[:, -1:]
+        elif self.target == "linear":
+            y = y + self.linear(x)
+        return y, aux
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """The tensor the quantizer sees for input ``x`` (for diagnostics): the encoder output

@@ -4,7 +4,8 @@ The reference stages (``pipeline/training/reference_forecasts.py``) write ``runs
 report reads only those committed files. A trained run *beats* a reference when its test MSE is
 strictly below the reference's on the same test windows. "Climatology" means the best of the
 climatologies a dataset has (all-hours and, for hourly weather, by hour of day), so beating it is
-beating every one of them.
+beating every one of them. ``leads_lost`` names, per reference, the leads where the run does not
+beat it (from the run's own record, ``pipeline.training.reference_comparison``).
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 
 CLIMATOLOGIES = ("climatology", "climatology_hour")
 LIST_AT_MOST = 8  # runs named in the summary line; the table lists all
-BEATS_COLUMNS = ["experiment", "dataset", "tables", "n_seeds", "test_mse", "persistence_mse",
-                 "climatology_mse", "beats_persistence", "beats_climatology"]
+COMPARED = ("persistence", "input_mean", "climatology")  # the report's columns, in this order
+BEATS_COLUMNS = ["experiment", "dataset", "tables", "n_seeds", "test_mse",
+                 *(f"{r}_mse" for r in COMPARED), *(f"beats_{r}" for r in COMPARED), "leads_lost"]
 
 
 def read_references(datasets: Iterable[str], profile: str, runs_dir: Path | str) -> dict[str, dict[str, Any]]:
@@ -45,14 +47,16 @@ def read_references(datasets: Iterable[str], profile: str, runs_dir: Path | str)
     return out
 
 
-def reference_mse(refs: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
-    """(persistence MSE, best climatology MSE) of one dataset's references; None where absent."""
+def reference_mse(refs: Mapping[str, Any] | None) -> dict[str, float | None]:
+    """``{persistence, input_mean, climatology}`` -> test MSE of one dataset's references (the best
+    climatology's); None where absent."""
     def mse(name):
         v = ((refs or {}).get(name) or {}).get("metrics", {}).get("test_mse")
         return float(v) if v is not None and math.isfinite(v) else None
 
     clim = [v for v in (mse(c) for c in CLIMATOLOGIES) if v is not None]
-    return mse("persistence"), (min(clim) if clim else None)
+    return {"persistence": mse("persistence"), "input_mean": mse("input_mean"),
+            "climatology": min(clim) if clim else None}
 
 
 def beats(mse: float | None, reference: float | None) -> bool | None:
@@ -68,20 +72,31 @@ def beats_table(records: Mapping[str, ExperimentResult], references: Mapping[str
     for name, rec in records.items():
         mse = rec.metrics.get("test_mse")
         mse = float(mse) if mse is not None and math.isfinite(mse) else None
-        pers, clim = reference_mse(references.get(rec.dataset))
+        ref = reference_mse(references.get(rec.dataset))
         rows.append({"experiment": name, "dataset": rec.dataset, "tables": ",".join(str(t) for t in rec.tables),
-                     "n_seeds": rec.n_seeds, "test_mse": mse, "persistence_mse": pers, "climatology_mse": clim,
-                     "beats_persistence": beats(mse, pers), "beats_climatology": beats(mse, clim)})
+                     "n_seeds": rec.n_seeds, "test_mse": mse, **{f"{r}_mse": ref[r] for r in COMPARED},
+                     **{f"beats_{r}": beats(mse, ref[r]) for r in COMPARED}, "leads_lost": leads_lost(rec)})
     df = pd.DataFrame(rows, columns=BEATS_COLUMNS)
-    for col in ("beats_persistence", "beats_climatology"):
-        df[col] = df[col].astype("boolean")
+    for r in COMPARED:
+        df[f"beats_{r}"] = df[f"beats_{r}"].astype("boolean")
     return df
+
+
+def leads_lost(rec: ExperimentResult) -> str:
+    """``input mean: 1-2 of 4; persistence: 1 of 4``: the leads where the run does not beat a reference
+    it beats on the whole split (a loss overall is the beats columns' to say); "" when none."""
+    parts = []
+    for name, c in sorted(rec.references.items()):
+        lost, skill = c.get("leads_lost") or [], c.get("skill_mse")
+        if lost and skill is not None and skill > 0:
+            parts.append(f"{name.replace('_', ' ')}: {','.join(map(str, lost))} of {c.get('leads', '?')}")
+    return "; ".join(parts)
 
 
 def summary_line(df: pd.DataFrame) -> str:
     """"k of n trained runs beat persistence; m of n beat climatology" (n: runs that could be judged)."""
     parts = []
-    for col, what in (("beats_persistence", "persistence"), ("beats_climatology", "climatology")):
+    for col, what in ((f"beats_{r}", r.replace("_", " ")) for r in COMPARED):
         judged = df[col].dropna()
         if len(judged):
             parts.append(f"{int(judged.sum())} of {len(judged)} trained runs beat {what} on test MSE")
@@ -96,4 +111,5 @@ def summary_line(df: pd.DataFrame) -> str:
     return text
 
 
-__all__ = ["BEATS_COLUMNS", "read_references", "reference_mse", "beats", "beats_table", "summary_line"]
+__all__ = ["BEATS_COLUMNS", "COMPARED", "read_references", "reference_mse", "beats", "beats_table", "leads_lost",
+           "summary_line"]

@@ -70,8 +70,8 @@ def _cell_text(cell: Mapping | None, relative: bool = True) -> str:
 
 
 def _beats_mark(cell: Mapping) -> str:
-    """⚠P / ⚠C after a cell whose run does not beat persistence / climatology on test MSE."""
-    marks = [m for col, m in (("beats_persistence", "P"), ("beats_climatology", "C"))
+    """⚠P / ⚠I / ⚠C after a cell whose run does not beat persistence / the input mean / climatology on test MSE."""
+    marks = [m for col, m in (("beats_persistence", "P"), ("beats_input_mean", "I"), ("beats_climatology", "C"))
              if cell.get(col) is not None and not pd.isna(cell.get(col)) and not bool(cell[col])]
     return f" ⚠{''.join(marks)}" if marks else ""
 
@@ -86,13 +86,15 @@ def render_beats(df: pd.DataFrame) -> str:
     """Markdown of the per-run comparison with the references (✓ beats, ✗ does not, – unknown)."""
     if df.empty:
         return ""
-    lines = ["| Run | Dataset | Test MSE | Persistence MSE | Climatology MSE | Beats persistence | Beats climatology |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| Run | Dataset | Test MSE | Persistence MSE | Input mean MSE | Climatology MSE | Beats persistence "
+             "| Beats input mean | Beats climatology | Leads lost |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in df.to_dict("records"):
         marks = ["–" if v is None or pd.isna(v) else ("✓" if v else "✗")
-                 for v in (r["beats_persistence"], r["beats_climatology"])]
-        mse = [fmt_number(cell_number(r[k])) for k in ("test_mse", "persistence_mse", "climatology_mse")]
-        lines.append(f"| `{r['experiment']}` | {r['dataset']} | {' | '.join(mse)} | {marks[0]} | {marks[1]} |")
+                 for v in (r["beats_persistence"], r["beats_input_mean"], r["beats_climatology"])]
+        mse = [fmt_number(cell_number(r[k])) for k in ("test_mse", "persistence_mse", "input_mean_mse", "climatology_mse")]
+        lines.append(f"| `{r['experiment']}` | {r['dataset']} | {' | '.join(mse)} | {' | '.join(marks)} "
+                     f"| {r['leads_lost'] or '–'} |")
     return "\n".join(lines)
 
 
@@ -179,9 +181,9 @@ def render_readme(tables: Mapping[int, pd.DataFrame], *, profile: str,
         "recomputed from the rows above: ours / the paper's printed value, and in [brackets] the same "
         "formula applied to the paper's own numbers where it does not give the printed value. "
         "◇ rows are reference forecasts computed on the same test windows (no training): persistence "
-        "(the last input frame repeated; copy last frame on video) and the training split's per-pixel "
-        "climatology. ⚠P / ⚠C after a cell: that run's test MSE does not beat persistence / "
-        "climatology.",
+        "(the last input frame repeated; copy last frame on video), the input mean (the mean of the input "
+        "frames repeated) and the training split's per-pixel climatology. ⚠P / ⚠I / ⚠C after a cell: "
+        "that run's test MSE does not beat persistence / the input mean / climatology.",
         "",
     ]
     if beats is not None:

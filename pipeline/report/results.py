@@ -34,6 +34,8 @@ class ExperimentResult:
     leads: dict[str, list[float | None]] = field(default_factory=dict, compare=False)  # per-lead series, first seed
     seed_metrics: tuple[dict[str, float | None], ...] = field(default=(), compare=False)  # each seed's metrics
     software: dict[str, str | None] = field(default_factory=dict, compare=False)  # versions that produced it
+    # reference -> {"mse", "skill_mse", "leads_lost", "leads"}: the seed mean against each reference forecast
+    references: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
     def metric(self, *names: str) -> tuple[float | None, float | None]:
         """(mean, std) of the first of ``names`` this record has; (None, None) if none."""
@@ -81,7 +83,8 @@ def from_result(result: Mapping[str, Any], run_dir: Path | None = None) -> Exper
         params={k: _param(v) for k, v in result["params"].items()},
         run_ids=tuple(str(r.get("run_id", "")) for r in runs),
         seeds=tuple(r.get("seed") for r in runs), run_dir=run_dir, leads=dict(runs[0].get("leads") or {}),
-        seed_metrics=tuple(dict(r.get("metrics") or {}) for r in runs), software=dict(result.get("software") or {}))
+        seed_metrics=tuple(dict(r.get("metrics") or {}) for r in runs), software=dict(result.get("software") or {}),
+        references=dict(result.get("references") or {}))
 
 
 def _param(v: Any) -> str:

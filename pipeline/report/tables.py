@@ -7,10 +7,10 @@ paper copied from OpenSTL (``kind == "reported"``) carry the paper's value only.
 with the same formula, from the paper's (``paper_recomputed``), next to what the paper prints
 (``paper``). A cell whose run is absent is empty (NaN), so partial catalogues still render.
 
-Reference forecasts (``kind == "reference"``: persistence, climatology; copy-last-frame for video)
-are rows appended to every section whose columns they can fill, scored on the same test windows;
-each measured cell says whether its run's test MSE beats them (``beats_persistence``,
-``beats_climatology``; see :mod:`pipeline.report.beats`).
+Reference forecasts (``kind == "reference"``: persistence, the input mean, climatology;
+copy-last-frame for video) are rows appended to every section whose columns they can fill, scored
+on the same test windows; each measured cell says whether its run's test MSE beats them
+(``beats_persistence``, ``beats_input_mean``, ``beats_climatology``; see :mod:`pipeline.report.beats`).
 """
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ from pipeline.report.results import ExperimentResult
 
 COLUMNS = ["profile", "table", "section", "row", "kind", "experiment", "column", "column_title",
            "metric", "better", "ours", "ours_std", "n_seeds", "ours_text", "paper",
-           "paper_recomputed", "rel_diff_pct", "beats_persistence", "beats_climatology", "note",
+           "paper_recomputed", "rel_diff_pct", "beats_persistence", "beats_input_mean", "beats_climatology", "note",
            "paper_version", "software"]
 
 Records = Mapping[str, ExperimentResult] | Iterable[ExperimentResult]
 References = Mapping[str, Mapping[str, Mapping]]  # dataset -> reference -> {label, metrics}
-REFERENCE_ORDER = ("persistence", "climatology", "climatology_hour")
+REFERENCE_ORDER = ("persistence", "input_mean", "climatology", "climatology_hour")
 
 
 def fmt_number(v: float | None, digits: int = 5) -> str:
@@ -96,16 +96,16 @@ def build_table(number: int, records: Records, *, profile: str | None = None,
         for cell in section_cells:
             rec = recs.get(cell["experiment"]) if cell["kind"] == "measured" else None
             if rec is not None and cell["ours"] is not None:
-                pers, clim = reference_mse((references or {}).get(rec.dataset))
+                ref = reference_mse((references or {}).get(rec.dataset))
                 mse = rec.metrics.get("test_mse")
-                cell.update(beats_persistence=beats(mse, pers), beats_climatology=beats(mse, clim))
+                cell.update({f"beats_{r}": beats(mse, v) for r, v in ref.items()})
         cells.extend(section_cells)
         cells.extend(_reference_cells(number, section, references or {}, datasets, profile))
     df = pd.DataFrame(cells, columns=COLUMNS)
     for col in ("ours", "ours_std", "paper", "paper_recomputed", "rel_diff_pct"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["n_seeds"] = df["n_seeds"].astype("Int64")
-    for col in ("beats_persistence", "beats_climatology"):
+    for col in ("beats_persistence", "beats_input_mean", "beats_climatology"):
         df[col] = df[col].astype("boolean")
     return df
 
@@ -309,7 +309,8 @@ def _cell(number: int, section: Section, row: Row, col: Column, profile: str) ->
             "kind": row.kind, "experiment": "", "column": col.key, "column_title": col.title,
             "metric": "/".join(col.metric), "better": col.better, "ours": None, "ours_std": None,
             "n_seeds": None, "ours_text": "", "paper": None, "paper_recomputed": None,
-            "rel_diff_pct": None, "beats_persistence": None, "beats_climatology": None, "note": "",
+            "rel_diff_pct": None, "beats_persistence": None, "beats_input_mean": None, "beats_climatology": None,
+            "note": "",
             "paper_version": "", "software": ""}
 
 

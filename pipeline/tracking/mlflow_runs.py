@@ -204,6 +204,14 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
+def set_tags(tags: dict[str, Any]) -> None:
+    if not _main_rank():
+        return
+    import mlflow
+
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
 def log_series(series: dict[str, list[float]], first_step: int = 1) -> None:
     """Several metrics' values per step (the k-th value at step ``first_step + k``), non-finite
     ones left out, in as few store transactions as MLflow's batch limit allows: one call per value

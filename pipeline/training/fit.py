@@ -32,8 +32,9 @@ from pipeline.metrics.lead_scores import LeadEvaluation, mlflow_series
 from pipeline.metrics.openstl import evaluation_accumulator
 from pipeline.models.codebook import codebook_from_state_dict
 from pipeline.models.simvp import SimVP
+from pipeline.models.target import fit_linear
 from pipeline.tracking import mlflow_runs
-from pipeline.training import checkpoint, distributed, record_files
+from pipeline.training import checkpoint, distributed, record_files, reference_comparison
 from pipeline.training.distributed import pick_device  # noqa: F401  (the public name, here since the start)
 
 
@@ -101,6 +102,9 @@ def run_experiment(cfg: RunConfig, store: Path, out_dir: Path) -> dict[str, Any]
         seeds=[{"seed": r.seed, "run_id": r.run_id, "metrics": r.metrics, "leads": r.leads} for r in results],
         software=software_versions())
     result["elapsed_s"] = round(time.perf_counter() - t0, 1)  # for progress estimates
+    lead_mse = reference_comparison.seed_mean_lead_mse([r.windows for r in results]) if main else None
+    if lead_mse is not None:  # the seed mean against each reference, whole split and per lead
+        result["references"] = reference_comparison.compare(lead_mse, reference_comparison.reference_errors(store))
     if main:
         history = [{"seed": r.seed, **h} for r in results for h in r.history]
         record_files.write(out_dir, result, history, record_files.read_figure_data(out_dir, results[0].seed),
@@ -159,6 +163,7 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
         if not s.ranks.is_main:
             return SeedResult(seed, "", metrics, s.progress.history)
         metrics, leads = _record_seed(cfg, store, seed, out_dir, s, metrics, sample, lead)
+        _log_reference_comparison(store, windows)
     result = SeedResult(seed, run.info.run_id, metrics, s.progress.history, leads, windows)
     done = asdict(result)
     s.resume.finish(done, done.pop("windows"))
@@ -192,6 +197,8 @@ def _set_up(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> _Setup:
 
     in_shape = (train_ds.T_in, len(train_ds.channels), *train_ds.frame_shape[1:])
     model = cpu_layout(build_model(cfg, in_shape).to(device), device)
+    if model.linear is not None:  # before resume: a resumed run then loads its trained weights over the fit
+        _fit_linear_forecast(model, train_ds)
     forward = distributed.wrap(model, ranks, device, train_ds.T_out, t.sync_batchnorm)
     scaler = distributed.grad_scaler(t.precision, device)
     steps = len(train_dl) if t.max_steps_per_epoch is None else min(len(train_dl), t.max_steps_per_epoch)
@@ -204,6 +211,21 @@ def _set_up(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> _Setup:
     progress = resume.load(model, opt, sched, gen, fit_ds) or checkpoint.Progress()
     return _Setup(ranks, device, train_ds, val_ds, test_ds, fit_ds, gen, sampler, train_dl, val_dl, test_dl,
                   in_shape, model, forward, scaler, steps, opt, sched, per_step, criterion, resume, progress)
+
+
+LINEAR_FIT_WINDOWS = 4096  # evenly spaced training windows the linear forecast is fitted on (deterministic)
+
+
+def _fit_linear_forecast(model: SimVP, train_ds: WindowDataset) -> None:
+    """``model.target: linear``: the least-squares weights of the inputs' linear forecast, from the
+    (noise-free) training windows; draws no random numbers, so seeds and resumes are unaffected."""
+    idx = np.unique(np.linspace(0, len(train_ds) - 1, min(len(train_ds), LINEAR_FIT_WINDOWS)).round().astype(int))
+
+    def batches():
+        for lo in range(0, len(idx), 64):
+            xs, ys = zip(*(train_ds[int(i)] for i in idx[lo:lo + 64]))
+            yield torch.stack(xs), torch.stack(ys)
+    fit_linear(model.linear, batches())
 
 
 def _run_tags_and_params(cfg: RunConfig, store: Path, seed: int, s: _Setup) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -224,6 +246,13 @@ def _train_with_early_stopping(cfg: RunConfig, seed: int, s: _Setup) -> None:
     train.patience epochs pass without a better validation loss. ``s.progress`` keeps the best state, and a resume
     checkpoint is written after each epoch, so a killed run goes on from its last finished epoch."""
     t, progress = cfg.train, s.progress
+    if cfg.model.target != "frames" and progress.epochs_done == 0 and not progress.stopped:
+        # the untrained model is already a forecast (the last input, the fitted linear one): it is the
+        # state to beat, so training that only makes validation worse keeps it
+        val = _validate(s.model, s.val_dl, s.criterion, s.device, s.T_out, t.precision, s.ranks)
+        mlflow_runs.log_metrics(val, step=0)
+        progress.best = val["val_loss"]
+        progress.best_state = {k: v.detach().cpu().clone() for k, v in s.model.state_dict().items()}
     for epoch in range(progress.epochs_done, 0 if progress.stopped else t.epochs):
         t0 = time.perf_counter()
         s.sampler.set_epoch(epoch)
@@ -309,6 +338,20 @@ def _log_seed_metrics(cfg: RunConfig, s: _Setup, metrics: dict[str, float], samp
     mlflow_runs.log_metrics({f"test_{k}" if k in cfg.metrics else k: v for k, v in metrics.items()
                              if v is not None and not (isinstance(v, float) and math.isnan(v))})
     return {f"test_{k}" if k in cfg.metrics else k: v for k, v in metrics.items()}
+
+
+def _log_reference_comparison(store: Path, windows: dict[str, np.ndarray]) -> None:
+    """The seed's MLflow run says where it stands: metrics ``skill_mse_<reference>``, tags
+    ``beats_<reference>`` (yes/no) and ``leads_lost_<reference>`` (the leads where it does not beat it)."""
+    lead_mse = reference_comparison.seed_mean_lead_mse([windows])
+    if lead_mse is None:
+        return
+    comparison = reference_comparison.compare(lead_mse, reference_comparison.reference_errors(store))
+    mlflow_runs.log_metrics({f"skill_mse_{r}": c["skill_mse"] for r, c in comparison.items()
+                             if c["skill_mse"] is not None})
+    mlflow_runs.set_tags({f"beats_{r}": "yes" if (c["skill_mse"] or 0) > 0 else "no" for r, c in comparison.items()}
+                         | {f"leads_lost_{r}": ",".join(map(str, c["leads_lost"])) or "none"
+                            for r, c in comparison.items()})
 
 
 def _forecast_figure(cfg: RunConfig, store: Path, test_ds: WindowDataset, sample: tuple,

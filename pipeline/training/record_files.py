@@ -148,16 +148,18 @@ def read_windows(run_dir: Path) -> dict[int, dict[str, np.ndarray]]:
     return out
 
 
-def stage_metrics(result: dict[str, Any], persistence: dict[str, float]) -> dict[str, float | None]:
-    """``metrics.json``: the test scores of ``result`` (mean over seeds, the dataset's metrics) and
-    ``persistence``'s test MSE and MAE (``reference_scores``) on the same windows, with
-    ``skill_mse`` = 1 - test_mse / persistence_mse (above 0: the model beats persistence)."""
+def stage_metrics(result: dict[str, Any]) -> dict[str, float | None]:
+    """``metrics.json``: the test scores of ``result`` (mean over seeds, the dataset's metrics) and,
+    for each reference forecast on the same windows (``result["references"]``,
+    ``pipeline.training.reference_comparison``): its test MSE ``<reference>_mse``, the skill
+    ``skill_mse_<reference>`` = 1 - test_mse / <reference>_mse (above 0: the model beats it) and
+    ``leads_lost_<reference>``, the number of leads where the model does not beat it."""
     metrics = result.get("metrics") or {}
     out: dict[str, float | None] = {k: _finite(v) for k, v in sorted(metrics.items()) if k.startswith("test_")}
-    for k in ("test_mse", "test_mae"):
-        out[f"persistence_{k[5:]}"] = _finite(persistence.get(k))
-    mse, ref = out.get("test_mse"), out.get("persistence_mse")
-    out["skill_mse"] = 1 - mse / ref if mse is not None and ref else None
+    for name, c in (result.get("references") or {}).items():
+        out[f"{name}_mse"] = _finite(c.get("mse"))
+        out[f"skill_mse_{name}"] = _finite(c.get("skill_mse"))
+        out[f"leads_lost_{name}"] = len(c.get("leads_lost") or [])
     return out
 
 

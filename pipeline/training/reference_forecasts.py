@@ -2,6 +2,8 @@
 
 * ``persistence``: the last input frame repeated over the horizon. On video datasets this is the
   usual "copy last frame" baseline (same key, labelled so in the report).
+* ``input_mean``: the mean of the input frames repeated over the horizon: where the changes from
+  step to step are mostly noise (annual means), it beats persistence, and a model must beat it too.
 * ``climatology``: the per-pixel mean of the training split's frames, the same for every lead.
 * ``climatology_hour``: the per-pixel mean of the training frames at the same hour of day as each
   target frame (sub-daily weather only; an hour the training split never shows falls back to the
@@ -35,10 +37,10 @@ from pipeline.data.windows import WindowDataset
 from pipeline.metrics.openstl import evaluation_accumulator
 from pipeline.training import record_files
 
-REFERENCES = ("persistence", "climatology", "climatology_hour")
-LABELS = {"persistence": "Persistence (last input frame)", "climatology": "Climatology (train mean)",
-          "climatology_hour": "Climatology by hour of day"}
-VIDEO_LABELS = {"persistence": "Copy last frame"}
+REFERENCES = ("persistence", "input_mean", "climatology", "climatology_hour")
+LABELS = {"persistence": "Persistence (last input frame)", "input_mean": "Input mean (mean of the input frames)",
+          "climatology": "Climatology (train mean)", "climatology_hour": "Climatology by hour of day"}
+VIDEO_LABELS = {"persistence": "Copy last frame", "input_mean": "Mean of the input frames"}
 BATCH = 64         # test windows per metric update (metrics do not depend on it)
 TRAIN_BLOCK = 256  # training frames read at once for the climatology
 
@@ -53,8 +55,9 @@ def store_kind(store: str | Path) -> str:
 
 
 def default_references(store: str | Path) -> tuple[str, ...]:
-    """Which references a store gets: copy-last-frame for video; persistence and climatology
-    otherwise; climatology by hour of day too when the frames carry sub-daily timestamps."""
+    """Which references a store gets: copy-last-frame and the input mean for video; persistence, the
+    input mean and climatology otherwise; climatology by hour of day too when the frames carry
+    sub-daily timestamps."""
     return _defaults(store)[0]
 
 
@@ -62,27 +65,31 @@ def _defaults(store: str | Path) -> tuple[tuple[str, ...], np.ndarray | None]:
     """:func:`default_references` and the training split's hours it looked at (None if it did not)."""
     kind = store_kind(store)
     if kind == "video":
-        return ("persistence",), None
+        return ("persistence", "input_mean"), None
     hours = _hours(store, "train") if kind == "weather" else None
-    return (REFERENCES if hours is not None else ("persistence", "climatology")), hours
+    return (REFERENCES if hours is not None else ("persistence", "input_mean", "climatology")), hours
 
 
 def label(reference: str, kind: str) -> str:
     return (VIDEO_LABELS if kind == "video" else {}).get(reference, LABELS[reference])
 
 
-def reference_scores(store: str | Path, metrics: Sequence[str],
-                     references: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+def reference_scores(store: str | Path, metrics: Sequence[str], references: Sequence[str] | None = None,
+                     lead_mse: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
     """Test-split scores of the reference forecasts of one Zarr store.
 
     ``metrics``: metric names as in ``datasets.<ds>.metrics`` (mse, mae, rmse, ssim, psnr, lpips).
     ``references``: among :data:`REFERENCES`; default :func:`default_references`. Returns
     ``{reference: {"test_<metric>": value}}``, keys named as in a trained run's result.json;
-    an unavailable metric (LPIPS offline) is NaN, as for trained runs.
+    an unavailable metric (LPIPS offline) is NaN, as for trained runs. Given a dict ``lead_mse``,
+    each reference's MSE per lead (its mean over leads is ``test_mse``) is put in it too.
     """
     test = WindowDataset(store, "test")
     forecasts = ReferenceForecasts(store, test, references)
-    accs = {r: evaluation_accumulator(metrics, test.metric_space) for r in forecasts.names}
+    keep = lead_mse is not None
+    if keep and "mse" not in metrics:
+        metrics = [*metrics, "mse"]
+    accs = {r: evaluation_accumulator(metrics, test.metric_space, keep_frames=keep) for r in forecasts.names}
     for lo in range(0, len(test), BATCH):
         idx = range(lo, min(lo + BATCH, len(test)))
         pairs = [test[i] for i in idx]
@@ -91,6 +98,8 @@ def reference_scores(store: str | Path, metrics: Sequence[str],
         truth = test.to_metric_space(y)
         for r in forecasts.names:
             accs[r].update(test.to_metric_space(forecasts.predict(r, x, np.asarray(idx))), truth)
+    if keep:
+        lead_mse.update({r: acc.frame_values()["mse"].astype(np.float64).mean(axis=0) for r, acc in accs.items()})
     return {r: {f"test_{k}": v for k, v in acc.compute().items()} for r, acc in accs.items()}
 
 
@@ -127,6 +136,8 @@ class ReferenceForecasts:
         """Forecast of ``reference`` for inputs ``x`` (B, T_in, C, H, W) of test windows ``windows``."""
         if reference == "persistence":
             return np.repeat(x[:, -1:], self.T_out, axis=1)
+        if reference == "input_mean":
+            return np.repeat(x.mean(axis=1, keepdims=True), self.T_out, axis=1)
         shape = (len(x), self.T_out, *x.shape[2:])
         if reference == "climatology":
             return np.broadcast_to(self.climatology, shape)

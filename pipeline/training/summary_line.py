@@ -3,12 +3,13 @@ and the duration format the progress lines share. Apart from ``pipeline.repro.pr
 DVC, so that orchestration code stays out of the train stage's code digest."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
 def one_line_summary(result: dict[str, Any], elapsed_s: float) -> str:
     """``train_<exp> done in 1m02s: 1 seed, 2 epochs, test_mse 1.23 ± 0.01, test_mae ..., beats
-    persistence (mse 2.5, skill +50.8%)``."""
+    persistence (+50.8%), input mean (+20.1%), climatology (+60.2%)`` (skill in MSE, :func:`verdicts`)."""
     metrics, std = result.get("metrics") or {}, result.get("metrics_std") or {}
     seeds = result.get("seeds") or []
     parts = [f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}"]
@@ -21,11 +22,46 @@ def one_line_summary(result: dict[str, Any], elapsed_s: float) -> str:
             parts.append(f"{name} {metrics[name]:.4g}" + (f" ± {sd:.2g}" if sd and len(seeds) > 1 else ""))
     if metrics.get("best_val_loss") is not None:
         parts.append(f"best val_loss {metrics['best_val_loss']:.4g}")
-    stage = result.get("stage_metrics") or {}
-    if stage.get("skill_mse") is not None:  # the simplest forecast it must beat, on the same windows
-        verdict = "beats" if stage["skill_mse"] > 0 else "LOSES TO"
-        parts.append(f"{verdict} persistence (mse {stage['persistence_mse']:.4g}, skill {stage['skill_mse']:+.1%})")
+    if result.get("references"):  # the simple forecasts it must beat, on the same windows
+        parts.append(verdicts(result["references"]))
     return f"train_{result.get('experiment', '?')} done in {fmt_duration(elapsed_s)}: {', '.join(parts)}"
+
+
+def verdicts(comparison: Mapping[str, Mapping[str, Any]]) -> str:
+    """``beats persistence (+25.6%), input mean (+4.3%); LOSES TO climatology (-3.0%); per lead:
+    loses to persistence at lead 1`` (skill in MSE on the same test windows)."""
+    def skill(name):
+        return f"{_label(name)} ({comparison[name]['skill_mse']:+.1%})"
+
+    judged = [n for n, c in comparison.items() if c.get("skill_mse") is not None]
+    won = [n for n in judged if comparison[n]["skill_mse"] > 0]
+    lost = [n for n in judged if n not in won]
+    parts = []
+    if won:
+        parts.append("beats " + ", ".join(skill(n) for n in won))
+    if lost:
+        parts.append("LOSES TO " + ", ".join(skill(n) for n in lost))
+    per_lead = [f"{_label(n)} at lead{'s' if len(c['leads_lost']) > 1 else ''} {_spans(c['leads_lost'])}"
+                for n, c in comparison.items() if n in won and c.get("leads_lost")]
+    if per_lead:
+        parts.append(f"per lead (of {max(c.get('leads', 0) for c in comparison.values())}) loses to " + ", ".join(per_lead))
+    return "; ".join(parts)
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _spans(leads: Sequence[int]) -> str:
+    """[1, 2, 3, 5] -> "1-3, 5"."""
+    out, start = [], None
+    for i, k in enumerate(leads):
+        if start is None:
+            start = k
+        if i + 1 == len(leads) or leads[i + 1] != k + 1:
+            out.append(f"{start}-{k}" if k > start else f"{k}")
+            start = None
+    return ", ".join(out)
 
 
 def fmt_duration(s: float) -> str:

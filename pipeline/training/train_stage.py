@@ -14,7 +14,6 @@ from pipeline.core import outputs
 from pipeline.core.paths import run_dir, store_path
 from pipeline.training import distributed, job_slots, record_files
 from pipeline.training.fit import run_experiment
-from pipeline.training.reference_forecasts import reference_scores
 
 _slot: job_slots.Slot | None = None  # SVQ_JOBS's slot, kept beyond the call: its lock is held until the process exits
 
@@ -37,8 +36,7 @@ def run_train_stage(params_path: str | Path, experiment: str, script: str, argv:
     store = store_path(params, cfg.dataset)
     summary = run_experiment(cfg, store, work / "artifacts")
     if main:
-        persistence = reference_scores(store, ["mse", "mae"], ["persistence"])["persistence"]
-        summary["stage_metrics"] = record_files.stage_metrics(summary, persistence)
+        summary["stage_metrics"] = record_files.stage_metrics(summary)
         record_files.write_json(work / "artifacts" / record_files.METRICS, summary["stage_metrics"])
         outputs.replace_run_outputs(work, out, record_files.RECORD_FILES)
     return summary if main else None

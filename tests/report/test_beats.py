@@ -12,14 +12,17 @@ from pipeline.report.results import ExperimentResult
 from pipeline.report.tables import build_all, build_table1, build_table2, build_table14
 
 
-def rec(exp, mse, dataset, mae=None, **extra):
+def rec(exp, mse, dataset, mae=None, references=None, **extra):
     metrics = {"test_mse": mse, "test_mae": mae if mae is not None else mse / 2, **extra}
     return ExperimentResult(experiment=exp, dataset=dataset, profile="sample", tables=(1,), n_seeds=1, metrics=metrics,
-                     metrics_std={k: 0.0 for k in metrics}, params={}, run_ids=("id",))
+                     metrics_std={k: 0.0 for k in metrics}, params={}, run_ids=("id",), references=references or {})
 
 
-def refs(pers, clim, clim_hour=None, label_p="Persistence (last input frame)", **more):
+def refs(pers, clim, clim_hour=None, label_p="Persistence (last input frame)", input_mean=None, **more):
     out = {"persistence": {"label": label_p, "metrics": {"test_mse": pers, "test_mae": pers / 2, **more}}}
+    if input_mean is not None:
+        out["input_mean"] = {"label": "Input mean (mean of the input frames)",
+                             "metrics": {"test_mse": input_mean, "test_mae": input_mean / 2}}
     if clim is not None:
         out["climatology"] = {"label": "Climatology (train mean)", "metrics": {"test_mse": clim, "test_mae": clim / 2}}
     if clim_hour is not None:
@@ -28,10 +31,14 @@ def refs(pers, clim, clim_hour=None, label_p="Persistence (last input frame)", *
     return out
 
 
-REFS = {"t2m": refs(14.8, 7.3, 6.0), "r": refs(50.0, 40.0),
+REFS = {"t2m": refs(14.8, 7.3, 6.0, input_mean=9.0), "r": refs(50.0, 40.0),
         "taxibj": refs(0.8, 1.2), "kth": refs(300.0, None, label_p="Copy last frame", test_ssim=0.8)}
 RECORDS = {r.experiment: r for r in [
-    rec("t2m_simvp", 93.4, "t2m"), rec("t2m_svq", 6.5, "t2m"), rec("t2m_svq_frozen", 5.9, "t2m"),
+    rec("t2m_simvp", 93.4, "t2m"), rec("t2m_svq", 6.5, "t2m"),
+    # it wins on the whole split but loses to persistence at lead 1 (of 2)
+    rec("t2m_svq_frozen", 5.9, "t2m", references={
+        "persistence": {"mse": 14.8, "skill_mse": 0.6, "leads_lost": [1], "leads": 2},
+        "input_mean": {"mse": 9.0, "skill_mse": 0.34, "leads_lost": [], "leads": 2}}),
     rec("r_simvp", 45.0, "r"),
     rec("taxibj_simvp", 0.5, "taxibj"), rec("kth_simvp", 350.0, "kth", test_ssim=0.7)]}
 
@@ -43,18 +50,23 @@ def test_beats_flags_on_hand_made_records():
     assert df.loc["t2m_svq", ["beats_persistence", "beats_climatology"]].tolist() == [True, False]
     assert df.loc["t2m_svq", "climatology_mse"] == 6.0
     assert df.loc["t2m_svq_frozen", ["beats_persistence", "beats_climatology"]].tolist() == [True, True]
+    assert df.loc["t2m_svq", "beats_input_mean"] == True and df.loc["t2m_simvp", "beats_input_mean"] == False  # noqa: E712
+    assert pd.isna(df.loc["r_simvp", "beats_input_mean"])  # no input-mean reference given for r
+    assert df.loc["t2m_svq_frozen", "leads_lost"] == "persistence: 1 of 2" and df.loc["t2m_svq", "leads_lost"] == ""
     assert df.loc["r_simvp", ["beats_persistence", "beats_climatology"]].tolist() == [True, False]
     assert df.loc["kth_simvp", "beats_persistence"] == False  # noqa: E712
     assert pd.isna(df.loc["kth_simvp", "beats_climatology"])  # video: no climatology
     line = summary_line(beats_table(RECORDS, REFS))
-    assert line.startswith("4 of 6 trained runs beat persistence on test MSE; 2 of 5 trained runs beat climatology")
+    assert line.startswith("4 of 6 trained runs beat persistence on test MSE; 2 of 3 trained runs beat input mean "
+                           "on test MSE; 2 of 5 trained runs beat climatology")
     assert "`t2m_simvp`" in line and "`kth_simvp`" in line
 
 
 def test_reference_rows_in_tables_1_2_14():
     t1 = build_table1(RECORDS, profile="sample", references=REFS)
     ref = t1[t1["kind"] == "reference"]
-    assert set(ref["row"]) == {"Persistence (last input frame)", "Climatology (train mean)", "Climatology by hour of day"}
+    assert set(ref["row"]) == {"Persistence (last input frame)", "Input mean (mean of the input frames)",
+                               "Climatology (train mean)", "Climatology by hour of day"}
     pers = ref[(ref["row"] == "Persistence (last input frame)") & (ref["section"] == "WeatherBench-S")]
     assert pers.set_index("column").loc["t2m_mse", "ours"] == 14.8
     assert pers.set_index("column").loc["r_mae", "ours"] == 25.0
@@ -90,8 +102,9 @@ def test_readme_marks_runs_that_lose_to_a_reference():
     text = render_readme(tables, profile="sample", beats=beats_table(RECORDS, REFS), beats_link="tables/references.csv")
     assert "## Trained runs vs reference forecasts" in text
     assert "4 of 6 trained runs beat persistence on test MSE" in text
-    assert "| `t2m_svq_frozen` | t2m | 5.9 | 14.8 | 6 | ✓ | ✓ |" in text
-    assert "93.4 / 1.105 ⚠PC" in text  # the sample profile: no relative difference to the paper
+    assert "| `t2m_svq_frozen` | t2m | 5.9 | 14.8 | 9 | 6 | ✓ | ✓ | ✓ | persistence: 1 of 2 |" in text
+    assert "| `r_simvp` | r | 45 | 50 |  | 40 | ✓ | – | ✗ | – |" in text
+    assert "93.4 / 1.105 ⚠PIC" in text  # the sample profile: no relative difference to the paper
 
 
 def test_read_references_checks_records(tmp_path):

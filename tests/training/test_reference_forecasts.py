@@ -32,9 +32,10 @@ def test_constant_test_frames_persistence_is_exact_and_climatology_is_the_train_
     train = np.concatenate([a, b] * 10)      # per-pixel train mean (a + b) / 2
     test = np.repeat(c, 12, axis=0)          # constant in time
     store = _weather(tmp_path, train, test)
-    assert default_references(store) == ("persistence", "climatology")
+    assert default_references(store) == ("persistence", "input_mean", "climatology")
     got = reference_scores(store, ["mse", "mae", "rmse"])
     assert got["persistence"]["test_mse"] == pytest.approx(0.0, abs=1e-9)
+    assert got["input_mean"]["test_mse"] == pytest.approx(0.0, abs=1e-9)
     err = ((a + b) / 2 - c)[0].astype(np.float64)
     assert got["climatology"]["test_mse"] == pytest.approx(np.mean(err ** 2), rel=1e-4)
     assert got["climatology"]["test_mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-4)
@@ -50,7 +51,7 @@ def test_hourly_climatology_follows_the_hour_of_day(tmp_path, offsets):
     field = lambda t: (t.astype("datetime64[h]").astype(np.int64) % 24).astype(np.float32)[:, None, None, None] \
         * np.ones((1, 1, 3, 5), np.float32)  # noqa: E731
     store = _weather(tmp_path, field(times["train"]), field(times["test"]), times, offsets)
-    assert default_references(store) == ("persistence", "climatology", "climatology_hour")
+    assert default_references(store) == ("persistence", "input_mean", "climatology", "climatology_hour")
     got = reference_scores(store, ["mse"])
     assert got["climatology_hour"]["test_mse"] == pytest.approx(0.0, abs=1e-8)
     hours = np.arange(30) % 24
@@ -60,6 +61,8 @@ def test_hourly_climatology_follows_the_hour_of_day(tmp_path, offsets):
     assert got["climatology"]["test_mse"] == pytest.approx(np.mean((targets - 11.5) ** 2), rel=1e-5)
     last = hours[starts + offs[T_IN - 1]][:, None]
     assert got["persistence"]["test_mse"] == pytest.approx(np.mean((targets - last) ** 2), rel=1e-5)
+    mean = hours[starts[:, None] + offs[:T_IN]].mean(axis=1, keepdims=True)
+    assert got["input_mean"]["test_mse"] == pytest.approx(np.mean((targets - mean) ** 2), rel=1e-5)
 
 
 def test_video_gets_copy_last_frame_scored_as_per_frame_sums(tmp_path):
@@ -68,11 +71,13 @@ def test_video_gets_copy_last_frame_scored_as_per_frame_sums(tmp_path):
     splits = {s: Split(frames=frames, starts=window_starts(n, T_IN, T_OUT)) for s in ("train", "val", "test")}
     store = write_store(Prepared(splits=splits, channels=["gray"], T_in=T_IN, T_out=T_OUT, step=1, scaling="fixed",
                                  metric_space="model", offset=[0.0], scale=[255.0]), tmp_path / "v.zarr")
-    assert default_references(store) == ("persistence",)
+    assert default_references(store) == ("persistence", "input_mean")
     got = reference_scores(store, ["mse", "mae"])
     # the last input frame is 1 and 2 steps behind the targets; 16 pixels per frame summed
     assert got["persistence"]["test_mse"] == pytest.approx(16 * (1 + 4) / 2 / 255 ** 2, rel=1e-5)
     assert got["persistence"]["test_mae"] == pytest.approx(16 * (1 + 2) / 2 / 255, rel=1e-5)
+    # the mean of the two inputs is 1.5 and 2.5 steps behind
+    assert got["input_mean"]["test_mse"] == pytest.approx(16 * (1.5 ** 2 + 2.5 ** 2) / 2 / 255 ** 2, rel=1e-5)
 
 
 def test_climatology_hour_without_timestamps_is_refused(tmp_path):
@@ -91,7 +96,7 @@ def test_stage_record_and_mlflow_runs(tiny_params, tiny_store, tmp_path, mlflow_
     on_disk = json.loads((tmp_path / "reference_t2m" / "result.json").read_text())
     assert on_disk == record
     assert record["experiment"] == "reference_t2m" and record["kind"] == "reference"
-    assert set(record["references"]) == {"persistence", "climatology"}  # the tiny store has no timestamps
+    assert set(record["references"]) == {"persistence", "input_mean", "climatology"}  # the tiny store has no timestamps
     assert record["tables"] == sorted({t for e in tiny_params["experiments"].values() for t in e["tables"]})
     assert record["windows_test"] == 17
     direct = reference_scores(tiny_store, tiny_params["datasets"]["t2m"]["metrics"])
@@ -115,4 +120,4 @@ def test_monthly_means_stamped_mid_month_get_no_hourly_climatology(tmp_path):
     frames = {k: np.random.default_rng(0).normal(280, 3, (len(v), 1, 2, 2)) for k, v in times.items()}
     store = _weather(tmp_path, frames["train"], frames["test"][:8], {"train": times["train"], "val": times["test"],
                                                                      "test": times["test"]})
-    assert default_references(store) == ("persistence", "climatology")
+    assert default_references(store) == ("persistence", "input_mean", "climatology")

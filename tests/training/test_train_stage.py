@@ -33,12 +33,15 @@ def test_the_run_replaces_runs_exp_and_leaves_no_scratch(project, mlflow_uri):
     assert result["run_ids"] == summary["run_ids"] and result["metrics"] == summary["metrics"]
     assert (runs / "t2m_simvp" / "artifacts" / "best-seed0.pt").is_file()
     assert [p.name for p in runs.iterdir()] == ["t2m_simvp"]  # the resumable scratch and the stale one gone
-    # the stage's DVC metric: its test scores and persistence's on the same windows
+    # the stage's DVC metric: its test scores and each reference's on the same windows
     metrics = json.loads((runs / "t2m_simvp" / "metrics.json").read_text())
-    persistence = reference_scores(project / "data" / "processed" / "t2m.zarr", ["mse"], ["persistence"])
+    refs = reference_scores(project / "data" / "processed" / "t2m.zarr", ["mse"])
     assert metrics["test_mse"] == summary["metrics"]["test_mse"] and metrics == summary["stage_metrics"]
-    assert metrics["persistence_mse"] == persistence["persistence"]["test_mse"]
-    assert metrics["skill_mse"] == 1 - metrics["test_mse"] / metrics["persistence_mse"]
+    assert set(refs) == {"persistence", "input_mean", "climatology"}
+    for name, scores in refs.items():
+        assert metrics[f"{name}_mse"] == pytest.approx(scores["test_mse"], rel=1e-12)
+        assert metrics[f"skill_mse_{name}"] == pytest.approx(1 - metrics["test_mse"] / metrics[f"{name}_mse"])
+        assert 0 <= metrics[f"leads_lost_{name}"] <= 2
 
 
 def test_a_relaunch_under_torchrun_reports_nothing(project, monkeypatch):
