@@ -14,7 +14,7 @@ Kinds (``KINDS``), each on an odd-sized lat/lon box:
   interannual red noise and a slow teleconnection mode.
 * ``monthly``: monthly means on a 365-day calendar, 1950-2019 on 30 x 45: a seasonal cycle whose
   amplitude and phase vary with latitude, a trend, month-to-month persistent anomalies.
-* ``sixhourly``: 6-hourly steps on the standard calendar, 2000-2003 on 33 x 65: a diurnal cycle
+* ``sixhourly``: 6-hourly steps on the standard calendar, 2000-2002 on 33 x 65: a diurnal cycle
   following local solar time, eastward-travelling synoptic waves, the seasonal cycle.
 
     write("annual", "tas_annual.nc")   # then point ``datasets.<name>.data.path`` at it
@@ -34,7 +34,7 @@ KINDS = ("annual", "monthly", "sixhourly")
 SPLITS = {
     "annual": {"train": ["1850", "2009"], "val": ["2010", "2049"], "test": ["2050", "2089"]},
     "monthly": {"train": ["1950", "2004"], "val": ["2005", "2011"], "test": ["2012", "2019"]},
-    "sixhourly": {"train": ["2000", "2001-12"], "val": ["2002-01", "2002-06"], "test": ["2002-07", "2003"]},
+    "sixhourly": {"train": ["2000", "2001"], "val": ["2002-01", "2002-04"], "test": ["2002-05", "2002"]},
 }
 
 
@@ -57,7 +57,7 @@ def field(kind: str, seed: int = 0) -> "xr.Dataset":  # noqa: F821 - xarray impo
     else:
         import pandas as pd
 
-        times = pd.date_range("2000-01-01", "2003-12-31T18:00", freq="6h")
+        times = pd.date_range("2000-01-01", "2002-12-31T18:00", freq="6h")
         lat, lon = np.linspace(-80, 80, 33), np.linspace(0, 360, 65, endpoint=False)
         tas = _sixhourly(rng, lat, lon, times)
     attrs = {"title": f"generated {kind} near-surface temperature (not real data)", "seed": seed}
