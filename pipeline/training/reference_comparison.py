@@ -24,16 +24,17 @@ _CACHE: dict[tuple, dict[str, dict[str, Any]]] = {}
 
 
 def reference_errors(store: str | Path) -> dict[str, dict[str, Any]]:
-    """Each default reference's test MSE and MAE and MSE per lead on ``store``'s test split:
-    ``{reference: {"mse", "mae", "lead_mse"}}``; computed once per store (as written) and process."""
+    """Each default reference's test MSE and MAE, MSE per lead and per window and lead on ``store``'s
+    test split: ``{reference: {"mse", "mae", "lead_mse", "window_mse"}}``; computed once per store (as
+    written) and process."""
     path = Path(store).resolve()
     st = os.stat(path)
     key = (str(path), st.st_ino, st.st_mtime_ns)  # a rewritten store (renamed into place) is a new key
     if key not in _CACHE:
-        leads: dict[str, np.ndarray] = {}
-        scores = reference_scores(path, ["mse", "mae"], lead_mse=leads)
-        _CACHE[key] = {r: {"mse": float(s["test_mse"]), "mae": float(s["test_mae"]), "lead_mse": leads[r]}
-                       for r, s in scores.items()}
+        windows: dict[str, np.ndarray] = {}
+        scores = reference_scores(path, ["mse", "mae"], window_mse=windows)
+        _CACHE[key] = {r: {"mse": float(s["test_mse"]), "mae": float(s["test_mae"]),
+                           "lead_mse": windows[r].mean(axis=0), "window_mse": windows[r]} for r, s in scores.items()}
     return _CACHE[key]
 
 

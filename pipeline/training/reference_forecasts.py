@@ -75,18 +75,19 @@ def label(reference: str, kind: str) -> str:
 
 
 def reference_scores(store: str | Path, metrics: Sequence[str], references: Sequence[str] | None = None,
-                     lead_mse: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+                     window_mse: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
     """Test-split scores of the reference forecasts of one Zarr store.
 
     ``metrics``: metric names as in ``datasets.<ds>.metrics`` (mse, mae, rmse, ssim, psnr, lpips).
     ``references``: among :data:`REFERENCES`; default :func:`default_references`. Returns
     ``{reference: {"test_<metric>": value}}``, keys named as in a trained run's result.json;
-    an unavailable metric (LPIPS offline) is NaN, as for trained runs. Given a dict ``lead_mse``,
-    each reference's MSE per lead (its mean over leads is ``test_mse``) is put in it too.
+    an unavailable metric (LPIPS offline) is NaN, as for trained runs. Given a dict ``window_mse``,
+    each reference's MSE per test window and lead, (windows, T_out), is put in it too (its mean is
+    ``test_mse``; a trained run's are in its windows.npz).
     """
     test = WindowDataset(store, "test")
     forecasts = ReferenceForecasts(store, test, references)
-    keep = lead_mse is not None
+    keep = window_mse is not None
     if keep and "mse" not in metrics:
         metrics = [*metrics, "mse"]
     accs = {r: evaluation_accumulator(metrics, test.metric_space, keep_frames=keep) for r in forecasts.names}
@@ -99,7 +100,7 @@ def reference_scores(store: str | Path, metrics: Sequence[str], references: Sequ
         for r in forecasts.names:
             accs[r].update(test.to_metric_space(forecasts.predict(r, x, np.asarray(idx))), truth)
     if keep:
-        lead_mse.update({r: acc.frame_values()["mse"].astype(np.float64).mean(axis=0) for r, acc in accs.items()})
+        window_mse.update({r: acc.frame_values()["mse"].astype(np.float64) for r, acc in accs.items()})
     return {r: {f"test_{k}": v for k, v in acc.compute().items()} for r, acc in accs.items()}
 
 

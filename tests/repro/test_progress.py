@@ -44,8 +44,8 @@ def test_one_line_summary():
     line = one_line_summary(result, 62.4)
     assert line == "train_t2m_svq done in 1m02s: 2 seeds, 2 epochs, test_mse 1.235 ± 0.01, best val_loss 0.5"
     assert "\n" not in line and fmt_duration(7322) == "2h02m"
-    result["stage_metrics"] = {"skill_mse": -0.25, "persistence_mse": 0.98765}  # where it stands
-    assert one_line_summary(result, 1).endswith("LOSES TO persistence (mse 0.9877, skill -25.0%)")
+    result["references"] = {"persistence": {"mse": 0.98765, "skill_mse": -0.25, "leads_lost": [1, 2], "leads": 2}}
+    assert one_line_summary(result, 1).endswith("best val_loss 0.5, LOSES TO persistence (-25.0%)")  # where it stands
 
 
 # ------------------------------------------------------------------ stages two at a time (--jobs)
