@@ -192,6 +192,9 @@ def _read_store(path: str, card: dict[str, Any], split: str) -> Frames:
     import xarray as xr
     import zarr
 
+    from pipeline.data.store import verify_store
+
+    verify_store(path)  # a lost chunk would be forecast from NaN frames
     channels = list(zarr.open_group(path, mode="r").attrs.get("channels", []))
     if channels != card["channels"]:
         raise DataError(f"--input {path}: store channels {channels}, but the run was trained on {card['channels']}")

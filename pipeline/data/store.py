@@ -2,7 +2,7 @@
 
 Layout of ``<name>.zarr``::
 
-    /            attrs: channels, T_in, T_out, step, offset, scale, metric_space, provenance
+    /            attrs: channels, T_in, T_out, step, offset, scale, metric_space, provenance, manifest
     /train       frames (frame, channel, y, x), starts (window), time (frame, optional)
     /val         same
     /test        same
@@ -13,12 +13,19 @@ per frame (a window reads only its own frames) packed into shards of ~``SHARD_BY
 is a handful of files and DVC hashes the store quickly. The store is written next to its final
 place and renamed in only when complete, so a failed run leaves no half-written store and never
 destroys the previous one.
+
+A store proves it is whole: ``manifest`` lists every file the writer left (all but the root
+``zarr.json`` that holds it) with its size and CRC-32, and :func:`verify_store`, which every
+reader of frames calls, names the first file missing or changed. Zarr itself would read an absent
+chunk as its fill value (NaN frames, zero starts), so a lost file would otherwise train silently.
+CRC-32 guards against lost and damaged files, not against deliberate edits.
 """
 from __future__ import annotations
 
 import json
 import math
 import shutil
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 SHARD_BYTES = 128 * 2**20  # big enough for few files, small enough for one dask task's memory
+MANIFEST = "manifest"
 
 
 def write_store(prepared: Prepared, path: str | Path, *, scheduler: str | None = None) -> Path:
@@ -53,6 +61,7 @@ def write_store(prepared: Prepared, path: str | Path, *, scheduler: str | None =
                                        "shards": (shard, *frames.shape[1:])}}
                 ds.to_zarr(tmp, group=split, mode="w", zarr_format=3, consolidated=False,
                            encoding=encoding)
+        manifest = _manifest(tmp)  # before the root attrs: the root zarr.json is rewritten below
         root = zarr.open_group(tmp, mode="r+", zarr_format=3)
         root.attrs.update(_jsonable({
             "channels": list(prepared.channels),
@@ -60,7 +69,7 @@ def write_store(prepared: Prepared, path: str | Path, *, scheduler: str | None =
             "window_offsets": prepared.window_offsets(), "offset": offset, "scale": scale, "scaling": prepared.scaling,
             "metric_space": prepared.metric_space,
             "windows": {s: int(len(prepared.splits[s].starts)) for s in SPLITS},
-            "provenance": prepared.attrs,
+            "provenance": prepared.attrs, MANIFEST: manifest,
         }))
         replace_dir(tmp, path)
     finally:
@@ -83,6 +92,45 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         if key not in meta:
             raise DataError(f"{path}: store attrs lack {key!r}; rewrite it with the preprocess stage")
     return meta
+
+
+def verify_store(path: str | Path) -> dict[str, Any]:
+    """The store's root attrs, once every file its manifest lists is there with its size and CRC-32;
+    else a DataError naming the first missing or changed file. A file already verified in this
+    process and unchanged since (same inode, size and mtime) is not read again, so the datasets
+    built per split and per seed cost one pass over the store."""
+    path = Path(path)
+    meta = read_meta(path)
+    redo = f"rewrite it: dvc repro -f preprocess_{path.stem}"
+    manifest = meta.get(MANIFEST)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        # absent chunks are legal (zarr skips all-fill chunks), so without the writer's list
+        # nothing can tell a lost file from one never written
+        raise DataError(f"{path}: store has no file manifest (written before stores recorded their "
+                        f"files), so it cannot be checked whole; {redo}")
+    for rel, (size, crc) in manifest["files"].items():
+        file = path / rel
+        try:
+            st = file.stat()
+        except FileNotFoundError:
+            raise DataError(f"{file}: missing; the store's manifest lists it ({size} bytes): the store is "
+                            f"incomplete; {redo}") from None
+        if st.st_size != size:
+            raise DataError(f"{file}: {st.st_size} bytes, the store's manifest says {size}: the file is "
+                            f"corrupt; {redo}")
+        key = str(file.absolute())
+        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, crc)
+        if _VERIFIED.get(key) == seen:
+            continue
+        got = _crc32(file)
+        if got != crc:
+            raise DataError(f"{file}: CRC-32 {got:08x}, the store's manifest says {crc:08x}: the file is "
+                            f"corrupt; {redo}")
+        _VERIFIED[key] = seen
+    return meta
+
+
+_VERIFIED: dict[str, tuple] = {}  # file -> (device, inode, size, mtime, crc) it was verified with
 
 
 CARD_KEYS = ("reader", "variables", "levels", "level_dim", "time", "box", "grid", "units", "calendar",
@@ -141,6 +189,20 @@ def _check(p: Prepared) -> None:
                             f"{split.frames.shape[0]} frames")
         if starts.min() < 0 or starts.max() + length > split.frames.shape[0]:
             raise DataError(f"split {name!r}: window starts out of range for {split.frames.shape[0]} frames")
+
+
+def _manifest(root: Path) -> dict[str, Any]:
+    files = {f.relative_to(root).as_posix(): [f.stat().st_size, _crc32(f)]
+             for f in sorted(root.rglob("*")) if f.is_file() and f != root / "zarr.json"}
+    return {"checksum": "crc32", "files": files}
+
+
+def _crc32(file: Path, block: int = 16 * 2**20) -> int:
+    crc = 0
+    with open(file, "rb") as f:
+        while chunk := f.read(block):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 def _scaling(p: Prepared) -> tuple[list[float], list[float]]:

@@ -3,7 +3,8 @@
 The store is opened lazily, once per process: DataLoader workers each open their own handle
 (the handle is dropped when the dataset is pickled), and no dask is involved in the training
 loop. Small splits are read into memory once per process, since decompressing the same frames
-for every overlapping window would dominate a CPU epoch.
+for every overlapping window would dominate a CPU epoch. A dataset is built only on a store that
+proves it is whole (``verify_store``): Zarr reads a lost chunk as NaN frames.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from torch.utils.data import Dataset
 
 from pipeline.core.errors import DataError
 from pipeline.data.prepared import SPLITS
-from pipeline.data.store import read_meta
+from pipeline.data.store import verify_store
 
 CACHE_BYTES = 512 * 2**20
 
@@ -40,7 +41,7 @@ class WindowDataset(Dataset):
             raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
         self.store = Path(store)
         self.split = split
-        meta = read_meta(self.store)
+        meta = verify_store(self.store)  # every split, not only this one: the references read train frames too
         self.T_in, self.T_out, self.step = int(meta["T_in"]), int(meta["T_out"]), int(meta["step"])
         self.channels = list(meta["channels"])
         self.metric_space = meta["metric_space"]

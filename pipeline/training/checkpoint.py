@@ -7,10 +7,16 @@ MLflow run id. A rerun with the same configuration, seed and store loads it and 
 same MLflow run; on CPU the result is bit-identical to an uninterrupted run. The fingerprint keeps
 a checkpoint from being resumed under other settings or data, and the training stage deletes the
 whole scratch folder once a run completes, so a finished run is never resumed by accident.
+
+The resume file ends with a SHA-256 of everything before it, appended before the file is renamed
+into place (one file, so no kill can separate checkpoint and digest). A file whose digest does not
+match (flipped bytes: torch.load reads them without complaint) or that has none is not resumed: the
+seed trains from scratch after a one-line warning.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -35,6 +41,7 @@ KILL_AT_STEP_ENV = "SVQ_TEST_KILL_AT_STEP"
 _steps_taken = 0
 
 FORMAT = 1
+SEAL = b"svq-sha256:"  # then the 32-byte digest of the bytes before it: a resume file's last bytes
 
 
 def fingerprint(cfg, seed: int, store: Path) -> str:
@@ -101,9 +108,9 @@ class Checkpoint:
         if not self.path.exists():
             return None
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - a foreign file: train from scratch
-            log.warning("%s: unreadable checkpoint (%s); training from scratch", self.path, exc)
+            state = read_state(self.path)
+        except Exception as exc:  # noqa: BLE001 - a foreign or damaged file: train from scratch
+            log.warning("%s: %s; training from scratch", self.path, " ".join(str(exc).split()))
             state = None
         if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
             if state is not None:
@@ -126,8 +133,34 @@ class Checkpoint:
             "rng": _get_rng(loader_gen, dataset),
             "progress": progress.__dict__,
         }
-        with atomic(self.path, fsync=True) as tmp:  # a kill mid-write leaves the previous epoch's file whole
-            torch.save(state, tmp)
+        write_state(self.path, state)
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """``state`` saved with its digest; a kill mid-write leaves the previous file whole."""
+    with atomic(path, fsync=True) as tmp:
+        torch.save(state, tmp)
+        _seal(tmp)
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A resume file's state once its digest matches; ValueError if it has none or another."""
+    data = Path(path).read_bytes()
+    body, seal, digest = data[:-32 - len(SEAL)], data[-32 - len(SEAL):-32], data[-32:]
+    if seal != SEAL:
+        raise ValueError("no checksum (not written by this version, or cut)")
+    if hashlib.sha256(body).digest() != digest:
+        raise ValueError("checksum mismatch: the checkpoint is corrupt")
+    return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+
+
+def _seal(path: Path) -> None:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(16 * 2**20):
+            h.update(block)
+    with open(path, "ab") as f:
+        f.write(SEAL + h.digest())
 
 
 def finished_seed(out_dir: Path, cfg, seed: int, store: Path) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
 from pipeline.config.run_config import RunConfig
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.data.noise import NoisyInputs
 from pipeline.data.store import data_card, display_info, read_meta
 from pipeline.data.windows import WindowDataset, loader_options
@@ -162,6 +162,11 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
         metrics, windows, sample, lead = _test_best_model(cfg, store, s)
         if not s.ranks.is_main:
             return SeedResult(seed, "", metrics, s.progress.history)
+        try:
+            record_files.require_finite(f"{cfg.name} seed {seed}", {f"test_{k}": metrics.get(k) for k in cfg.metrics})
+        except DataError:
+            s.resume.path.unlink(missing_ok=True)  # a rerun trains afresh rather than re-testing the same state
+            raise
         metrics, leads = _record_seed(cfg, store, seed, out_dir, s, metrics, sample, lead)
         _log_reference_comparison(store, windows)
     result = SeedResult(seed, run.info.run_id, metrics, s.progress.history, leads, windows)

@@ -77,6 +77,21 @@ def summary(*, experiment: str, dataset: str, profile: str, tables: list[int], p
     }
 
 
+MAY_BE_MISSING = ("test_lpips",)  # NaN by design where its weights cannot be had (offline)
+
+
+def require_finite(run: str, metrics: dict[str, Any]) -> None:
+    """A DataError naming the first test metric of ``metrics`` (``test_<name>``) that is not a finite
+    number: NaN frames (a chunk Zarr filled in, NaN in the source) or a diverged training, which must
+    fail the run, not be recorded as a result."""
+    for k, v in metrics.items():
+        if k.startswith("test_") and k not in MAY_BE_MISSING and not (
+                isinstance(v, (int, float)) and math.isfinite(v)):
+            raise DataError(f"{run}: {k} is {'null' if v is None else v}, expected a finite number (NaN frames "
+                            f"in the store, or a training that diverged); nothing is recorded, the previous "
+                            f"record stays")
+
+
 def write(out_dir: Path, result: dict[str, Any], history: list[dict[str, Any]],
           figure_data: dict[str, np.ndarray] | None,
           windows: dict[int, dict[str, np.ndarray]] | None = None) -> None:

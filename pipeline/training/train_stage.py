@@ -1,7 +1,8 @@
 """The train stage (``stages/train.py``) as a function, so that tests run what DVC runs.
 
 Training happens in ``runs/.<exp>.tmp-resume`` with a checkpoint per epoch: rerunning a killed
-stage resumes it; the finished run replaces ``runs/<exp>`` only once complete.
+stage resumes it; the finished run replaces ``runs/<exp>`` only once complete, and only with finite
+test metrics, so a run gone to NaN fails and keeps the previous record.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from pipeline.config.load import load_params
 from pipeline.config.run_config import resolve_run
 from pipeline.core import outputs
+from pipeline.core.errors import DataError
 from pipeline.core.paths import run_dir, store_path
 from pipeline.training import distributed, job_slots, record_files
 from pipeline.training.fit import run_experiment
@@ -36,6 +38,11 @@ def run_train_stage(params_path: str | Path, experiment: str, script: str, argv:
     store = store_path(params, cfg.dataset)
     summary = run_experiment(cfg, store, work / "artifacts")
     if main:
+        try:  # a seed finished before a kill is not tested again: its metrics are checked here too
+            record_files.require_finite(experiment, summary["metrics"])
+        except DataError:
+            outputs.remove(work)  # nothing in it to resume: run_experiment cleared its checkpoints
+            raise
         summary["stage_metrics"] = record_files.stage_metrics(summary)
         record_files.write_json(work / "artifacts" / record_files.METRICS, summary["stage_metrics"])
         outputs.replace_run_outputs(work, out, record_files.RECORD_FILES)

@@ -6,7 +6,7 @@ import zarr
 from conftest import make_prepared
 from pipeline.core.errors import DataError
 from pipeline.data.prepared import Split
-from pipeline.data.store import read_meta, write_store
+from pipeline.data.store import MANIFEST, read_meta, verify_store, write_store
 from pipeline.data.windows import WindowDataset, loader_options
 
 
@@ -72,6 +72,45 @@ def test_failed_rewrite_keeps_the_old_store(tmp_path):
         write_store(bad, path)
     assert read_meta(path)["windows"]["train"] == 37
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr"]
+
+
+def test_the_manifest_lists_every_file_but_the_root_metadata(tmp_path):
+    path = write_store(make_prepared(), tmp_path / "d.zarr")
+    listed = set(read_meta(path)[MANIFEST]["files"])
+    on_disk = {f.relative_to(path).as_posix() for f in path.rglob("*") if f.is_file()}
+    assert listed == on_disk - {"zarr.json"} and "test/frames/c/0/0/0/0" in listed
+    assert verify_store(path)["T_in"] == 2
+
+
+def test_a_deleted_chunk_is_named(tmp_path):
+    path = write_store(make_prepared(), tmp_path / "t2m.zarr")
+    WindowDataset(path, "test")  # verified once, then the file goes: not taken from the cache
+    (path / "test/frames/c/0/0/0/0").unlink()
+    with pytest.raises(DataError, match=r"t2m.zarr/test/frames/c/0/0/0/0: missing.*preprocess_t2m"):
+        WindowDataset(path, "train")  # any split's reader checks the whole store
+
+
+@pytest.mark.parametrize("change", ["flip", "truncate"])
+def test_a_corrupted_chunk_is_named(tmp_path, change):
+    path = write_store(make_prepared(), tmp_path / "t2m.zarr")
+    chunk = path / "val/frames/c/0/0/0/0"
+    WindowDataset(path, "val")
+    data = bytearray(chunk.read_bytes())
+    if change == "flip":
+        data[100:164] = bytes(b ^ 0xFF for b in data[100:164])  # size kept: only the checksum tells
+    else:
+        del data[-10:]
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"val/frames/c/0/0/0/0: .* the file is corrupt; rewrite it"):
+        WindowDataset(path, "val")
+
+
+def test_a_store_without_manifest_is_refused(tmp_path):
+    path = write_store(make_prepared(), tmp_path / "t2m.zarr")
+    root = zarr.open_group(path, mode="r+")
+    root.attrs.update({MANIFEST: None})  # as written before stores recorded their files
+    with pytest.raises(DataError, match="no file manifest.*preprocess_t2m"):
+        WindowDataset(path, "test")
 
 
 def test_missing_store_is_a_clear_error(tmp_path):

@@ -1,6 +1,7 @@
 """Resume: a run killed with SIGKILL mid-epoch continues from its last epoch checkpoint, in the
 same MLflow run, and ends exactly where an uninterrupted run ends (CPU)."""
 import json
+import logging
 import os
 import runpy
 import subprocess
@@ -8,6 +9,7 @@ import sys
 
 import mlflow
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -59,7 +61,7 @@ def test_kill9_mid_epoch_resumes_to_the_uninterrupted_result(tiny_params, mlflow
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert previous.read_text() == "{}"  # a killed run keeps the previous results
     work = tmp_path / "runs" / ".t2m_svq.tmp-resume" / "artifacts"
-    saved = torch.load(work / checkpoint.RESUME_DIR / "resume-seed0.pt", weights_only=True)
+    saved = checkpoint.read_state(work / checkpoint.RESUME_DIR / "resume-seed0.pt")
     assert len(saved["progress"]["history"]) == 1
     run_id = saved["progress"]["run_id"]
 
@@ -80,6 +82,44 @@ def test_kill9_mid_epoch_resumes_to_the_uninterrupted_result(tiny_params, mlflow
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["svq.resumed"] == "true"
     assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [2, 4]
+
+
+def test_a_checkpoint_with_flipped_bytes_is_not_resumed(tiny_params, mlflow_uri, tmp_path, monkeypatch, caplog):
+    params = _project(tmp_path, tiny_params)
+    cfg, store = resolve_run(params, "t2m_svq"), tmp_path / "data" / "processed" / "t2m.zarr"
+    reference = run_experiment(cfg, store, tmp_path / "reference")
+
+    steps = []
+
+    def crash_at_step_5():  # in-process stand-in for the kill above: epoch 1's checkpoint is on disk
+        steps.append(1)
+        if len(steps) == 5:
+            raise RuntimeError("crash")
+    with monkeypatch.context() as m, pytest.raises(RuntimeError, match="crash"):
+        m.setattr(checkpoint, "training_step_hook", crash_at_step_5)
+        run_experiment(cfg, store, tmp_path / "out")
+    path = tmp_path / "out" / checkpoint.RESUME_DIR / "resume-seed0.pt"
+    crashed_run = checkpoint.read_state(path)["progress"]["run_id"]
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2  # the weights: torch.load would read them without complaint
+    data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])
+    path.write_bytes(bytes(data))
+
+    with caplog.at_level(logging.WARNING, logger=checkpoint.__name__):
+        result = run_experiment(cfg, store, tmp_path / "out")
+    warned = [r.getMessage() for r in caplog.records if r.name == checkpoint.__name__]
+    assert warned == [f"{path}: checksum mismatch: the checkpoint is corrupt; training from scratch"]
+    assert result["run_ids"] != [crashed_run]  # not continued: a new MLflow run, from epoch 1
+    assert _untimed(result["metrics"]) == _untimed(reference["metrics"])
+    assert (tmp_path / "out" / "history.csv").read_text() == (tmp_path / "reference" / "history.csv").read_text()
+
+
+def test_a_checkpoint_without_digest_is_not_resumed(tmp_path, caplog):
+    ck = checkpoint.Checkpoint(tmp_path / "r.pt", "fp")
+    torch.save({"fingerprint": "fp"}, ck.path)  # as written before checkpoints carried a digest
+    with caplog.at_level(logging.WARNING, logger=checkpoint.__name__):
+        assert ck.load(None, None, None, None, None) is None
+    assert "no checksum" in caplog.text and not ck.path.exists()
 
 
 def test_completed_run_is_never_resumed(tiny_params, tiny_store, mlflow_uri, tmp_path):
@@ -112,8 +152,7 @@ def test_checkpoint_of_other_settings_is_discarded(tiny_params, tiny_store, mlfl
     cfg = resolve_run(tiny_params, "t2m_simvp")
     other = resolve_run(tiny_params, "t2m_svq")
     ck = checkpoint.Checkpoint.for_seed(tmp_path, other, 0, tiny_store)
-    ck.path.parent.mkdir(parents=True)
-    torch.save({"fingerprint": ck.fingerprint}, ck.path)
+    checkpoint.write_state(ck.path, {"fingerprint": ck.fingerprint})
     mine = checkpoint.Checkpoint.for_seed(tmp_path, cfg, 0, tiny_store)
     assert mine.path == ck.path and mine.fingerprint != ck.fingerprint
     assert mine.load(None, None, None, None, None) is None and not ck.path.exists()

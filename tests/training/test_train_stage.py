@@ -3,11 +3,16 @@ only once complete, with its DVC metrics file and no scratch folder left; a rela
 stops before any work (a shadowed override is the params stage's: tests/config/test_overrides.py)."""
 import json
 
+import numpy as np
 import pytest
 import yaml
 
+from pipeline.config.load import load_params
+from pipeline.config.run_config import resolve_run
+from pipeline.core.errors import DataError
 from pipeline.training.reference_forecasts import reference_scores
 from pipeline.data.store import write_store
+from pipeline.training import checkpoint
 from pipeline.training import train_stage
 from tests.conftest import make_prepared
 
@@ -42,6 +47,48 @@ def test_the_run_replaces_runs_exp_and_leaves_no_scratch(project, mlflow_uri):
         assert metrics[f"{name}_mse"] == pytest.approx(scores["test_mse"], rel=1e-12)
         assert metrics[f"skill_mse_{name}"] == pytest.approx(1 - metrics["test_mse"] / metrics[f"{name}_mse"])
         assert 0 <= metrics[f"leads_lost_{name}"] <= 2
+
+
+def _previous_record(project):
+    record = project / "runs" / "t2m_simvp" / "result.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"test_mse": 3.471}')  # a good earlier run's
+    return record
+
+
+def test_a_store_missing_a_test_chunk_fails_and_keeps_the_previous_record(project, mlflow_uri):
+    record = _previous_record(project)
+    (project / "data" / "processed" / "t2m.zarr" / "test" / "frames" / "c" / "0" / "0" / "0" / "0").unlink()
+    with pytest.raises(DataError, match=r"t2m.zarr/test/frames/c/0/0/0/0: missing.*dvc repro -f preprocess_t2m"):
+        train_stage.run_train_stage("params.yaml", "t2m_simvp", "stages/train.py", ["t2m_simvp"])
+    assert record.read_text() == '{"test_mse": 3.471}'
+    assert not list((project / "runs").rglob("*.pt"))  # refused before any training
+
+
+def test_nan_test_metrics_fail_and_keep_the_previous_record(project, mlflow_uri):
+    prepared = make_prepared()
+    prepared.splits["test"].frames[2] = np.nan  # written and listed: the store is whole, its data is not
+    write_store(prepared, project / "data" / "processed" / "t2m.zarr")
+    record = _previous_record(project)
+    with pytest.raises(DataError, match=r"t2m_simvp seed 0: test_mse is nan, expected a finite number"):
+        train_stage.run_train_stage("params.yaml", "t2m_simvp", "stages/train.py", ["t2m_simvp"])
+    assert record.read_text() == '{"test_mse": 3.471}'
+    resume = project / "runs" / ".t2m_simvp.tmp-resume" / "artifacts" / checkpoint.RESUME_DIR
+    assert not list(resume.glob("resume-*.pt"))  # a rerun trains afresh
+
+
+def test_a_finished_seed_with_nan_metrics_fails_and_leaves_no_scratch(project, mlflow_uri):
+    """A seed recorded as finished before a kill is not tested again: the stage checks its metrics too."""
+    record = _previous_record(project)
+    cfg = resolve_run(load_params("params.yaml"), "t2m_simvp")
+    work = project / "runs" / ".t2m_simvp.tmp-resume"
+    done = checkpoint.Checkpoint.for_seed(work / "artifacts", cfg, 0, project / "data" / "processed" / "t2m.zarr")
+    done.finish({"seed": 0, "run_id": "r0", "metrics": {"test_mse": float("nan"), "test_mae": 1.0}},
+                {"mse": np.full((17, 2), np.nan, np.float32)})
+    with pytest.raises(DataError, match=r"^t2m_simvp: test_mse is null, expected a finite number"):
+        train_stage.run_train_stage("params.yaml", "t2m_simvp", "stages/train.py", ["t2m_simvp"])
+    assert record.read_text() == '{"test_mse": 3.471}'
+    assert [p.name for p in (project / "runs").iterdir()] == ["t2m_simvp"]  # no scratch for a rerun to trip on
 
 
 def test_a_relaunch_under_torchrun_reports_nothing(project, monkeypatch):
