@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, shown
 
 # The checkout this package runs from (its code, params.yaml, dvc.yaml); the workspace a run
 # logs beside may differ under `dvc exp run --temp` (repo_root)
@@ -39,7 +39,7 @@ CODE_DIGESTS = Path("code_digests")
 def check_name(key: str, name: object) -> str:
     """``name`` if it is letters, digits, ``_``, ``-`` and ``.`` (not ``.`` or ``..``)."""
     if not isinstance(name, str) or not NAME.fullmatch(name) or name in (".", ".."):
-        raise ConfigError(f"{key}: invalid name {name!r}; expected letters, digits, '_', '-' or '.' "
+        raise ConfigError(f"{key}: invalid name {shown(name)}; expected letters, digits, '_', '-' or '.' "
                           f"(not '.' or '..')")
     return name
 
