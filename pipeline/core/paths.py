@@ -10,7 +10,7 @@
 
 Experiment and dataset names end up in folder names and in DVC stage commands, so one strict
 pattern holds for them and every path built from a name is kept inside its folder: ``..``,
-``a/b`` or ``x;true`` never get that far.
+``a/b``, ``x;true`` or ``--help`` never get that far.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from pipeline.core.errors import ConfigError, shown
 # logs beside may differ under `dvc exp run --temp` (repo_root)
 CHECKOUT = Path(__file__).resolve().parents[2]
 
-NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# not starting with '-': a stage script would read `--help` or `-x` as an option
+NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")
 
 RUNS = Path("runs")
 REPORTS = Path("reports")
@@ -37,10 +38,11 @@ CODE_DIGESTS = Path("code_digests")
 
 
 def check_name(key: str, name: object) -> str:
-    """``name`` if it is letters, digits, ``_``, ``-`` and ``.`` (not ``.`` or ``..``)."""
+    """``name`` if it is letters, digits, ``_``, ``-`` and ``.`` (not ``.`` or ``..``, not starting
+    with ``-``)."""
     if not isinstance(name, str) or not NAME.fullmatch(name) or name in (".", ".."):
         raise ConfigError(f"{key}: invalid name {shown(name)}; expected letters, digits, '_', '-' or '.' "
-                          f"(not '.' or '..')")
+                          f"(not '.' or '..', not starting with '-')")
     return name
 
 
