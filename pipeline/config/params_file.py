@@ -88,7 +88,7 @@ class ParamsFile(Settings):
     datasets: dict[str, DatasetEntry]
     profiles: dict[str, ProfileEntry | None]
     experiments: dict[str, ExperimentEntry]
-    report: Section | None = None  # the report's own schema checks it (pipeline/report/settings.py)
+    report: Section | None = None  # the report's own schema checks it (pipeline/report/folders.py)
 
     def experiments_on(self, ds: str) -> list[str]:
         """The experiments of the catalogue that train on dataset ``ds``, in catalogue order."""

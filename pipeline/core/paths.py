@@ -5,7 +5,7 @@
     <data.root>/processed/<dataset>.zarr   the store the preprocess stage writes
     runs/<experiment>/                     the committed record of a train stage (pipeline/training/record_files.py)
     runs/reference_<dataset>/              the record of a reference stage
-    reports/                               tables and figures (params.yaml ``report``), README, metrics
+    reports/                               tables and figures (params.yaml ``report``: pipeline.report.folders), README, metrics
     code_digests/<kind>.md5                the md5 of each file a stage kind runs (pipeline/repro/code_digest.py)
 
 Experiment and dataset names end up in folder names and in DVC stage commands, so one strict
@@ -77,13 +77,6 @@ def run_dir(exp: str, runs: Path = RUNS) -> Path:
 
 def reference_dir(ds: str, runs: Path = RUNS) -> Path:
     return inside(runs, f"reference_{check_name('dataset', ds)}")
-
-
-def report_dirs(params: Mapping[str, Any]) -> tuple[Path, Path]:
-    """The report's tables and figures folders (params.yaml ``report``)."""
-    report = params.get("report") or {}
-    return (Path(report.get("tables_dir", REPORTS / "tables")),
-            Path(report.get("figures_dir", REPORTS / "figures")))
 
 
 def repo_root(start: Path | None = None) -> Path:
