@@ -5,7 +5,9 @@ definition); every project file is read here instead, which refuses them, naming
 An alias (``*name``) is refused unless the caller allows it: a few lines of nested aliases stand
 for 10^9 values once anything walks them (validation, a repr, a JSON dump), so params.yaml, which
 users edit, may not hold any; the project's own paper.yaml keeps its shared column lists. Nesting
-deeper than MAX_DEPTH is refused too (a recursion error otherwise, never a config).
+deeper than MAX_DEPTH is refused too (a recursion error otherwise, never a config), and so is a
+file over MAX_BYTES: PyYAML reads about 300 KB a second, so a 4 MB list took half a minute to be
+refused; the project's files are 30-40 KB.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from yaml.events import AliasEvent
 from pipeline.core.errors import ConfigError
 
 MAX_DEPTH = 64  # params.yaml nests about 6 deep
+MAX_BYTES = 2**19  # 512 KiB: about 4 s to parse, 13 times the largest file the project has
 
 
 class _Refused(Exception):
@@ -67,9 +70,13 @@ class _AliasLoader(_StrictLoader):
 
 def read_yaml(path: str | Path, *, aliases: bool = False) -> Any:
     """The YAML document in ``path``; ConfigError naming the file for a missing file, bad YAML,
-    a duplicate key, an alias (unless ``aliases``) or nesting deeper than MAX_DEPTH."""
+    a duplicate key, an alias (unless ``aliases``), nesting deeper than MAX_DEPTH or a file over
+    MAX_BYTES."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(f"{path}: {size:,} bytes; expected a YAML file of at most {MAX_BYTES:,} bytes")
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config.load import load_params
 from pipeline.core.errors import ConfigError
-from pipeline.core.yamlfile import MAX_DEPTH, parse_yaml
+from pipeline.core.yamlfile import MAX_BYTES, MAX_DEPTH, parse_yaml, read_yaml
 from pipeline.report.paper import _parse
 from tests.conftest import ROOT
 
@@ -63,3 +63,15 @@ def test_deep_nesting_refused_in_one_line(text):
     with pytest.raises(ConfigError, match=rf"^params\.yaml: line \d+: nested deeper than {MAX_DEPTH} levels$"):
         parse_yaml(text, "params.yaml")
     assert parse_yaml("a: " + "[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2)) is not None
+
+
+def test_a_file_too_large_to_parse_in_seconds_is_refused(tmp_path):
+    big = tmp_path / "params.yaml"
+    big.write_text("seeds: [" + ", ".join(["-1"] * (MAX_BYTES // 4 + 1)) + "]\n")  # seconds to parse
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as err:
+        read_yaml(big)
+    assert str(err.value) == (f"{big}: {big.stat().st_size:,} bytes; expected a YAML file of at most "
+                              f"{MAX_BYTES:,} bytes")
+    assert time.perf_counter() - start < 1.0
+    assert read_yaml(ROOT / "params.yaml")["profile"]
