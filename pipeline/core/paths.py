@@ -5,7 +5,7 @@
     <data.root>/processed/<dataset>.zarr   the store the preprocess stage writes
     runs/<experiment>/                     the committed record of a train stage (pipeline/training/record_files.py)
     runs/reference_<dataset>/              the record of a reference stage
-    reports/                               tables and figures (params.yaml ``report``: pipeline.report.folders), README, metrics
+    reports/                               README, metrics; tables and figures (pipeline/report/folders.py)
     code_digests/<kind>.md5                the md5 of each file a stage kind runs (pipeline/repro/code_digest.py)
 
 Experiment and dataset names end up in folder names and in DVC stage commands, so one strict
