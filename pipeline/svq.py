@@ -39,10 +39,11 @@ Usage in your own model::
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -65,8 +66,10 @@ class SVQSettings(Settings):
     """SVQ's settings (params.yaml ``svq:``) and their defaults, the public code's
     (``openstl/modules/quantization_modules.py``): 10,000 codes, hidden 128, ``normal`` init."""
 
-    codebook_size: PositiveInt = 10000
-    hidden: PositiveInt = 128
+    # bounded far above the paper's largest (10,000 codes): the codebook and the (hidden, codes)
+    # projection are allocated whole, so a typo of a few more digits is refused by name instead
+    codebook_size: Annotated[int, Field(gt=0, le=2**20)] = 10000
+    hidden: Annotated[int, Field(gt=0, le=2**16)] = 128
     init: Literal[INITS] = "normal"  # type: ignore[valid-type]
     freeze_codebook: bool = False
     freeze_projection: bool = False

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.config.load import load_params
 from pipeline.config.run_config import resolve_run
 from pipeline.core.dotted import MISSING, lookup
 from pipeline.core.errors import ConfigError, exit_status
 from pipeline.core.layers import run_layers
+from pipeline.core.yamlfile import parse_yaml
 from pipeline.models.quantizers import settings_key
 
 
@@ -184,9 +183,9 @@ def committed_params(path: str | Path = "params.yaml") -> dict[str, Any] | None:
         return None
     if out.returncode != 0:
         return None
-    try:
-        data = yaml.safe_load(out.stdout)
-    except yaml.YAMLError:
+    try:  # the project's reader: a committed alias bomb is refused, not expanded
+        data = parse_yaml(out.stdout, "HEAD:params.yaml")
+    except ConfigError:
         return None
     return data if isinstance(data, dict) else None
 

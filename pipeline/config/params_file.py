@@ -24,8 +24,10 @@ def _distinct(values: list) -> list:
     return values
 
 
-Seeds = Annotated[list[int], Field(min_length=1), AfterValidator(_distinct),
-                  expecting("a non-empty list of distinct integers")]
+# numpy's and the loaders' generators take seeds in [0, 2**32): a traceback otherwise, mid-run
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+Seeds = Annotated[list[Seed], Field(min_length=1), AfterValidator(_distinct),
+                  expecting("a non-empty list of distinct integers in [0, 2**32)")]
 
 
 class DatasetEntry(Settings):
@@ -86,7 +88,7 @@ class ParamsFile(Settings):
     datasets: dict[str, DatasetEntry]
     profiles: dict[str, ProfileEntry | None]
     experiments: dict[str, ExperimentEntry]
-    report: Section | None = None
+    report: Section | None = None  # the report's own schema checks it (pipeline/report/folders.py)
 
     def experiments_on(self, ds: str) -> list[str]:
         """The experiments of the catalogue that train on dataset ``ds``, in catalogue order."""

@@ -2,6 +2,7 @@
 schedule, loss, batches, devices. The values live in params.yaml; this schema says what each may be."""
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
@@ -10,20 +11,28 @@ from pipeline.core.schema import NonNegativeFloat, PositiveFloat, PositiveInt, R
 
 
 def _device(name: str) -> str:
-    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
+    # whether the machine has the GPU is checked where the stage starts (training.distributed.check_device)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
         raise expected("auto, cpu or cuda[:N]")
     return name
+
+
+# A learning rate (peak, warm-up start or floor) above 10 is a typo, not a setting: the paper's
+# runs use 1e-3 to 1e-2, and from the first step Adam moves every weight by about lr, so 1e300
+# turned the weights into inf/NaN and failed far from the key that caused it
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+LearningRateFloor = Annotated[float, Field(ge=0, le=10)]
 
 
 class TrainSettings(Settings):
     epochs: PositiveInt
     batch_size: PositiveInt             # the global batch, split evenly across `devices`
     val_batch_size: PositiveInt
-    lr: PositiveFloat
+    lr: LearningRate
     sched: Literal["cosine", "onecycle", "none"]
     warmup_epochs: Annotated[int, Field(ge=0)]
-    warmup_lr: NonNegativeFloat
-    min_lr: NonNegativeFloat
+    warmup_lr: LearningRateFloor
+    min_lr: LearningRateFloor
     final_div_factor: PositiveFloat
     weight_decay: NonNegativeFloat
     patience: PositiveInt

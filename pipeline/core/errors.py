@@ -3,7 +3,9 @@
 ``ProjectError`` is anything the user can fix (a setting, a file, a download); stage scripts run
 inside :func:`stage_errors`, which prints such an error as one line and exits non-zero, with no
 traceback; a command's ``main`` returns :func:`exit_status` instead. Anything else is a bug and
-keeps its traceback.
+keeps its traceback. A value put into a message goes through :func:`shown`, cut to a few hundred
+characters (a 3 MB list in a params.yaml key otherwise became a 3 MB line), and the printed line
+itself is cut at MESSAGE_LIMIT, for the messages that name a value some other way.
 """
 from __future__ import annotations
 
@@ -27,6 +29,18 @@ class DataError(ProjectError):
 
 
 EXIT_CODE = 2
+VALUE_LIMIT = 200
+MESSAGE_LIMIT = 2000
+
+
+def cut(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def shown(value: object, limit: int = VALUE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters."""
+    return cut(repr(value), limit)
 
 
 @contextmanager
@@ -46,6 +60,6 @@ def exit_status(command: str, main: Callable[[], int]) -> int:
 
 
 def _report(stage: str, err: ProjectError) -> int:
-    message = " ".join(str(err).split())  # one line, whatever the message held
+    message = cut(" ".join(str(err).split()), MESSAGE_LIMIT)  # one line, whatever the message held
     print(f"{stage}: error: {message}", file=sys.stderr)
     return EXIT_CODE

@@ -5,12 +5,12 @@
     <data.root>/processed/<dataset>.zarr   the store the preprocess stage writes
     runs/<experiment>/                     the committed record of a train stage (pipeline/training/record_files.py)
     runs/reference_<dataset>/              the record of a reference stage
-    reports/                               tables and figures (params.yaml ``report``), README, metrics
+    reports/                               README, metrics; tables and figures (pipeline/report/folders.py)
     code_digests/<kind>.md5                the md5 of each file a stage kind runs (pipeline/repro/code_digest.py)
 
 Experiment and dataset names end up in folder names and in DVC stage commands, so one strict
 pattern holds for them and every path built from a name is kept inside its folder: ``..``,
-``a/b`` or ``x;true`` never get that far.
+``a/b``, ``x;true`` or ``--help`` never get that far.
 """
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, shown
 
 # The checkout this package runs from (its code, params.yaml, dvc.yaml); the workspace a run
 # logs beside may differ under `dvc exp run --temp` (repo_root)
 CHECKOUT = Path(__file__).resolve().parents[2]
 
-NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# not starting with '-': a stage script would read `--help` or `-x` as an option
+NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")
 
 RUNS = Path("runs")
 REPORTS = Path("reports")
@@ -37,10 +38,11 @@ CODE_DIGESTS = Path("code_digests")
 
 
 def check_name(key: str, name: object) -> str:
-    """``name`` if it is letters, digits, ``_``, ``-`` and ``.`` (not ``.`` or ``..``)."""
+    """``name`` if it is letters, digits, ``_``, ``-`` and ``.`` (not ``.`` or ``..``, not starting
+    with ``-``)."""
     if not isinstance(name, str) or not NAME.fullmatch(name) or name in (".", ".."):
-        raise ConfigError(f"{key}: invalid name {name!r}; expected letters, digits, '_', '-' or '.' "
-                          f"(not '.' or '..')")
+        raise ConfigError(f"{key}: invalid name {shown(name)}; expected letters, digits, '_', '-' or '.' "
+                          f"(not '.' or '..', not starting with '-')")
     return name
 
 
@@ -75,13 +77,6 @@ def run_dir(exp: str, runs: Path = RUNS) -> Path:
 
 def reference_dir(ds: str, runs: Path = RUNS) -> Path:
     return inside(runs, f"reference_{check_name('dataset', ds)}")
-
-
-def report_dirs(params: Mapping[str, Any]) -> tuple[Path, Path]:
-    """The report's tables and figures folders (params.yaml ``report``)."""
-    report = params.get("report") or {}
-    return (Path(report.get("tables_dir", REPORTS / "tables")),
-            Path(report.get("figures_dir", REPORTS / "figures")))
 
 
 def repo_root(start: Path | None = None) -> Path:

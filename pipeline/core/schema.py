@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WrapValidator
 from pydantic_core import PydanticCustomError
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, shown
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -61,7 +61,7 @@ def parse(cls: type[S], values: Any, where: str,
     """``cls`` validated from ``values``; errors name ``<where>.<field>`` (or ``origin(field)``,
     the params.yaml key a layered value came from)."""
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+        raise ConfigError(f"{where}: expected a mapping, got {shown(values)}")
     try:
         return cls.model_validate(dict(values))
     except ValidationError as err:
@@ -93,7 +93,7 @@ def describe(err: ValidationError, where: str, origin: Callable[[str], str] | No
     if kind == "value_error":  # a cross-field check of a model validator: its message says it all
         return f"{key}: {ctx.get('error', e['msg'])}"
     got = e.get("input")
-    return f"{key}: expected {_expected(kind, ctx, e['msg'])}, got {got!r}"
+    return f"{key}: expected {_expected(kind, ctx, e['msg'])}, got {shown(got)}"
 
 
 def _model_at(cls: Any, loc: tuple) -> type[BaseModel] | None:

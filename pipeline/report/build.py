@@ -1,7 +1,9 @@
 """The report stage's work: committed run records -> tables, figures, README, metrics.json.
 
 Everything is written into a scratch folder first and moved into place only once all of it
-exists, so a failure leaves the previous report untouched rather than half-replaced.
+exists, so a failure leaves the previous report untouched rather than half-replaced. The figures
+folder keeps a list of the figures the report put there (FIGURE_MANIFEST): a figure whose runs are
+gone is deleted only when that list names it, so a file the report did not write survives.
 """
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ import pandas as pd
 from pipeline.config.params_file import typed
 from pipeline.config.run_config import resolve_run
 from pipeline.core.errors import ConfigError
-from pipeline.core.outputs import atomic, clean_stale, scratch
-from pipeline.core.paths import REPORT_METRICS, REPORT_README, RUNS, report_dirs
+from pipeline.core.outputs import atomic, clean_stale, scratch, write_text_atomic
+from pipeline.core.paths import REPORT_METRICS, REPORT_README, RUNS
 from pipeline.report import figures as fig
 from pipeline.report.beats import beats_table, read_references
+from pipeline.report.folders import report_dirs
 from pipeline.report.markdown import render_readme
 from pipeline.report.paper import load_paper
 from pipeline.report.results import ExperimentResult, load_results
@@ -43,6 +46,8 @@ WEIGHT_RUNS = {"learnable, MAE loss": "t2m_svq", "learnable, MSE loss": "t2m_svq
                "frozen, MAE loss": "t2m_svq_frozen"}
 # Figure 1: codebooks of classic VQ and SVQ
 TSNE_RUNS = {"VQ (k-means / EMA)": "t2m_vq", "SVQ (learnable)": "t2m_svq"}
+# in the figures folder: the names of the figures the last build wrote there, one a line
+FIGURE_MANIFEST = ".written-by-report"
 
 
 def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
@@ -50,8 +55,9 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
                  tables_dir: Path | str | None = None, figures_dir: Path | str | None = None,
                  tsne_max_codes: int = 1000) -> dict[str, list[Path]]:
     """Write every table (CSV), the figures, the README and metrics.json; return what was written."""
-    tables_dir = Path(tables_dir or report_dirs(params)[0])
-    figures_dir = Path(figures_dir or report_dirs(params)[1])
+    folders = report_dirs(params)  # params.yaml's report: checked before any work, even where overridden
+    tables_dir = Path(tables_dir or folders[0])
+    figures_dir = Path(figures_dir or folders[1])
     readme, metrics = Path(readme), Path(metrics)
     catalogue = typed(params)
     profile = catalogue.profile
@@ -113,13 +119,15 @@ def build_report(params: Mapping[str, Any], *, runs_dir: Path | str = RUNS,
             json.dumps(headline_metrics(records, tables, profile, references, claims), indent=2) + "\n")
         staged[staging / "metrics.json"] = metrics
 
+        earlier = _manifest(figures_dir)
         for src, dst in staged.items():
             dst.parent.mkdir(parents=True, exist_ok=True)
             _replace(src, dst)
-        keep = {dst.name for dst in staged.values() if dst.parent == figures_dir}
-        for old in figures_dir.glob("*.png"):  # a figure whose runs are gone must not linger
-            if old.name not in keep:
-                old.unlink()
+        keep = sorted(dst.name for dst in staged.values() if dst.parent == figures_dir)
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(figures_dir / FIGURE_MANIFEST, "".join(f"{name}\n" for name in keep))
+        for name in earlier - set(keep):  # a figure whose runs are gone must not linger
+            (figures_dir / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     written = sorted(staged.values())
@@ -344,6 +352,16 @@ def _finite(v) -> float | None:
 
 def _rel(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
+
+
+def _manifest(figures_dir: Path) -> set[str]:
+    """The figures an earlier build wrote into ``figures_dir`` (none where it left no list): plain
+    file names only, so an edited list cannot point the deletion anywhere else."""
+    try:
+        lines = (figures_dir / FIGURE_MANIFEST).read_text().splitlines()
+    except OSError:
+        return set()
+    return {n for n in lines if n.endswith(".png") and n == Path(n).name and not n.startswith(".")}
 
 
 def _replace(src: Path, dst: Path) -> None:

@@ -216,7 +216,7 @@ class PaperSpec(Settings):
 def _parse(path: Path) -> dict[int, PaperTable]:
     if not path.exists():
         raise ConfigError(f"{path}: the paper's reference values file is missing")
-    spec = parse(PaperSpec, read_yaml(path) or {}, str(path), origin=lambda key: f"{path}: {key}")
+    spec = parse(PaperSpec, read_yaml(path, aliases=True) or {}, str(path), origin=lambda key: f"{path}: {key}")
     return {n: PaperTable(n, t.title, tuple(_section(s) for s in t.sections), tuple(t.notes), tuple(t.claims),
                           spec.version)
             for n, t in spec.tables.items()}

@@ -32,6 +32,7 @@ from pipeline.core import paths
 from pipeline.core.errors import exit_status
 from pipeline.core.outputs import write_or_check
 from pipeline.data.dataset_params import dataset_deps, own_files
+from pipeline.report.folders import report_dirs
 from pipeline.repro import run_params
 from pipeline.repro.code_digest import KINDS, digest_path, stage_files
 from pipeline.repro.imports import PACKAGE, ImportGraph
@@ -150,7 +151,7 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
                      *({f"{rd}/{f}": {"cache": False, "persist": True}} for f in RECORD_FILES if f != METRICS)],
             "metrics": [{f"{rd}/{METRICS}": {"cache": False, "persist": True}}],
         }
-    tables, figures = paths.report_dirs(params)
+    tables, figures = report_dirs(params, root)
     stages["report"] = {
         "cmd": stage_cmd("report"),
         # the runs folder as one dep (the records of every train stage are in it): one column in
@@ -164,11 +165,11 @@ def build_stages(params: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
                  {paths.REPORT_README.as_posix(): {"cache": False, "persist": True}}],
         "metrics": [{paths.REPORT_METRICS.as_posix(): {"cache": False, "persist": True}}],
     }
-    return {"stages": stages, "plots": plots(params)}
+    return {"stages": stages, "plots": plots(params, root)}
 
 
-def plots(params: dict[str, Any]) -> list[str]:
-    return [(paths.report_dirs(params)[1] / f).as_posix() for f in PLOT_FILES]
+def plots(params: dict[str, Any], root: Path = ROOT) -> list[str]:
+    return [(report_dirs(params, root)[1] / f).as_posix() for f in PLOT_FILES]
 
 
 class _NoAliases(yaml.SafeDumper):

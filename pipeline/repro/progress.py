@@ -38,6 +38,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TextIO
 
+from pipeline.core.errors import exit_status
+from pipeline.core.yamlfile import read_yaml
 from pipeline.training.summary_line import fmt_duration
 
 RUNNING = re.compile(r"^Running stage '([^']+)'")
@@ -280,7 +282,20 @@ def estimate(plan: list[str], jobs: int, graph: dict[str, set[str]], runs_dir: P
             f"other stages come on top")
 
 
+def check_params(path: Path = Path("params.yaml")) -> None:
+    """params.yaml read by the project's reader before DVC reads it: DVC expands YAML aliases
+    itself (ten lines of nested aliases held it 100 s and 5 GB); the reader refuses any alias at
+    once, with one line naming file and line. Its values are the stages' to check."""
+    if path.exists():
+        read_yaml(path)
+
+
 def run(args: list[str], out: TextIO = sys.stdout, dvc: str | list[str] | None = None) -> int:
+    return exit_status("progress", lambda: _run(args, out, dvc))
+
+
+def _run(args: list[str], out: TextIO, dvc: str | list[str] | None) -> int:
+    check_params()
     # DVC through lock_guard: dvc.lock written atomically, so a kill -9 never leaves it cut
     dvc = dvc or [sys.executable, "-m", "pipeline.repro.lock_guard"]
     if "--estimate" in args:

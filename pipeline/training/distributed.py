@@ -53,7 +53,22 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def check_device(name: str, key: str = "train.device") -> None:
+    """ConfigError naming ``key`` where ``name`` asks for a GPU this machine does not have: said
+    before the data load, not as torch's traceback at the first ``.to(device)``."""
+    if not name.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{key}: {name!r} needs a GPU, and torch sees none on this machine; "
+                          f"expected auto or cpu")
+    index = name.partition(":")[2]
+    if index and int(index) >= torch.cuda.device_count():
+        raise ConfigError(f"{key}: {name!r}, but torch sees {torch.cuda.device_count()} GPU(s); "
+                          f"expected cuda:0 to cuda:{torch.cuda.device_count() - 1}, auto or cpu")
+
+
 def pick_device(name: str) -> torch.device:
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

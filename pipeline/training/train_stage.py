@@ -27,6 +27,7 @@ def run_train_stage(params_path: str | Path, experiment: str, script: str, argv:
     global _slot
     params = load_params(params_path)
     cfg = resolve_run(params, experiment)
+    distributed.check_device(cfg.train.device, cfg.key_of("train.device"))  # before any work
     _slot = job_slots.claim_from_env(cfg.train.devices)  # SVQ_JOBS: a share of the machine
     if distributed.maybe_relaunch(cfg.train.devices, script, argv):
         return None  # torchrun's processes did the work

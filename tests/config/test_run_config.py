@@ -162,3 +162,23 @@ def test_quantizer_settings_are_typed_with_the_class_defaults(params):
     assert not any(k.endswith("rotation_trick") for k in vq.deps)              # defaults are no params deps
     with pytest.raises(ConfigError, match=r"^datasets\.t2m\.quantizers\.vq\.decay: expected a value <= 1.0, got 2$"):
         resolve_run(set_dotted(params, "datasets.t2m.quantizers", {"vq": {"decay": 2}}), "t2m_vq")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    # numpy's generators take seeds in [0, 2**32)
+    ("seeds", [0, -1], "seeds: expected a non-empty list of distinct integers in [0, 2**32), got [0, -1]"),
+    ("experiments.t2m_svq.seeds", [2**32], "experiments.t2m_svq.seeds: expected a non-empty list of distinct "
+                                           "integers in [0, 2**32), got [4294967296]"),
+    ("datasets.t2m.train.lr", 1e300, "datasets.t2m.train.lr: expected a value <= 10.0, got 1e+300"),
+    ("train.min_lr", 1e300, "train.min_lr: expected a value <= 10.0, got 1e+300"),
+    ("train.device", "cuda:x", "train.device: expected auto, cpu or cuda[:N], got 'cuda:x'"),
+    # widths and depths that would allocate terabytes
+    ("model.hid_T", 10**9, "model.hid_T: expected a value <= 4096, got 1000000000"),
+    ("model.hid_S", 2**20, "model.hid_S: expected a value <= 1024, got 1048576"),
+    ("model.N_T", 10**6, "model.N_T: expected a value <= 64, got 1000000"),
+    ("svq.codebook_size", 10**12, "svq.codebook_size: expected a value <= 1048576, got 1000000000000"),
+])
+def test_out_of_range_values_are_one_line_naming_the_key(params, key, value, message):
+    with pytest.raises(ConfigError) as err:
+        validate_params(set_dotted(params, key, value))
+    assert str(err.value) == message

@@ -61,3 +61,14 @@ def test_every_command_reports_one_line(monkeypatch, capsys, module, args, messa
     rc = importlib.import_module(f"pipeline.{module}").main(args)
     err = capsys.readouterr().err.strip()
     assert rc == EXIT_CODE and err.startswith(message) and "\n" not in err, err
+
+
+def test_a_long_message_is_cut_on_its_one_line(capsys):
+    from pipeline.core.errors import MESSAGE_LIMIT, ConfigError, exit_status
+
+    def main():
+        raise ConfigError("k: expected a name, got " + "y" * 10**5 + "\n(second line)")
+    assert exit_status("cmd", main) == EXIT_CODE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < MESSAGE_LIMIT + 100
+    assert err.startswith("cmd: error: k: expected a name, got yyy") and err.endswith(" characters)\n")

@@ -9,13 +9,14 @@ from pipeline.core.paths import check_name, inside, raw_dir, raw_root, reference
 from pipeline.repro.experiments import render
 
 
-@pytest.mark.parametrize("name", ["..", ".", "a/b", "x;true", "x y", "", "$(rm)", "a\\b", "é"])
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "x;true", "x y", "", "$(rm)", "a\\b", "é", "--help", "-x"])
 def test_bad_names_refused(name):
     with pytest.raises(ConfigError, match="invalid name"):
         check_name("experiments", name)
+    assert check_name("experiments", "a-b.c_1") == "a-b.c_1" and check_name("experiments", "_x-") == "_x-"
 
 
-@pytest.mark.parametrize("name", ["..", "a/b", "x;true"])
+@pytest.mark.parametrize("name", ["..", "a/b", "x;true", "--help"])
 def test_catalogue_with_bad_names_refused_before_anything_runs(params, name):
     p = copy.deepcopy(params)
     p["experiments"][name] = {"dataset": "t2m", "tables": [], "set": {}}

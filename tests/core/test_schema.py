@@ -41,3 +41,16 @@ def test_defaults_fill_in_and_ints_are_accepted_as_floats():
     assert isinstance(t.lr, float)
     with pytest.raises(ConfigError, match="train: expected a mapping"):
         parse(Train, [1, 2], "train")
+
+
+def test_a_huge_value_is_cut_in_the_message():
+    # what a 10^6-leaf value at a checked key became: a 3 MB message
+    huge = ["x"] * 10**6
+    with pytest.raises(ConfigError) as err:
+        parse(Train, {"epochs": huge, "lr": 1}, "train")
+    text = str(err.value)
+    assert text.startswith("train.epochs: expected an integer, got ['x', 'x'")
+    assert text.endswith(f"... ({len(repr(huge)):,} characters)") and len(text) < 300
+    with pytest.raises(ConfigError) as err:
+        parse(Train, huge, "train")
+    assert len(str(err.value)) < 300

@@ -10,7 +10,7 @@ import yaml
 
 from conftest import ROOT
 from pipeline.core.errors import DataError
-from pipeline.report.build import build_report, headline_metrics
+from pipeline.report.build import FIGURE_MANIFEST, build_report, headline_metrics
 from pipeline.report.results import load_results
 from pipeline.training import record_files
 
@@ -57,9 +57,25 @@ PARAMS["experiments"] = {e: PARAMS["experiments"][e] for e in ("t2m_simvp", "t2m
 
 
 def _build(runs, reports):
-    params = PARAMS | {"report": {"tables_dir": str(reports / "tables"), "figures_dir": str(reports / "figures")}}
-    return build_report(params, runs_dir=runs, readme=reports / "README.md", metrics=reports / "metrics.json",
-                        tsne_max_codes=30)
+    return build_report(PARAMS, runs_dir=runs, readme=reports / "README.md", metrics=reports / "metrics.json",
+                        tables_dir=reports / "tables", figures_dir=reports / "figures", tsne_max_codes=30)
+
+
+def test_the_report_deletes_only_figures_it_wrote(runs, tmp_path):
+    figures = tmp_path / "reports" / "figures"
+    figures.mkdir(parents=True)
+    # a user's files in the folder, one named like a figure the report could write
+    for name in ("mine.png", "forecast_mine.png", "notes.txt"):
+        (figures / name).write_text(name)
+    first = _build(runs, tmp_path / "reports")
+    assert (figures / "forecast_t2m.png").is_file()
+    assert (figures / FIGURE_MANIFEST).read_text().split() == sorted(p.name for p in first["figures"])
+    shutil.rmtree(runs / "t2m_svq")  # its forecast figure has no runs any more
+    second = _build(runs, tmp_path / "reports")
+    assert "forecast_t2m.png" not in [p.name for p in second["figures"]]
+    assert not (figures / "forecast_t2m.png").exists()  # the report wrote it: deleted
+    for name in ("mine.png", "forecast_mine.png", "notes.txt"):  # the report did not: kept
+        assert (figures / name).read_text() == name
 
 
 def test_records_aggregate_seeds_and_keep_history(runs):

@@ -1,6 +1,7 @@
 """Progress lines of `python -m pipeline.repro.progress` and the training stage's one-line summary."""
 import json
 import re
+import time
 
 from pipeline.repro.progress import Tracker, chatter, planned_stages
 from pipeline.training.summary_line import fmt_duration, one_line_summary
@@ -58,7 +59,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from pipeline.repro import progress  # noqa: E402
+from pipeline.core.errors import EXIT_CODE  # noqa: E402
+from pipeline.repro import experiments, progress  # noqa: E402
 
 
 # per dataset a slow prep -> a slow train; a report reading both (dvc.yaml of the shape ours has).
@@ -178,3 +180,22 @@ def test_scheduler_runs_stages_once_their_inputs_are_done():
     # one lane: all that is ready in one batch, what unblocks most first (not dvc.yaml's order)
     s = progress.Scheduler(["a", "b", "c"], {"a": set(), "b": set(), "c": {"b"}}, 1, dict.fromkeys("abc", 1.0))
     assert s.next_batch() == ["b", "a"]
+
+
+def test_an_alias_bomb_in_params_is_refused_before_dvc_reads_it(tmp_path, monkeypatch, capsys):
+    """DVC expands params.yaml's aliases itself (10^7 leaves: 100 s, 5 GB); make repro's runner and
+    its dvc.yaml check read it with the project's reader first, which refuses the first alias."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    (tmp_path / "params.yaml").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    called = tmp_path / "dvc-called"
+    start = time.perf_counter()
+    rc = progress.run([], out=io.StringIO(), dvc=[sys.executable, "-c", f"open({str(called)!r}, 'w')"])
+    assert rc == EXIT_CODE and not called.exists()
+    assert capsys.readouterr().err.splitlines() == [
+        "progress: error: params.yaml: line 2: alias *a0 refused; write the value out instead of referring to "
+        "an anchor (&a0)"]
+    assert experiments.main(["--check", "--params", "params.yaml"]) == EXIT_CODE  # make repro's first step
+    assert "experiments: error: params.yaml: line 2: alias *a0 refused" in capsys.readouterr().err
+    assert time.perf_counter() - start < 2.0

@@ -122,3 +122,17 @@ def test_two_processes_match_one(tiny_params, mlflow_uri, tmp_path):
     init = build_model(cfg, (2, 1, 16, 16)).state_dict()
     assert max((a[k] - init[k]).abs().max().item() for k in a if a[k].is_floating_point()) > 1e-3
     assert not (two / "runs" / ".t2m_svq.tmp").exists()
+
+
+def test_a_gpu_index_the_machine_lacks_is_refused_naming_the_key(monkeypatch):
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError) as err:
+        distributed.check_device("cuda:2", "profiles.gpu.train.device")
+    assert str(err.value) == ("profiles.gpu.train.device: 'cuda:2', but torch sees 2 GPU(s); expected cuda:0 to "
+                              "cuda:1, auto or cpu")
+    distributed.check_device("cuda:1")
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^train\.device: 'cuda' needs a GPU"):
+        distributed.pick_device("cuda")
+    assert distributed.pick_device("auto").type == "cpu" and distributed.pick_device("cpu").type == "cpu"

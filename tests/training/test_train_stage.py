@@ -9,7 +9,7 @@ import yaml
 
 from pipeline.config.load import load_params
 from pipeline.config.run_config import resolve_run
-from pipeline.core.errors import DataError
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.training.reference_forecasts import reference_scores
 from pipeline.data.store import write_store
 from pipeline.training import checkpoint
@@ -102,4 +102,17 @@ def test_a_relaunch_under_torchrun_reports_nothing(project, monkeypatch):
     assert train_stage.run_train_stage("params.yaml", "t2m_svq", "stages/train.py", ["t2m_svq", "--params", "p"]) \
         is None
     assert calls == [(1, "stages/train.py", ["t2m_svq", "--params", "p"])]  # the stage script itself, its argv
+    assert not (project / "runs").exists()
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_without_a_gpu_is_refused_naming_the_key_before_any_work(project, tiny_params, monkeypatch, device):
+    tiny_params["datasets"]["t2m"].setdefault("train", {})["device"] = device
+    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params, sort_keys=False))
+    monkeypatch.setattr(train_stage.distributed.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train_stage, "run_experiment", lambda *a: pytest.fail("the run started"))
+    with pytest.raises(ConfigError) as err:
+        train_stage.run_train_stage("params.yaml", "t2m_simvp", "stages/train.py", ["t2m_simvp"])
+    assert str(err.value) == (f"datasets.t2m.train.device: {device!r} needs a GPU, and torch sees none on this "
+                              f"machine; expected auto or cpu")
     assert not (project / "runs").exists()
