@@ -133,6 +133,24 @@ def verify_store(path: str | Path) -> dict[str, Any]:
 _VERIFIED: dict[str, tuple] = {}  # file -> (device, inode, size, mtime, crc) it was verified with
 
 
+def content_digest(path: str | Path) -> str:
+    """SHA-256 of what a training reads from the store: each split's frames and window starts (dtype,
+    shape, bytes) and the scaling. Independent of how Zarr laid the bytes out or where the store
+    lives, so two machines that built the same store agree (``tests/data/test_sample_digests.py``)."""
+    import hashlib
+
+    meta = read_meta(path)
+    group = zarr.open_group(Path(path), mode="r")
+    h = hashlib.sha256(json.dumps({k: meta[k] for k in ("channels", "T_in", "T_out", "step", "offset", "scale")},
+                                  sort_keys=True).encode())
+    for split in SPLITS:
+        for name in ("frames", "starts"):
+            a = np.ascontiguousarray(group[split][name][:])
+            h.update(f"{split}/{name} {a.dtype.str} {a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
 CARD_KEYS = ("reader", "variables", "levels", "level_dim", "time", "box", "grid", "units", "calendar",
              "time_step", "step_in_time_steps", "frame_interval_hours")
 

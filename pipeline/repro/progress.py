@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TextIO
 
+from pipeline.core import cpu_kernels
 from pipeline.core.errors import exit_status
 from pipeline.core.yamlfile import read_yaml
 from pipeline.training.summary_line import fmt_duration
@@ -296,6 +297,7 @@ def run(args: list[str], out: TextIO = sys.stdout, dvc: str | list[str] | None =
 
 def _run(args: list[str], out: TextIO, dvc: str | list[str] | None) -> int:
     check_params()
+    cpu_kernels.portable()  # before the stage server starts: it and the stages it forks share the kernels
     # DVC through lock_guard: dvc.lock written atomically, so a kill -9 never leaves it cut
     dvc = dvc or [sys.executable, "-m", "pipeline.repro.lock_guard"]
     if "--estimate" in args:

@@ -58,7 +58,7 @@ from pipeline.repro.stage_client import ENV, MAX_MESSAGE, receive, send
 LAZY_IMPORTS = ("torch._dynamo", "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.db.utils",
                 "matplotlib.pyplot", "xarray", "zarr", "dask.array", "pandas", "sqlalchemy", "alembic")
 # Read when the preloaded modules are imported (torch's allocator and thread pools, Python itself).
-IMPORT_TIME_ENV = ("PYTHON", "OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS", "THP_", "TORCH", "PYTORCH", "CUDA",
+IMPORT_TIME_ENV = ("PYTHON", "ATEN_", "ONEDNN_", "DNNL_", "OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS", "THP_", "TORCH", "PYTORCH", "CUDA",
                    "NVIDIA", "LD_", "MALLOC_", "MPLBACKEND", "MPLCONFIGDIR")
 KILL_GRACE_S = 10.0
 
