@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from pipeline.core import cpu_kernels
 from pipeline.core.paths import CHECKOUT as ROOT
 from pipeline.repro.stage_client import ENV, MAX_MESSAGE, receive, send
 
@@ -137,7 +138,9 @@ class Server:
     def __init__(self, socket_path: str, modules: list[str] | None = None, log=sys.stderr):
         self.socket_path, self.log = socket_path, log
         self.parent = os.getppid()
-        start_env = initial_environ()
+        # the CPU kernels every stage command gets from stages/python, in place before any import uses torch
+        start_env = cpu_kernels.portable(initial_environ())
+        cpu_kernels.portable()
         self.failed_imports: dict[str, str] = {}
         with warnings.catch_warnings():  # import-time notices belong to the stages that print them
             warnings.simplefilter("ignore")
