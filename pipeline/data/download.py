@@ -52,8 +52,8 @@ CHECKSUMS = Path(__file__).with_name("checksums.json")
 CHECKSUMS_ENV = "SVQ_CHECKSUMS"  # another checksums file (tests: never the committed one)
 _ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 # Bounded extraction (zip bombs): an archive may unpack to MAX_RATIO times its own size (but always
-# to RATIO_FLOOR, for small archives of sparse data) and never past MAX_UNPACKED_BYTES. The real
-# downloads (netCDF, video, hickle) compress a few times at most, 3 GB at the largest.
+# to RATIO_FLOOR, for small archives of sparse data) and never past MAX_UNPACKED_BYTES. Real data
+# (netCDF floats, video, images) deflate a few times, not hundreds.
 MAX_UNPACKED_BYTES = 64 * 2**30
 MAX_RATIO = 200
 RATIO_FLOOR = 16 * 2**20
