@@ -171,7 +171,8 @@ def test_a_split_with_nan_frames_is_refused_naming_store_and_split(tmp_path, spl
 def test_an_infinite_frame_is_refused(tmp_path):
     prep = make_prepared()
     prep.splits["test"].frames[7, 0, 2, 2] = np.inf
-    with pytest.raises(DataError, match=r"split 'test' has NaN or infinite values in 1 of 20 frames \(first: frame 7\)"):
+    with pytest.raises(DataError, match=r"split 'test' has NaN or infinite values in 1 of 20 frames "
+                                         r"\(first: frame 7\)"):
         write_store(prep, tmp_path / "d.zarr")
 
 
