@@ -2,7 +2,8 @@
 
 Every raw dataset (WeatherBench netCDF zips, TaxiBJ, KTH, KITTI...) comes through ``download``.
 ``record_manifest`` keeps the provenance (url, size, sha256, time) that the Zarr store records,
-and ``extract`` unpacks archives without ever leaving a half-written folder behind.
+and ``extract`` unpacks archives without ever leaving a half-written folder behind, nor a member
+outside it, nor more than a bounded size (zip bombs).
 
 Verification: a file is checked against its pinned sha256 (a source setting) or else against
 the committed ``checksums.json`` (url -> sha256, size), which records each url at its first
@@ -50,6 +51,12 @@ _MANIFEST_KEYS = ("url", "file", "size", "sha256", "downloaded_at")
 CHECKSUMS = Path(__file__).with_name("checksums.json")
 CHECKSUMS_ENV = "SVQ_CHECKSUMS"  # another checksums file (tests: never the committed one)
 _ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+# Bounded extraction (zip bombs): an archive may unpack to MAX_RATIO times its own size (but always
+# to RATIO_FLOOR, for small archives of sparse data) and never past MAX_UNPACKED_BYTES. Real data
+# (netCDF floats, video, images) deflate a few times, not hundreds.
+MAX_UNPACKED_BYTES = 64 * 2**30
+MAX_RATIO = 200
+RATIO_FLOOR = 16 * 2**20
 
 
 class ChecksumError(DataError):
@@ -358,17 +365,42 @@ def _check_member(name: str, archive: Path, dest_dir: Path) -> None:
                         f"refusing to extract it")
 
 
-def _extract_zip(archive: Path, into: Path, dest_dir: Path) -> None:
+def _limit(archive: Path, max_bytes: int, max_ratio: float) -> tuple[int, str]:
+    size = archive.stat().st_size
+    limit = min(max_bytes, max(int(max_ratio * size), RATIO_FLOOR))
+    return limit, f"{max_ratio:g} x the archive's {size:,} bytes, at most {max_bytes:,}"
+
+
+def _count(total: int, name: str, size: int, archive: Path, limit: tuple[int, str]) -> int:
+    """``total + size``, refused once past the limit: before a byte of ``name`` is unpacked."""
+    total += size
+    if total > limit[0]:
+        raise DataError(f"archive {archive}: member {name!r} brings the unpacked size to {total:,} bytes, "
+                        f"over the limit of {limit[0]:,} ({limit[1]}); refusing to extract it")
+    return total
+
+
+def _extract_zip(archive: Path, into: Path, dest_dir: Path, limit: tuple[int, str]) -> None:
     with zipfile.ZipFile(archive) as zf:
+        total = 0
         for info in zf.infolist():
             _check_member(info.filename, archive, dest_dir)
-        zf.extractall(into)
+            total = _count(total, info.filename, info.file_size, archive, limit)
+        for info in zf.infolist():
+            try:  # zipfile stops at the declared size and then checks the CRC-32: a member that
+                zf.extract(info, into)  # decompresses to more (or other) bytes fails here
+            except zipfile.BadZipFile as exc:
+                raise DataError(f"archive {archive}: member {info.filename!r} does not unpack to its declared "
+                                f"{info.file_size:,} bytes and CRC-32 ({exc})") from None
 
 
-def _extract_tar(archive: Path, into: Path, dest_dir: Path) -> None:
+def _extract_tar(archive: Path, into: Path, dest_dir: Path, limit: tuple[int, str]) -> None:
     with tarfile.open(archive, "r:*") as tf:
-        for member in tf.getmembers():
+        total = 0
+        for member in tf:  # header by header: refused at the first member past the limit
             _check_member(member.name, archive, dest_dir)
+            # a tar member is exactly its header's size; links and folders hold no data
+            total = _count(total, member.name, member.size if member.isreg() else 0, archive, limit)
         try:
             # the "data" filter also refuses links pointing outside, devices and setuid bits
             tf.extractall(into, filter="data")
@@ -376,12 +408,15 @@ def _extract_tar(archive: Path, into: Path, dest_dir: Path) -> None:
             raise DataError(f"archive {archive}: member {exc.tarinfo.name!r} refused: {exc}") from exc
 
 
-def extract(archive: Path, dest_dir: Path, *, overwrite: bool = False) -> list[Path]:
+def extract(archive: Path, dest_dir: Path, *, overwrite: bool = False, max_bytes: int = MAX_UNPACKED_BYTES,
+            max_ratio: float = MAX_RATIO) -> list[Path]:
     """Unpack a .zip / .tar / .tar.gz (.bz2, .xz) into ``dest_dir``; return the files, sorted.
 
     The format is sniffed from the content, not the name. Extraction goes to a temporary sibling
     folder renamed into place, so a failure leaves nothing. An existing non-empty ``dest_dir`` is
-    an error unless ``overwrite``, which swaps the new content in and then deletes the old.
+    an error unless ``overwrite``, which swaps the new content in and then deletes the old. The
+    members may unpack to ``max_ratio`` times the archive's size (at least ``RATIO_FLOOR``) and at
+    most ``max_bytes`` in all; past that the archive is refused before the member is unpacked.
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     if not archive.is_file():
@@ -394,10 +429,11 @@ def extract(archive: Path, dest_dir: Path, *, overwrite: bool = False) -> list[P
     try:
         with atomic(dest_dir) as tmp:
             tmp.mkdir()
+            limit = _limit(archive, max_bytes, max_ratio)
             if zipfile.is_zipfile(archive):
-                _extract_zip(archive, tmp, dest_dir)
+                _extract_zip(archive, tmp, dest_dir, limit)
             elif tarfile.is_tarfile(archive):
-                _extract_tar(archive, tmp, dest_dir)
+                _extract_tar(archive, tmp, dest_dir, limit)
             else:
                 raise DataError(f"archive {archive} is neither a zip nor a tar "
                                 f"(.tar, .tar.gz, .tar.bz2, .tar.xz) file")
@@ -406,10 +442,11 @@ def extract(archive: Path, dest_dir: Path, *, overwrite: bool = False) -> list[P
     return sorted(p for p in dest_dir.rglob("*") if p.is_file())
 
 
-def fetch_archive(url: str, archive: Path, target: Path, *, sha256: str | None = None) -> DownloadResult:
-    """Download ``archive`` (resumable, checksummed) and unpack it into ``target``, unless an
-    already downloaded archive is unpacked there (a re-run then touches nothing)."""
+def fetch_archive(url: str, archive: Path, target: Path, *, sha256: str | None = None,
+                  max_bytes: int = MAX_UNPACKED_BYTES, max_ratio: float = MAX_RATIO) -> DownloadResult:
+    """Download ``archive`` (resumable, checksummed) and unpack it into ``target`` (bounded as in
+    :func:`extract`), unless an already downloaded archive is unpacked there (a re-run then touches nothing)."""
     result = download(url, archive, sha256=sha256)
     if not result.cached or not (target.is_dir() and any(target.iterdir())):
-        extract(result.path, target, overwrite=True)
+        extract(result.path, target, overwrite=True, max_bytes=max_bytes, max_ratio=max_ratio)
     return result

@@ -7,9 +7,16 @@ strings). This reader understands those in the hickle 2/3 layout (``data_0`` typ
 attribute) and the 4/5 layout (``data`` typed through ``hickle_types_table``, whose base-type
 *names* are read and whose pickled type objects are never touched), and refuses any node typed
 ``pickle``.
+
+Bounds, checked from the file's metadata before any data is read: the datasets may declare at most
+``MAX_BYTES`` in all (KITTI's largest, X_train.hkl, is 41396 x 128 x 160 x 3 uint8 = 2.5 GB; a
+compressed dataset of 10^12 zeros fits in a few KB and would otherwise be allocated), and a
+reference is followed at most ``MAX_LINK_DEPTH`` deep (hickle 5 links a repeated item to the first,
+one step; a reference to itself recursed forever).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +24,15 @@ import numpy as np
 from pipeline.core.errors import DataError
 
 TYPES_TABLE = "hickle_types_table"
+MAX_BYTES = 16 * 2**30  # six times KITTI's largest file
+MAX_LINK_DEPTH = 8
 _ARRAY = {"ndarray"}
 _SEQUENCE = {"list", "tuple", "<class 'list'>", "<type 'list'>", "<class 'tuple'>", "<type 'tuple'>"}
 
 
-def read_hkl(path: str | Path) -> np.ndarray | list[str]:
-    """The ndarray or list of strings in hickle file ``path``."""
+def read_hkl(path: str | Path, *, max_bytes: int = MAX_BYTES) -> np.ndarray | list[str]:
+    """The ndarray or list of strings in hickle file ``path``, whose datasets declare at most
+    ``max_bytes`` in all."""
     import h5py
 
     path = Path(path)
@@ -34,10 +44,13 @@ def read_hkl(path: str | Path) -> np.ndarray | list[str]:
         nodes = [k for k in f.keys() if k != TYPES_TABLE]
         if len(nodes) != 1:
             raise DataError(f"{path}: expected one hickle data node, found {nodes}")
-        pickled = _pickled_nodes(f)
+        pickled, declared, biggest = _survey(f)
         if pickled:
             raise DataError(f"{path}: node {pickled[0]!r} holds a pickled Python object; refusing to "
                             f"unpickle it (only arrays and lists of names are read)")
+        if declared > max_bytes:
+            raise DataError(f"{path}: datasets declare {declared:,} bytes (largest {biggest!r}), over the "
+                            f"limit of {max_bytes:,}; refusing to read them")
         try:
             return _read(f, f[nodes[0]], path)
         except DataError:
@@ -63,16 +76,21 @@ def _kind(f, node) -> str:
     return first.decode() if isinstance(first, bytes) else str(first)
 
 
-def _pickled_nodes(f) -> list[str]:
+def _survey(f) -> tuple[list[str], int, str]:
     """Nodes typed ``pickle`` (hickle 2/3) or stored as an untyped byte blob (how hickle 4/5 keep
-    an object they pickled; an untyped reference is only a link to a repeated item)."""
+    an object they pickled; an untyped reference is only a link to a repeated item); and the bytes
+    all datasets declare, with the largest one's name. h5py visits each object once, so hard-link
+    cycles end; soft links are not followed."""
     import h5py
 
     found: list[str] = []
+    sizes: dict[str, int] = {}
 
     def visit(name, node):
         if name.split("/", 1)[0] == TYPES_TABLE:
             return  # hickle 4/5's pickled type objects: never read, so never unpickled
+        if isinstance(node, h5py.Dataset):  # math.prod of Python ints: a shape cannot overflow
+            sizes[node.name] = math.prod(node.shape or ()) * node.dtype.itemsize
         kind = _kind(f, node)
         untyped_blob = (kind == "" and isinstance(node, h5py.Dataset)
                         and h5py.check_ref_dtype(node.dtype) is None)
@@ -80,7 +98,8 @@ def _pickled_nodes(f) -> list[str]:
             found.append(node.name)
 
     f.visititems(visit)
-    return found
+    biggest = max(sizes, key=sizes.__getitem__, default="")
+    return found, sum(sizes.values()), biggest
 
 
 def _read(f, node, path: Path):
@@ -104,12 +123,15 @@ def _read(f, node, path: Path):
                     f"a list of names")
 
 
-def _item(f, node, path: Path) -> str:
+def _item(f, node, path: Path, depth: int = 0) -> str:
     import h5py
 
     value = node[()]
     if isinstance(value, h5py.Reference):  # hickle 5 stores a repeated item as a link to the first
-        return _item(f, f[value], path)
+        if depth >= MAX_LINK_DEPTH:
+            raise DataError(f"{path}: node {node.name!r}: references nested over {MAX_LINK_DEPTH} deep "
+                            f"(a cycle?); refusing to follow them")
+        return _item(f, f[value], path, depth + 1)
     return _text(f, value)
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 import zarr
 
-from pipeline.core.errors import DataError
+from pipeline.core.errors import ConfigError, DataError, cut, shown
 from pipeline.core.outputs import replace_dir, scratch
 from pipeline.data.prepared import SPLITS, Prepared
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 SHARD_BYTES = 128 * 2**20  # big enough for few files, small enough for one dask task's memory
 MANIFEST = "manifest"
+CONNECT_TIMEOUT_S = 5  # data.dask_scheduler: distributed's default keeps retrying a dead address for 30 s
 
 
 def write_store(prepared: Prepared, path: str | Path, *, scheduler: str | None = None) -> Path:
@@ -59,8 +60,9 @@ def write_store(prepared: Prepared, path: str | Path, *, scheduler: str | None =
                 ds = ds.chunk({"frame": shard})
                 encoding = {"frames": {"chunks": (1, *frames.shape[1:]),
                                        "shards": (shard, *frames.shape[1:])}}
-                ds.to_zarr(tmp, group=split, mode="w", zarr_format=3, consolidated=False,
-                           encoding=encoding)
+                write = ds.to_zarr(tmp, group=split, mode="w", zarr_format=3, consolidated=False,
+                                   encoding=encoding, compute=False)
+                _write_finite(write, ds["frames"].data, path, split)
         manifest = _manifest(tmp)  # before the root attrs: the root zarr.json is rewritten below
         root = zarr.open_group(tmp, mode="r+", zarr_format=3)
         root.attrs.update(_jsonable({
@@ -209,6 +211,22 @@ def _check(p: Prepared) -> None:
             raise DataError(f"split {name!r}: window starts out of range for {split.frames.shape[0]} frames")
 
 
+def _write_finite(write, frames, path: Path, split: str) -> None:
+    """Run the delayed ``write`` and, in the same pass over each block (dask shares the keys), look
+    for NaN or infinite frames: Zarr would store them, and a NaN validation split gives NaN losses
+    that early stopping never takes as best. Integer (pixel) frames cannot hold them."""
+    import dask
+    import dask.array as da
+
+    if not np.issubdtype(frames.dtype, np.inexact):
+        dask.compute(write)
+        return
+    _, bad = dask.compute(write, ~da.isfinite(frames).all(axis=(1, 2, 3)))
+    if bad.any():
+        raise DataError(f"{path}: split {split!r} has NaN or infinite values in {int(bad.sum())} of "
+                        f"{len(bad)} frames (first: frame {int(np.argmax(bad))}); expected finite frames")
+
+
 def _manifest(root: Path) -> dict[str, Any]:
     files = {f.relative_to(root).as_posix(): [f.stat().st_size, _crc32(f)]
              for f in sorted(root.rglob("*")) if f.is_file() and f != root / "zarr.json"}
@@ -273,7 +291,12 @@ def _scheduler(address: str | None) -> Iterator[None]:
         return
     from distributed import Client
 
-    with Client(address) as client, dask.config.set(scheduler=client.get):
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, ValueError, TypeError) as exc:  # refused, timed out (OSError), malformed address
+        raise ConfigError(f"data.dask_scheduler: no dask scheduler reachable at {shown(address)} "
+                          f"({type(exc).__name__}: {cut(str(exc), 200)})") from None
+    with client, dask.config.set(scheduler=client.get):
         yield
 
 

@@ -159,6 +159,14 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
                                run_id=s.progress.run_id) as run:
         s.progress.run_id = run.info.run_id
         _train_with_early_stopping(cfg, seed, s)
+        if s.progress.best_state is None or not math.isfinite(s.progress.best):
+            # every validation NaN (``val_loss < best`` never held): there is no best state to test
+            if s.ranks.is_main:
+                s.resume.path.unlink(missing_ok=True)
+            last = s.progress.history[-1]["val_loss"] if s.progress.history else s.progress.best
+            raise DataError(f"{cfg.name} seed {seed}: no finite val_loss in {len(s.progress.history)} epochs "
+                            f"(last: {last}), expected a finite number: the model diverged or the val split of "
+                            f"{store} is not finite")
         metrics, windows, sample, lead = _test_best_model(cfg, store, s)
         if not s.ranks.is_main:
             return SeedResult(seed, "", metrics, s.progress.history)
@@ -256,7 +264,7 @@ def _train_with_early_stopping(cfg: RunConfig, seed: int, s: _Setup) -> None:
         # state to beat, so training that only makes validation worse keeps it
         val = _validate(s.model, s.val_dl, s.criterion, s.device, s.T_out, t.precision, s.ranks)
         mlflow_runs.log_metrics(val, step=0)
-        progress.best = val["val_loss"]
+        progress.best = val["val_loss"] if math.isfinite(val["val_loss"]) else math.inf  # NaN < x never holds
         progress.best_state = {k: v.detach().cpu().clone() for k, v in s.model.state_dict().items()}
     for epoch in range(progress.epochs_done, 0 if progress.stopped else t.epochs):
         t0 = time.perf_counter()

@@ -446,3 +446,52 @@ def test_cached_archive_that_does_not_open_is_refetched(server, tmp_path):
     (tmp_path / "data.zip").write_bytes(b"PK\x03\x04 truncated")
     res = download(server.url("/data.zip"), tmp_path / "data.zip", **FAST)
     assert not res.cached and zipfile.ZipFile(res.path).namelist() == ["dataset.npz"]
+
+
+def _zeros_zip(path: Path, n: int, name: str = "zeros.bin") -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ok.txt", b"fine")
+        zf.writestr(name, bytes(n))
+    return path
+
+
+def test_extract_refuses_a_zip_bomb_before_unpacking_it(tmp_path):
+    archive = _zeros_zip(tmp_path / "bomb.zip", 32 * 2**20)  # 32 MiB of zeros in ~32 KB: over 200:1
+    size = archive.stat().st_size
+    with pytest.raises(DataError) as err:
+        extract(archive, tmp_path / "out")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"archive {archive}: member 'zeros.bin' brings the unpacked size "
+                                              f"to {32 * 2**20 + 4:,} bytes, over the limit of {16 * 2**20:,} "
+                                              f"(200 x the archive's {size:,} bytes")
+    assert _leftovers(tmp_path) == ["bomb.zip"]  # nothing unpacked
+
+
+def test_extract_limits_are_per_call(tmp_path):
+    archive = _zeros_zip(tmp_path / "a.zip", 2**20)
+    with pytest.raises(DataError, match=r"a\.zip: member 'zeros\.bin' .* over the limit of 1,000,000 "):
+        extract(archive, tmp_path / "out", max_bytes=1_000_000)
+    assert [p.name for p in extract(archive, tmp_path / "out", max_ratio=1)] == ["ok.txt", "zeros.bin"]  # the floor
+    tar = tmp_path / "a.tar.gz"
+    with tarfile.open(tar, "w:gz") as tf:
+        for name in ("one.bin", "two.bin"):
+            info = tarfile.TarInfo(name)
+            info.size = 600_000
+            tf.addfile(info, io.BytesIO(bytes(info.size)))
+    with pytest.raises(DataError, match=r"a\.tar\.gz: member 'two\.bin' brings the unpacked size to 1,200,000 bytes"):
+        extract(tar, tmp_path / "out2", max_bytes=1_000_000)
+    assert _leftovers(tmp_path) == ["a.tar.gz", "a.zip", "out"]
+
+
+def test_extract_refuses_a_member_larger_than_declared(tmp_path):
+    archive = _zeros_zip(tmp_path / "liar.zip", 100_000)
+    data = bytearray(archive.read_bytes())
+    central = data.rindex(b"PK\x01\x02")  # the last member's central directory entry
+    data[central + 24:central + 28] = (1000).to_bytes(4, "little")  # declares 1,000 bytes
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataError) as err:
+        extract(archive, tmp_path / "out")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"archive {archive}: member 'zeros.bin' does not unpack to its "
+                                              f"declared 1,000 bytes")
+    assert _leftovers(tmp_path) == ["liar.zip"]

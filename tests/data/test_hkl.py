@@ -64,3 +64,62 @@ def test_not_hdf5_or_unexpected_content_is_named(tmp_path):
     hickle.dump({"a": 1}, str(tmp_path / "dict.hkl"), mode="w")
     with pytest.raises(DataError, match="holds a dict object, not an array or a list of names"):
         read_hkl(tmp_path / "dict.hkl")
+
+
+def _retyped(path, name, make):
+    """Replace dataset ``name`` by ``make(file, name)``, keeping its hickle type attributes."""
+    with h5py.File(path, "r+") as f:
+        attrs = dict(f[name].attrs)
+        del f[name]
+        node = make(f, name)
+        for k, v in attrs.items():
+            node.attrs[k] = v
+
+
+def test_a_reference_cycle_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "sources_train.hkl"
+    hickle.dump(["a", "b", "a"], str(path), mode="w")  # hickle 5: the second "a" is a reference
+
+    def self_ref(f, name):
+        d = f.create_dataset(name, shape=(), dtype=h5py.ref_dtype)
+        d[()] = d.ref  # a link to itself: followed forever before
+        return d
+
+    _retyped(path, "data/data2", self_ref)
+    with pytest.raises(DataError) as err:
+        read_hkl(path)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: node '/data/data2': references nested over 8 deep")
+
+
+def test_hard_and_soft_link_cycles_end(tmp_path):
+    path = tmp_path / "sources_train.hkl"
+    hickle.dump(["a", "b"], str(path), mode="w")
+    with h5py.File(path, "r+") as f:
+        f["data"]["loop"] = f["data"]  # a group holding itself
+        f["data"]["soft"] = h5py.SoftLink("/data")
+    with pytest.raises(DataError, match=r"sources_train.hkl: unexpected hickle content"):
+        read_hkl(path)
+
+
+@pytest.mark.parametrize("shape", [(10**12,), (2**40, 2**40)])
+def test_a_huge_declared_dataset_is_refused_before_reading(tmp_path, shape):
+    path = tmp_path / "X_train.hkl"
+    hickle.dump(np.zeros((2, 2), np.uint8), str(path), mode="w")
+    # a few KB on disk; (2**40, 2**40) is 2**80 bytes, past any 64-bit product
+    _retyped(path, "data", lambda f, n: f.create_dataset(n, shape=shape, dtype=np.uint8,
+                                                         chunks=(2**16,) + (1,) * (len(shape) - 1),
+                                                         compression="gzip"))
+    with pytest.raises(DataError) as err:
+        read_hkl(path)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: datasets declare {np.prod(shape, dtype=object):,} bytes "
+                                              f"(largest '/data'), over the limit of {16 * 2**30:,}")
+
+
+def test_the_byte_limit_is_per_call(tmp_path):
+    frames = np.zeros((4, 8, 10, 3), np.uint8)
+    hickle.dump(frames, str(tmp_path / "X.hkl"), mode="w")
+    assert read_hkl(tmp_path / "X.hkl", max_bytes=frames.nbytes).shape == frames.shape
+    with pytest.raises(DataError, match=f"X.hkl: datasets declare {frames.nbytes:,} bytes"):
+        read_hkl(tmp_path / "X.hkl", max_bytes=frames.nbytes - 1)

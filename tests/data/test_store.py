@@ -154,3 +154,37 @@ def test_loader_options_pin_and_prefetch_on_cuda_only():
     cuda = loader_options(4, torch.device("cuda"))
     assert cuda["pin_memory"] and cuda["persistent_workers"] and cuda["prefetch_factor"] == 4
     assert not loader_options(2, torch.device("cpu"))["pin_memory"]
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_a_split_with_nan_frames_is_refused_naming_store_and_split(tmp_path, split):
+    prep = make_prepared(scaling="fixed")  # fixed: the train statistics would not see a NaN first
+    prep.splits[split].frames[3:] = np.nan  # e.g. val dates that fall on missing data
+    with pytest.raises(DataError) as err:
+        write_store(prep, tmp_path / "d.zarr")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{tmp_path / 'd.zarr'}: split {split!r} has NaN")
+    assert "(first: frame 3)" in msg
+    assert list(tmp_path.iterdir()) == []  # nothing written, so training never starts on it
+
+
+def test_an_infinite_frame_is_refused(tmp_path):
+    prep = make_prepared()
+    prep.splits["test"].frames[7, 0, 2, 2] = np.inf
+    with pytest.raises(DataError, match=r"split 'test' has NaN or infinite values in 1 of 20 frames "
+                                         r"\(first: frame 7\)"):
+        write_store(prep, tmp_path / "d.zarr")
+
+
+def test_an_unreachable_dask_scheduler_is_one_line_within_seconds(tmp_path):
+    import time
+
+    from pipeline.core.errors import ConfigError
+
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError) as err:
+        write_store(make_prepared(), tmp_path / "d.zarr", scheduler="tcp://127.0.0.1:1")
+    assert time.monotonic() - t0 < 20  # distributed's own default retries for 30 s
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("data.dask_scheduler: no dask scheduler reachable at 'tcp://127.0.0.1:1'")
+    assert list(tmp_path.iterdir()) == []

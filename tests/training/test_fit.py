@@ -126,6 +126,23 @@ def test_validation_every_k_epochs_and_after_the_last(tiny_params, tiny_store, m
     assert len(calls) == 3 and summary["metrics"]["best_val_loss"] == 1.0 and summary["metrics"]["epochs_run"] == 5
 
 
+@pytest.mark.parametrize("name", ["t2m_simvp", "t2m_svq"])
+def test_no_finite_validation_loss_is_one_line(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch, name):
+    """A NaN validation loss is never ``< best``: no best state to test. One line naming the run and
+    store, and no record (t2m_svq validates the untrained forecast first)."""
+    import pipeline.training.fit as train
+    from pipeline.core.errors import DataError
+
+    monkeypatch.setattr(train, "_validate", lambda *a, **k: {"val_loss": float("nan")})
+    tiny_params["profiles"]["sample"]["train"].update(epochs=2, patience=5, val_every=1)
+    with pytest.raises(DataError) as err:
+        run_experiment(resolve_run(tiny_params, name), tiny_store, tmp_path / "out")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{name} seed 0: no finite val_loss in 2 epochs (last: nan)")
+    assert str(tiny_store) in msg
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
 def test_noise_reaches_training_inputs_only(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
     import pipeline.training.fit as train
 
