@@ -32,10 +32,10 @@ EXERCISED_BY = {
     ".venv/bin/mlflow server --backend-store-uri postgresql://mlflow:secret@db-host:5432/mlflow "
     "--artifacts-destination s3://my-bucket/svq-artifacts --host 0.0.0.0 --port 5000": "tests/tracking/test_tracking_server.py",
     "export MLFLOW_TRACKING_URI=http://tracking-host:5000": "tests/tracking/test_tracking_server.py",
-    "dvc exp run --queue -S svq.codebook_size=1000": "tests/training/test_job_slots.py",
-    "dvc exp run --queue -S svq.codebook_size=6000": "tests/training/test_job_slots.py",
-    "SVQ_JOBS=2 dvc queue start -j 2": "tests/training/test_job_slots.py",
-    "dvc queue status": "tests/training/test_job_slots.py",
+    ".venv/bin/dvc exp run --queue -S svq.codebook_size=1000": "tests/training/test_job_slots.py",
+    ".venv/bin/dvc exp run --queue -S svq.codebook_size=6000": "tests/training/test_job_slots.py",
+    'PATH="$PWD/.venv/bin:$PATH" SVQ_JOBS=2 dvc queue start -j 2': "tests/repro/test_queue.py",
+    ".venv/bin/dvc queue status": "tests/repro/test_queue.py",
     ".venv/bin/python -m pipeline.forecast --run t2m_svq --input data/processed/t2m.zarr "
     "--output forecasts/t2m_svq.nc": "tests/test_forecast.py",
     ".venv/bin/python -m pipeline.forecast --run na_tas_svq --input '/data/cmip/tas_Ayr_*.nc' "
@@ -91,7 +91,11 @@ def test_readme_command_names_real_things(cmd):
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     words = shlex.split(cmd)
     while re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value prefix: a variable the code reads
-        assert _read_by_code(words.pop(0).split("=")[0])
+        var, _, value = words.pop(0).partition("=")
+        if var == "PATH":  # the venv's programs first (dvc queue start's workers run `dvc` by name)
+            assert value.startswith("$PWD/.venv/bin:"), cmd
+            continue
+        assert _read_by_code(var)
     prog = words[0].replace(".venv/bin/", "")
     if prog == "make":
         targets = words[1:]  # `make dvc.yaml` is pipeline.repro.experiments: tests/repro/test_experiments.py

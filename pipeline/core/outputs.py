@@ -6,6 +6,7 @@ starts.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
@@ -13,6 +14,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline.core.errors import ProjectError
 
 
 @contextmanager
@@ -55,6 +58,47 @@ def write_or_check(path: Path, text: str, *, check: bool, command: str, summary:
     write_text_atomic(path, text)
     print(f"wrote {path}: {summary}")
     return 0
+
+
+def lock_path(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextmanager
+def exclusive(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``.<name>.lock`` beside ``path`` for the block, so that two
+    processes never write ``path`` and its scratch at once. Where another process holds it:
+    ProjectError at once, naming ``what`` and the holder's pid (waiting would only redo its work).
+    The kernel drops the lock when its holder dies, however it dies; a clean exit removes the file."""
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = open(lock, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "not yet written"
+            handle.close()
+            raise ProjectError(f"{what} is already running (pid {holder}, holding {lock}); "
+                               f"wait for it to end, or stop it") from None
+        try:  # the holder before us may have removed the file while we opened it: lock the one at the path
+            same = os.fstat(handle.fileno()).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # still holding it, so nobody is between open and flock on this file
+        handle.close()
 
 
 def clean_stale(path: Path, *, keep: Path | None = None) -> None:

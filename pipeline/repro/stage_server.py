@@ -25,7 +25,8 @@ It never serves where CUDA is available (a forked child cannot use CUDA its pare
 an import has started a Python thread (a fork copies one thread; locks held by the others would
 never be released; the native pools of OpenBLAS and jemalloc re-create theirs after a fork). A stage whose client dies (DVC killed) is stopped: SIGTERM, SIGKILL after a grace
 period; a server whose parent dies stops its stages and exits; Linux's parent-death signal stops a
-stage whose server is killed outright.
+stage whose server is killed outright. A malformed request (:func:`parse_request`) is refused and
+the file descriptors it brought are closed; the server serves on.
 """
 from __future__ import annotations
 
@@ -125,6 +126,31 @@ def cuda_available() -> bool:
     return bool(torch is not None and torch.cuda.is_available())
 
 
+def parse_request(data: bytes, flags: int = 0) -> tuple[dict | None, str | None]:
+    """A request (what ``stage_client.run_warm`` sends) and None, or None and why it is refused: the
+    server trusts its fields only once they have these types."""
+    if flags & socket.MSG_TRUNC:
+        return None, f"a request over {MAX_MESSAGE} bytes"
+    if flags & socket.MSG_CTRUNC:
+        return None, "a request with more than its stdin, stdout and stderr"
+    try:
+        request = json.loads(data)
+    except (ValueError, RecursionError):
+        return None, "a request that is not JSON"
+    if not isinstance(request, dict):
+        return None, f"a request that is a JSON {type(request).__name__}, not an object"
+    if set(request) != {"argv", "cwd", "env"}:
+        return None, f"a request with keys {sorted(request)}, expected ['argv', 'cwd', 'env']"
+    argv, cwd, env = request["argv"], request["cwd"], request["env"]
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        return None, "a request whose argv is not a non-empty list of strings"
+    if not isinstance(cwd, str) or not cwd:
+        return None, "a request whose cwd is not a path"
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        return None, "a request whose env is not an object of strings"
+    return request, None
+
+
 @dataclass
 class Stage:
     conn: socket.socket
@@ -174,12 +200,10 @@ class Server:
         changed = first_changed(self.sources)
         if changed:
             return f"{changed} changed since the server imported it"
-        env = import_time_env(request.get("env") or {})
+        env = import_time_env(request["env"])
         for key in sorted(set(env) | set(self.env)):
             if env.get(key) != self.env.get(key):
                 return f"{key}={env.get(key)!r} differs from the server's {self.env.get(key)!r}"
-        if not isinstance(request.get("argv"), list) or not request["argv"]:
-            return "a request without a command"
         return None
 
     def serve_forever(self) -> None:
@@ -229,13 +253,16 @@ class Server:
     def _request(self, conn: socket.socket) -> None:
         self.sel.unregister(conn)
         try:
-            data, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 3)
-            request = json.loads(data) if data else {}
-        except (OSError, ValueError):
+            data, fds, flags, _ = socket.recv_fds(conn, MAX_MESSAGE, 3)
+        except OSError:
             conn.close()
             return
-        reason = "a request without its stdin, stdout and stderr" if len(fds) != 3 else self.refusal(request)
-        if reason:
+        request, reason = parse_request(data, flags)
+        if reason is None and len(fds) != 3:
+            reason = "a request without its stdin, stdout and stderr"
+        if reason is None:
+            reason = self.refusal(request)
+        if reason:  # the fds it came with are closed here, or the client's pipes would stay open
             for fd in fds:
                 os.close(fd)
             try:
@@ -270,10 +297,10 @@ class Server:
             del self.by_conn[conn]
             conn.close()
             self._terminate(stage)
-        elif "signal" in message:
+        elif isinstance(message, dict) and type(message.get("signal")) is int:  # anything else: ignored
             try:
-                os.kill(stage.pid, int(message["signal"]))
-            except (OSError, ValueError):
+                os.kill(stage.pid, message["signal"])
+            except (OSError, ValueError, OverflowError):
                 pass
 
     def _terminate(self, stage: Stage) -> None:
@@ -326,14 +353,14 @@ class Server:
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
                 os.close(fd)
-            os.chdir(request.get("cwd") or ".")
-            env = dict(request.get("env") or {})
+            os.chdir(request["cwd"])
+            env = dict(request["env"])
             for key, value in self.import_env.items():
                 env.setdefault(key, value)
             os.environ.clear()
             os.environ.update(env)
             _standard_streams()
-            code = _run_script([str(a) for a in request["argv"]])
+            code = _run_script(request["argv"])
         except SystemExit as exc:
             code = _exit_code(exc)
         except BaseException:  # noqa: BLE001 - report as Python would, then exit

@@ -2,15 +2,17 @@
 
 Training happens in ``runs/.<exp>.tmp-resume`` with a checkpoint per epoch: rerunning a killed
 stage resumes it; the finished run replaces ``runs/<exp>`` only once complete, and only with finite
-test metrics, so a run gone to NaN fails and keeps the previous record.
+test metrics, so a run gone to NaN fails and keeps the previous record. A second run of the same
+experiment while one runs is refused (``runs/.<exp>.lock``).
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from pipeline.config.load import load_params
-from pipeline.config.run_config import resolve_run
+from pipeline.config.run_config import RunConfig, resolve_run
 from pipeline.core import outputs
 from pipeline.core.errors import DataError
 from pipeline.core.paths import run_dir, store_path
@@ -28,11 +30,19 @@ def run_train_stage(params_path: str | Path, experiment: str, script: str, argv:
     params = load_params(params_path)
     cfg = resolve_run(params, experiment)
     distributed.check_device(cfg.train.device, cfg.key_of("train.device"))  # before any work
-    _slot = job_slots.claim_from_env(cfg.train.devices)  # SVQ_JOBS: a share of the machine
-    if distributed.maybe_relaunch(cfg.train.devices, script, argv):
-        return None  # torchrun's processes did the work
-    main = distributed.is_main_process()  # under torchrun every rank trains, rank 0 alone writes
     out = run_dir(experiment)
+    # One run of an experiment at a time: two share runs/.<exp>.tmp-resume. Under torchrun the
+    # launching process holds the lock for its ranks.
+    lock = nullcontext() if distributed.under_launcher() else outputs.exclusive(out, f"experiment {experiment}")
+    with lock:
+        _slot = job_slots.claim_from_env(cfg.train.devices)  # SVQ_JOBS: a share of the machine
+        if distributed.maybe_relaunch(cfg.train.devices, script, argv):
+            return None  # torchrun's processes did the work
+        return _train(params, cfg, experiment, out)
+
+
+def _train(params: dict[str, Any], cfg: RunConfig, experiment: str, out: Path) -> dict[str, Any] | None:
+    main = distributed.is_main_process()  # under torchrun every rank trains, rank 0 alone writes
     work = outputs.scratch(out, tag="resume")
     if main:
         outputs.clean_stale(out, keep=work)

@@ -170,3 +170,102 @@ def test_make_repros_dvc_stages_are_served(tmp_path, monkeypatch):
     shell = int((repo / "shell.pid").read_text())
     # cold, the stage would be the shell's child (exec'd by stages/python); served, the server's
     assert parent != shell and pid != shell
+
+
+def _connect(sock_path: Path):
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock.connect(str(sock_path))
+    return sock
+
+
+def _closed_by_the_server(read_end: int, timeout: float = 20.0) -> bool:
+    """EOF on a pipe whose write end this process has closed: no other copy is left open."""
+    import select
+
+    ready, _, _ = select.select([read_end], [], [], timeout)
+    return bool(ready) and os.read(read_end, 1) == b""
+
+
+@pytest.mark.parametrize("payload", [
+    b"[1, 2]",                                                     # JSON, but a list
+    b"{not json",
+    b'{"argv": "stage.py", "cwd": "/", "env": {}}',                # argv a string
+    b'{"argv": ["stage.py"], "cwd": 3, "env": {}}',                # cwd a number
+    b'{"argv": ["stage.py"], "cwd": "/", "env": {"A": 1}}',        # env value a number
+    b'{"argv": ["stage.py"], "cwd": "/", "env": []}',
+    b'{"argv": ["stage.py"], "cwd": "/"}',                         # a key missing
+], ids=["list", "invalid", "argv-str", "cwd-int", "env-int", "env-list", "no-env"])
+def test_a_malformed_request_is_refused_its_fds_closed_and_the_server_serves_on(tmp_path, server, payload):
+    import socket
+
+    from pipeline.repro.stage_client import receive
+
+    r, w = os.pipe()
+    try:
+        sock = _connect(server["socket"])
+        socket.send_fds(sock, [payload], [w, w, w])
+        os.close(w)
+        w = None
+        reply = receive(sock)
+        sock.close()
+        assert reply["status"] == "refused" and reply["reason"].startswith("a request"), reply
+        assert _closed_by_the_server(r), "the server kept the fds of a refused request open"
+    finally:
+        os.close(r)
+        if w is not None:
+            os.close(w)
+    assert server["proc"].poll() is None, "the server died on a malformed request"
+    good = _run(tmp_path, ["3"], dict(server["env"], SVQ_STAGE_SERVER=str(server["socket"])))
+    out, err = good.communicate(timeout=60)
+    assert good.returncode == 3 and _pid(out) != good.pid and "stage server" not in err  # served
+
+
+def test_a_request_over_the_size_limit_is_refused(tmp_path, server):
+    import socket
+
+    from pipeline.repro.stage_client import MAX_MESSAGE, receive
+
+    r, w = os.pipe()
+    sock = _connect(server["socket"])
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * MAX_MESSAGE)
+    socket.send_fds(sock, [b" " * (MAX_MESSAGE + 1)], [w, w, w])
+    os.close(w)
+    try:
+        reply = receive(sock)
+        assert reply == {"status": "refused", "reason": f"a request over {MAX_MESSAGE} bytes"}
+        assert _closed_by_the_server(r)
+    finally:
+        os.close(r)
+        sock.close()
+    assert server["proc"].poll() is None
+
+
+def test_a_malformed_signal_message_is_ignored(tmp_path, server):
+    """A running stage's client sends signals as {"signal": n}; anything else changes nothing."""
+    import json
+    import socket
+
+    from pipeline.core.cpu_kernels import portable
+    from pipeline.repro.stage_client import receive, send
+
+    script = tmp_path / "stage.py"
+    script.write_text(SCRIPT)
+    pid_file = tmp_path / "stage.pid"
+    with open(os.devnull, "r+b") as null:
+        sock = _connect(server["socket"])
+        send(sock, {"argv": [str(script), "sleep", str(pid_file)], "cwd": str(tmp_path),
+                    "env": portable(dict(server["env"]))},  # as stages/python would send it
+             [null.fileno()] * 3)
+    assert receive(sock)["status"] == "started"
+    _wait_for(pid_file)
+    for bad in (b'{"signal": null}', b'{"signal": "15"}', b'{"signal": 1e300}', b'{"signal": 99999999999999999999}',
+                b'[15]', b'"signal"'):
+        sock.send(bad)
+    time.sleep(0.5)
+    assert server["proc"].poll() is None and _alive(int(pid_file.read_text()))
+    sock.send(json.dumps({"signal": signal.SIGTERM}).encode())
+    assert receive(sock) == {"exit": -signal.SIGTERM}
+    sock.close()
+    assert server["proc"].poll() is None

@@ -2,6 +2,7 @@
 only once complete, with its DVC metrics file and no scratch folder left; a relaunch under torchrun
 stops before any work (a shadowed override is the params stage's: tests/config/test_overrides.py)."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import yaml
 
 from pipeline.config.load import load_params
 from pipeline.config.run_config import resolve_run
-from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError, ProjectError
 from pipeline.training.reference_forecasts import reference_scores
 from pipeline.data.store import write_store
 from pipeline.training import checkpoint
@@ -96,13 +97,59 @@ def test_a_relaunch_under_torchrun_reports_nothing(project, monkeypatch):
 
     def relaunch(devices, script, argv):
         calls.append((devices, script, argv))
+        assert lock.read_text() == f"{os.getpid()}\n"  # the launching process holds the lock for its ranks
         return True
 
+    lock = project / "runs" / ".t2m_svq.lock"
     monkeypatch.setattr(train_stage.distributed, "maybe_relaunch", relaunch)
     assert train_stage.run_train_stage("params.yaml", "t2m_svq", "stages/train.py", ["t2m_svq", "--params", "p"]) \
         is None
     assert calls == [(1, "stages/train.py", ["t2m_svq", "--params", "p"])]  # the stage script itself, its argv
-    assert not (project / "runs").exists()
+    assert not list((project / "runs").iterdir())  # the lock released and removed, nothing written
+
+
+def test_a_second_run_of_an_experiment_is_refused_in_one_line_while_one_runs(project, mlflow_uri):
+    """Two runs of one experiment would share runs/.<exp>.tmp-resume; the second is refused before
+    any work, and runs once the first has ended."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.core.test_outputs import hold_lock
+
+    holder = hold_lock(project / "runs" / "t2m_simvp")
+    try:
+        with pytest.raises(ProjectError) as err:
+            train_stage.run_train_stage("params.yaml", "t2m_simvp", "stages/train.py", ["t2m_simvp"])
+        line = (f"experiment t2m_simvp is already running (pid {holder.pid}, holding runs/.t2m_simvp.lock); "
+                f"wait for it to end, or stop it")
+        assert str(err.value) == line
+        cold = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "t2m_simvp"], cwd=project,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300)
+        assert (cold.returncode, cold.stderr) == (2, f"train: error: {line}\n")  # as DVC would show it
+        assert [p.name for p in (project / "runs").iterdir()] == [".t2m_simvp.lock"]  # no scratch, no record
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    summary = train_stage.run_train_stage("params.yaml", "t2m_simvp", "stages/train.py", ["t2m_simvp"])
+    assert summary["run_ids"] and [p.name for p in (project / "runs").iterdir()] == ["t2m_simvp"]
+
+
+def test_torchruns_ranks_do_not_take_the_lock(project, monkeypatch):
+    """Under torchrun the launching process holds it already: a rank that tried would refuse its own run."""
+    from tests.core.test_outputs import hold_lock
+
+    trained = []
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(train_stage, "_train", lambda *args: trained.append(args[2]))
+    holder = hold_lock(project / "runs" / "t2m_simvp")  # standing in for the launching process
+    try:
+        train_stage.run_train_stage("params.yaml", "t2m_simvp", "stages/train.py", ["t2m_simvp"])
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert trained == ["t2m_simvp"]
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
