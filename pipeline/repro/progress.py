@@ -297,7 +297,6 @@ def run(args: list[str], out: TextIO = sys.stdout, dvc: str | list[str] | None =
 
 def _run(args: list[str], out: TextIO, dvc: str | list[str] | None) -> int:
     check_params()
-    cpu_kernels.portable()  # before the stage server starts: it and the stages it forks share the kernels
     # DVC through lock_guard: dvc.lock written atomically, so a kill -9 never leaves it cut
     dvc = dvc or [sys.executable, "-m", "pipeline.repro.lock_guard"]
     if "--estimate" in args:
@@ -315,11 +314,12 @@ def _run(args: list[str], out: TextIO, dvc: str | list[str] | None) -> int:
 
 @contextmanager
 def _stage_env(warm: bool, plan: list[str]) -> Iterator[dict[str, str]]:
-    """The stage commands' environment: with a warm stage server while there is work for it."""
+    """The stage commands' environment: with a warm stage server while there is work for it, and the
+    portable CPU kernels (the server sets them for itself; this process's own environment is left alone)."""
     from pipeline.repro.stage_server import serving
 
     with serving(warm and bool(plan)) as served:
-        yield dict(os.environ, **served)
+        yield cpu_kernels.portable(dict(os.environ, **served))
 
 
 def run_sequential(args: list[str], out: TextIO, dvc: str | list[str], warm: bool = True) -> int:
