@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import copy
 import http.server
+import os
+import shutil
+import subprocess
 import threading
 from contextlib import contextmanager
 from functools import partial
@@ -86,3 +89,19 @@ def serve(directory: Path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def copy_checkout(repo: Path) -> tuple[Path, dict[str, str]]:
+    """This checkout's files (committed and not, no ignored ones) as a fresh one-commit repository
+    at ``repo``, and the environment to run its commands in (this checkout's venv)."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        if (ROOT / f).is_file():
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    env = dict(os.environ, VIRTUAL_ENV=str(ROOT / ".venv"), GIT_AUTHOR_NAME="t", GIT_COMMITTER_NAME="t",
+               GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_EMAIL="t@example.invalid")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+    return repo, env

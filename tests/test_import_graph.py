@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("config", ["pipeline.config"]),                                # params.yaml -> run configuration
     ("runs", ["pipeline.tracking", "pipeline.training"]),           # what a stage runs, its tracked run
     ("results", ["pipeline.report", "pipeline.repro"]),            # tables from records; the DVC runner
-    ("commands", ["pipeline.forecast", "pipeline.registry"]),       # run by name: python -m pipeline.<x>
+    ("commands", ["pipeline.forecast", "pipeline.registry",         # run by name: python -m pipeline.<x>
+                  "pipeline.slurm"]),
 ]
 ROOT_MODULES_MAX = 8
 # Downward, yet refused: the report reads the committed run records only, never the data or

@@ -2,15 +2,13 @@
 which runs a `dvc exp run -S ...` re-runs (their run_params files change), which keep a pinned value
 and say so, and which changes are refused before any training. The last test runs `dvc exp run`
 itself on a copy of this checkout, up to the refusal."""
-import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, copy_checkout
 from pipeline.config.overrides import plan, refusal
 from pipeline.config.run_config import resolve_run
 from pipeline.core.dotted import set_dotted
@@ -68,19 +66,7 @@ def test_translator_reaches_the_runs_that_take_the_default(params, translator):
 
 @pytest.fixture
 def checkout_copy(tmp_path):
-    """This checkout's files (committed and not, no ignored ones) as a fresh one-commit repository."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    repo = tmp_path / "repo"
-    for f in filter(None, files):
-        if (ROOT / f).is_file():
-            (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, repo / f)
-    env = dict(os.environ, VIRTUAL_ENV=str(ROOT / ".venv"), GIT_AUTHOR_NAME="t", GIT_COMMITTER_NAME="t",
-               GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_EMAIL="t@example.invalid")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
-    return repo, env
+    return copy_checkout(tmp_path / "repo")
 
 
 def test_dvc_exp_run_of_a_pinned_value_stops_before_training_and_says_how_to_clean_up(checkout_copy):
