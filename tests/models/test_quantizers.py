@@ -243,7 +243,8 @@ def test_vq_family_uses_the_straight_through_estimator(name):
     (grad,) = torch.autograd.grad(z_q, z, g)
     stages = getattr(q.settings, "num_quantizers", 1)
     assert torch.allclose(grad, stages * g, atol=1e-5)
-    with pytest.raises(ConfigError, match=rf"^quantizers\.{name}\.rotation_trick: expected false \(.*1\.12\.5.*got True$"):
+    refused = rf"^quantizers\.{name}\.rotation_trick: expected false \(.*1\.12\.5.*got True$"
+    with pytest.raises(ConfigError, match=refused):
         build_quantizer(name, DIM, {"rotation_trick": True})
 
 
