@@ -82,8 +82,8 @@ def test_missing_settings_take_defaults_and_overrides_apply():
 
 def test_table11_defaults_reach_the_library():
     rvq = build_quantizer("residual_vq_stochastic", DIM, {}).vq
-    assert rvq.num_quantizers == 8 and rvq.codebook_size == 1024 and rvq.shared_codebook
-    assert rvq.layers[0]._codebook is rvq.layers[7]._codebook
+    assert rvq.num_quantizers == 8 and rvq.layers[0].codebook_size == 1024
+    assert rvq.layers[0]._codebook is rvq.layers[7]._codebook   # shared
     assert rvq.layers[0]._codebook.sample_codebook_temp == 0.1
     grvq = build_quantizer("grouped_residual_vq", DIM, {}).vq
     assert grvq.groups == 2 and len(grvq.rvqs) == 2
@@ -91,12 +91,12 @@ def test_table11_defaults_reach_the_library():
     assert mh.heads == 8 and not mh.separate_codebook_per_head and mh.codebook_size == 1024
     assert build_quantizer("vq", DIM, {}).vq.codebook_size == 1024   # the public ablation_vq/VQ.py
     lfq = build_quantizer("lfq", DIM, {}).vq
-    assert lfq.codebook_size == 8192 and lfq.entropy_loss_weight == 0.1 and lfq.has_projections
-    assert lfq.commitment_loss_weight == 0.25   # 1.12.5's default; 1.32 turned it off
+    assert lfq.codebook_dim == 13 and lfq.entropy_loss_weight == 0.1 and lfq.has_projections
+    assert lfq.commitment_loss_weight == 0.25   # 1.12.5's default; later versions turned it off
     fsq = build_quantizer("residual_fsq", DIM, {}).vq
     assert fsq.levels == [8, 5, 5, 3] and fsq.num_quantizers == 8 and fsq.has_projections
     rlfq = build_quantizer("residual_lfq", DIM, {}).vq
-    assert rlfq.num_quantizers == 8 and rlfq.layers[0].codebook_size == 256
+    assert rlfq.num_quantizers == 8 and rlfq.layers[0].codebook_dim == 8   # 256 codes
 
 
 def test_aux_reduction_sum_is_quantizers_times_mean():
@@ -229,10 +229,10 @@ def test_eval_outputs_carry_no_graphless_leaves():
 
 @pytest.mark.parametrize("name", ["vq", "residual_vq", "grouped_residual_vq", "multihead_vq", "residual_vq_stochastic"])
 def test_vq_family_uses_the_straight_through_estimator(name):
-    """As the public code's vector-quantize-pytorch 1.12.5: d(output)/d(input) is the identity
-    (1.32's default rotation trick would rotate the gradient instead). Residual variants sum their
-    stages and each stage is straight-through, so theirs is num_quantizers x identity. Multihead is
-    checked with one head of the latent's width: no projection around the codebook."""
+    """As the public code's vector-quantize-pytorch 1.12.5: d(output)/d(input) is the identity.
+    Residual variants sum their stages and each stage is straight-through, so theirs is
+    num_quantizers x identity. Multihead is checked with one head of the latent's width: no
+    projection around the codebook. The rotation trick (later versions) is refused by name."""
     torch.manual_seed(0)
     q = build_quantizer(name, DIM, {"codebook_size": 32} if name != "multihead_vq" else
                         {"codebook_size": 32, "heads": 1, "codebook_dim": DIM})
@@ -243,15 +243,24 @@ def test_vq_family_uses_the_straight_through_estimator(name):
     (grad,) = torch.autograd.grad(z_q, z, g)
     stages = getattr(q.settings, "num_quantizers", 1)
     assert torch.allclose(grad, stages * g, atol=1e-5)
-    rotated = build_quantizer(name, DIM, q.settings.model_dump() | {"rotation_trick": True})
-    rotated.load_state_dict(q.state_dict())
-    z2 = latent(requires_grad=True)
-    (grad2,) = torch.autograd.grad(rotated(z2)[0], z2, g)
-    assert not torch.allclose(grad2, stages * g, atol=1e-3)   # the check tells the two estimators apart
+    refused = rf"^quantizers\.{name}\.rotation_trick: expected false \(.*1\.12\.5.*got True$"
+    with pytest.raises(ConfigError, match=refused):
+        build_quantizer(name, DIM, {"rotation_trick": True})
+
+
+def test_comparators_refuse_another_library_version(monkeypatch):
+    import importlib.metadata
+
+    from pipeline.core.errors import ProjectError
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda dist: "1.32.0" if dist == "vector-quantize-pytorch" else real(dist))
+    with pytest.raises(ProjectError, match=r"^vector-quantize-pytorch 1\.32\.0 is installed; .* need 1\.12\.5"):
+        build_quantizer("vq", DIM, {})
 
 
 def test_lfq_commitment_loss_is_on():
     q = build_quantizer("lfq", DIM, {"codebook_size": 64, "entropy_loss_weight": 0.0})
     q.train()
     _, aux = q(latent())
-    assert aux > 0   # entropy off: what is left is the commitment term (1.32's default weight is 0)
+    assert aux > 0   # entropy off: what is left is the commitment term (later versions' default weight is 0)

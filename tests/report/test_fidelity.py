@@ -49,3 +49,18 @@ def test_public_facts_read_as_the_paper_ran_them(facts):
 
 def test_every_catalogue_run_is_in_the_facts_table(params, facts):
     assert set(params["experiments"]) == set(facts["runs"])
+
+
+def test_another_library_version_is_refused(params, facts, monkeypatch, tmp_path, capsys):
+    """The comparators' rows hold for vector-quantize-pytorch 1.12.5 only (later versions compute
+    them differently): another installed version is an undocumented difference, and no ledger."""
+    assert fidelity.undocumented(params, facts, installed="1.12.5") == []
+    assert fidelity.undocumented(params, facts, installed="1.32.0") == [
+        "vector-quantize-pytorch: installed 1.32.0 != pinned 1.12.5"]
+    assert "* **vector-quantize-pytorch**: DIFFERS: 1.32.0 is installed" in fidelity.render(params, facts, "1.32.0")
+    assert "* **vector-quantize-pytorch**: 1.12.5 is installed" in fidelity.render(params, facts, "1.12.5")
+    monkeypatch.setattr(fidelity, "installed_library", lambda: "1.32.0")
+    out = tmp_path / "fidelity.md"
+    assert fidelity.main(["--params", str(ROOT / "params.yaml"), "--out", str(out)]) == 2
+    assert not out.exists()
+    assert "vector-quantize-pytorch 1.32.0 is installed; the ledger documents 1.12.5" in capsys.readouterr().err

@@ -1,14 +1,22 @@
 """The VQ comparators of Table 4, from ``vector_quantize_pytorch`` (lucidrains).
 
 Defaults are the public code's settings (its ``ablation_vq/*.py``), which ran vector-quantize-pytorch
-1.12.5; we install 1.32.0, whose argument names are the same but two defaults changed, so both are
-passed explicitly: the VQ family's ``rotation_trick`` (1.32: on; 1.12.5 had only the
-straight-through estimator, the one the paper argues against: ``rotation_trick: false``) and LFQ's
-``commitment_loss_weight`` (1.32: 0; 1.12.5: 0.25). Each library module sees the tokens
-(B, H*W, C) and returns its own auxiliary loss (commitment for the VQ family, entropy for LFQ,
-none for FSQ), which becomes ``aux_loss``. Where the library returns one loss per quantizer
-(residual and grouped variants) ``aux_reduction`` decides how they become a scalar: ``sum``
-(default) or ``mean`` (what the public SVQ code did, ``torch.mean(loss)``).
+1.12.5; that is the version installed (constraints.txt), and the only one these classes build with:
+later releases changed what the same arguments compute (EMA code counts starting at ones since
+1.15.3, the shared codebook of the residual variants updated once per step instead of after each
+residual layer since 1.17.5, a different ResidualFSQ since 1.21.8/1.26.0), so the version is
+checked when a comparator is built. tests/models/test_comparators_1125.py compares every output,
+loss, index, buffer and input gradient with values recorded from 1.12.5 as the public wrapper
+called it (bench/record_vq_1125.py). 1.12.5 has only the straight-through estimator (the one the
+paper argues against): ``rotation_trick`` exists so the ledger can show it, and ``true`` is
+refused. LFQ's ``commitment_loss_weight`` (1.12.5's default 0.25) is passed explicitly.
+
+Each library module sees the tokens (B, H*W, C) and returns its own auxiliary loss (commitment for
+the VQ family, entropy and commitment for LFQ, none for FSQ), which becomes ``aux_loss``. (The
+public wrapper gave LFQ the (B, C, H, W) map, which 1.12.5 flattens to the same tokens.) Where the
+library returns one loss per quantizer (residual and grouped variants) ``aux_reduction`` decides
+how they become a scalar: ``sum`` (default) or ``mean`` (what the public SVQ code did,
+``torch.mean(loss)``).
 
 FSQ and LFQ quantize in a small space (len(levels) = 4 dims for FSQ [8, 5, 5, 3]; log2(codebook)
 bits for LFQ). Their ``dim`` argument is set to the latent's C, so the library adds its own learned
@@ -25,13 +33,14 @@ from __future__ import annotations
 
 import abc
 import importlib
+import importlib.metadata
 import math
 from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import AfterValidator, Field
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, ProjectError
 from pipeline.core.schema import NonNegativeFloat, PositiveInt
 from pipeline.core.schema import Settings as SettingsBase
 from pipeline.core.schema import expected
@@ -46,13 +55,27 @@ def _power_of_two(value: int) -> int:
     return value
 
 
+def _straight_through(value: bool) -> bool:
+    if value:
+        raise expected("false (vector-quantize-pytorch 1.12.5, the version the public code ran, has only "
+                       "the straight-through estimator)")
+    return value
+
+
 PowerOfTwo = Annotated[int, Field(gt=0), AfterValidator(_power_of_two)]  # LFQ codes are bit patterns
 Decay = Annotated[float, Field(gt=0, le=1)]
 AuxReduction = Literal["sum", "mean"]
+LIBRARY = "vector-quantize-pytorch"
+LIBRARY_VERSION = "1.12.5"   # the public code's pin; see the module docstring for what later ones change
 
 
 def _lib():
     """The library, imported on first build: runs without a comparator skip its import time."""
+    installed = importlib.metadata.version(LIBRARY)
+    if installed != LIBRARY_VERSION:
+        raise ProjectError(f"{LIBRARY} {installed} is installed; the Table 4 comparators need {LIBRARY_VERSION} "
+                           f"(later versions compute differently): pip install -c constraints.txt "
+                           f"{LIBRARY}=={LIBRARY_VERSION}")
     return importlib.import_module("vector_quantize_pytorch")
 
 
@@ -109,7 +132,7 @@ class VQFamilySettings(SettingsBase):
     codebook_size: PositiveInt = 1024
     decay: Decay = 0.8
     commitment_weight: NonNegativeFloat = 1.0
-    rotation_trick: bool = False
+    rotation_trick: Annotated[bool, AfterValidator(_straight_through)] = False  # the ledger shows it
 
 
 class ResidualVQSettings(VQFamilySettings):
@@ -120,7 +143,8 @@ class ResidualVQSettings(VQFamilySettings):
 
 class _VQFamily(LucidrainsQuantizer):
     def _vq_kwargs(self) -> dict[str, Any]:
-        return self.settings.model_dump(include=set(VQFamilySettings.model_fields))
+        # rotation_trick is always false: 1.12.5 has no such argument
+        return self.settings.model_dump(include=set(VQFamilySettings.model_fields) - {"rotation_trick"})
 
 
 @QUANTIZERS.register("vq")
