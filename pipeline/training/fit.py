@@ -478,7 +478,7 @@ def _evaluate(model, ds, loader, cfg, device, T_out, precision, ranks, lead=None
     shard (``loader`` reads a contiguous Subset), gathered on rank 0; the sample batch (figures, diagnostics)
     is rank 0's first."""
     model.eval()
-    acc = evaluation_accumulator(cfg.metrics, ds.metric_space, keep_frames=True)
+    acc = evaluation_accumulator(cfg.metrics, ds.metric_space, keep_frames=True, channels=ds.channels)
     sample = None
     first = loader.dataset.indices.start
     for x, y in loader:
