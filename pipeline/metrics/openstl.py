@@ -9,8 +9,9 @@ physical units by the caller, TaxiBJ and video in [0, 1].
   (OpenSTL's ``RMSE``), not a mean of per-batch RMSEs.
 * ``rmse_per_variable``: the RMSE of each variable (its channels: all pressure levels of one
   quantity) over the whole set, then the mean over variables. OpenSTL reports THIS as ``rmse``
-  for multi-variable WeatherBench (WB-M, ``metric(..., channel_names=[r, t, u, v])``), a mean
-  of per-variable RMSEs, where ``rmse`` here is one RMSE over all channels.
+  for multi-variable WeatherBench (WB-M, ``metric(..., channel_names=[r, t, u, v])``), where
+  ``rmse`` here is one RMSE over all channels. (Its MSE and MAE there are per-variable means
+  too, equal to the all-channel values since every variable has as many channels.)
 * SSIM, PSNR, LPIPS: computed after clipping to [0, 1], one value per frame, averaged over frames.
   PSNR is ``20 log10(1 / sqrt(mse_frame))`` and, as in OpenSTL, ``inf`` for an exact frame, which
   makes the average ``inf``.

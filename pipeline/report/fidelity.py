@@ -157,7 +157,7 @@ def semantics_ours(cfg: RunConfig) -> dict[str, Any]:
     out = {"seed": list(cfg.seeds), "val_batch_size": t.val_batch_size,
            "batchnorm_batch": t.batch_size if t.sync_batchnorm else t.batch_size // t.devices,
            "split_scaling": t.split_scaling}
-    if "rmse" in cfg.metrics:  # what the tables read as RMSE: test_rmse, one RMSE over all channels
+    if "rmse" in cfg.metrics:  # test_rmse: one RMSE over all channels (rmse_per_variable is recorded apart)
         out["rmse"] = "global"
     return out
 
