@@ -46,6 +46,8 @@ class TrainSettings(Settings):
     precision: Literal["fp32", "bf16", "fp16"]
     devices: PositiveInt
     sync_batchnorm: bool
+    # statistics that scale the validation/test splits (pipeline.data.windows.WindowDataset)
+    split_scaling: Literal["train", "own", "own_both"] = "train"
     threads: PositiveInt | None = None  # torch intra-op threads; null: torch's default (OMP_NUM_THREADS)
     fps_batch: PositiveInt | None = None  # batch of the inference-speed (FPS) timing; null: OpenSTL's
 

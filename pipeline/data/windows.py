@@ -32,19 +32,36 @@ def loader_options(num_workers: int, device: torch.device) -> dict:
     return opts
 
 
+SPLIT_SCALINGS = ("train", "own", "own_both")
+
+
 class WindowDataset(Dataset):
     """Windows of split ``split``: ``x`` (T_in, C, H, W), ``y`` (T_out, C, H, W), scaled to the
-    model's space with the store's offset/scale."""
+    model's space with the store's offset/scale.
 
-    def __init__(self, store: str | Path, split: str, cache_bytes: int = CACHE_BYTES):
+    ``split_scaling`` (z-scored stores only; the training split always uses its own statistics):
+
+    * ``train``: every split scaled, and converted back, with the training statistics (ours);
+    * ``own``: a validation/test split scaled with its own per-channel mean and std, inputs and
+      targets alike, and converted back with the training statistics: the public weather loader
+      (openstl/datasets/dataloader_weather.py) for single-variable WeatherBench;
+    * ``own_both``: scaled and converted back with the split's own statistics: the same loader's
+      multi-variable branch (WB-M), which replaces the statistics it is given by its own.
+    """
+
+    def __init__(self, store: str | Path, split: str, cache_bytes: int = CACHE_BYTES,
+                 split_scaling: str = "train"):
         if split not in SPLITS:
             raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if split_scaling not in SPLIT_SCALINGS:
+            raise DataError(f"unknown split_scaling {split_scaling!r}; expected one of {SPLIT_SCALINGS}")
         self.store = Path(store)
         self.split = split
         meta = verify_store(self.store)  # every split, not only this one: the references read train frames too
         self.T_in, self.T_out, self.step = int(meta["T_in"]), int(meta["T_out"]), int(meta["step"])
         self.channels = list(meta["channels"])
         self.metric_space = meta["metric_space"]
+        self.scaling = meta.get("scaling")
         self.offset = np.asarray(meta["offset"], dtype=np.float32)[:, None, None]
         self.scale = np.asarray(meta["scale"], dtype=np.float32)[:, None, None]
         group = zarr.open_group(self.store, mode="r")[split]
@@ -56,6 +73,16 @@ class WindowDataset(Dataset):
         # stores written before window_offsets existed hold only k * step windows
         offsets = meta.get("window_offsets") or [k * self.step for k in range(self.T_in + self.T_out)]
         self._offsets = np.asarray(offsets, dtype=np.int64)
+        # model space in (inputs, targets) and back (to_metric_space); only `own*` make them differ
+        self.in_offset, self.in_scale = self.offset, self.scale
+        self.split_scaling = split_scaling
+        if split_scaling != "train" and split != "train":
+            if self.scaling != "zscore":
+                raise DataError(f"split_scaling {split_scaling!r} needs a z-scored store; {self.store} has "
+                                f"{self.scaling!r} scaling (the same constants for every split)")
+            self.in_offset, self.in_scale = self._own_statistics()
+            if split_scaling == "own_both":
+                self.offset, self.scale = self.in_offset, self.in_scale
 
     @property
     def offsets(self) -> np.ndarray:
@@ -108,8 +135,26 @@ class WindowDataset(Dataset):
             return arr[lo:hi][idx - lo]
         return arr.oindex[idx]
 
+    def _own_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """This split's per-channel mean and std over all its frames, in float64 as the store
+        writer computes the training ones (the public loader: over the split's time range)."""
+        arr = zarr.open_group(self.store, mode="r")[self.split]["frames"]
+        n = arr.shape[0]
+        total, sq = np.zeros(arr.shape[1]), np.zeros(arr.shape[1])
+        step = max(1, CACHE_BYTES // max(1, arr.nbytes // max(n, 1)))
+        for lo in range(0, n, step):
+            block = arr[lo:lo + step].astype(np.float64)
+            total += block.sum(axis=(0, 2, 3))
+            sq += np.square(block).sum(axis=(0, 2, 3))
+        count = n * arr.shape[2] * arr.shape[3]
+        mean = total / count
+        std = np.sqrt(np.maximum(sq / count - mean ** 2, 0.0))
+        if not np.all(std > 0):
+            raise DataError(f"{self.store} [{self.split}]: split statistics unusable (std {std}): constant data")
+        return mean.astype(np.float32)[:, None, None], std.astype(np.float32)[:, None, None]
+
     def __getitem__(self, i: int):
-        w = (self.raw_window(i).astype(np.float32) - self.offset) / self.scale
+        w = (self.raw_window(i).astype(np.float32) - self.in_offset) / self.in_scale
         w = torch.from_numpy(w)
         return w[: self.T_in], w[self.T_in:]
 

@@ -7,6 +7,11 @@ physical units by the caller, TaxiBJ and video in [0, 1].
   OpenSTL's ``MSE``/``MAE``. With ``spatial_norm=True`` (weather) the sum is divided by C*H*W,
   i.e. a plain per-pixel mean. RMSE is the square root of that MSE taken over the whole set
   (OpenSTL's ``RMSE``), not a mean of per-batch RMSEs.
+* ``rmse_per_variable``: the RMSE of each variable (its channels: all pressure levels of one
+  quantity) over the whole set, then the mean over variables. OpenSTL reports THIS as ``rmse``
+  for multi-variable WeatherBench (WB-M, ``metric(..., channel_names=[r, t, u, v])``), where
+  ``rmse`` here is one RMSE over all channels. (Its MSE and MAE there are per-variable means
+  too, equal to the all-channel values since every variable has as many channels.)
 * SSIM, PSNR, LPIPS: computed after clipping to [0, 1], one value per frame, averaged over frames.
   PSNR is ``20 log10(1 / sqrt(mse_frame))`` and, as in OpenSTL, ``inf`` for an exact frame, which
   makes the average ``inf``.
@@ -31,6 +36,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -42,10 +48,11 @@ from pipeline.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-METRIC_NAMES = ("mse", "mae", "rmse", "ssim", "psnr", "lpips")
+METRIC_NAMES = ("mse", "mae", "rmse", "rmse_per_variable", "ssim", "psnr", "lpips")
 _FRAME_METRICS = ("ssim", "psnr", "lpips")  # one value per frame, averaged
 # Per-frame values kept under keep_frames, by metric: rmse has none of its own (it is sqrt of the mse mean)
 _KEPT_AS = {"mse": "mse", "rmse": "mse", "mae": "mae", "ssim": "ssim", "psnr": "psnr", "lpips": "lpips"}
+_ERROR_METRICS = ("mse", "rmse", "mae", "rmse_per_variable")
 ALEXNET_CHECKPOINT = "alexnet-owt-7be5be79.pth"
 _LPIPS_BATCH = 32  # frames per LPIPS forward pass; bounds memory for 256x256 video
 
@@ -120,6 +127,35 @@ def mae(pred: Any, true: Any, spatial_norm: bool = False) -> float:
 def rmse(pred: Any, true: Any, spatial_norm: bool = False) -> float:
     """``sqrt(mse(pred, true, spatial_norm))`` over the whole array, as OpenSTL's RMSE."""
     return float(np.sqrt(mse(pred, true, spatial_norm)))
+
+
+def channel_variables(channels: Sequence[str]) -> list[str]:
+    """The variable of each channel: its name without a trailing pressure level (``r150`` -> ``r``)."""
+    return [re.sub(r"(?<=\D)\d+$", "", c) or c for c in channels]
+
+
+def _per_variable_rmse(sse_c: np.ndarray, n_frames: int, frame_shape: tuple[int, ...], spatial_norm: bool,
+                       variables: Sequence[str] | None) -> float:
+    """Mean over variables of sqrt(mse over the variable's channels), from per-channel squared-error sums."""
+    _, C, H, W = frame_shape
+    labels = list(variables) if variables is not None else [str(c) for c in range(C)]
+    if len(labels) != C:
+        raise DataError(f"metrics: {len(labels)} channel variables given for {C} channels")
+    out = []
+    for v in dict.fromkeys(labels):
+        idx = [c for c, lab in enumerate(labels) if lab == v]
+        norm = n_frames * (len(idx) * H * W if spatial_norm else 1)
+        out.append(np.sqrt(sse_c[idx].sum() / norm))
+    return float(np.mean(out))
+
+
+def rmse_per_variable(pred: Any, true: Any, spatial_norm: bool = False,
+                      variables: Sequence[str] | None = None) -> float:
+    """Mean over variables of each variable's RMSE (``variables``: one label per channel; None: one
+    variable per channel), as OpenSTL's multi-variable ``rmse``."""
+    pred, true = _as_pair(pred, true)
+    sse_c = np.square(pred.astype(np.float64) - true.astype(np.float64)).sum(axis=(0, 1, 3, 4))
+    return _per_variable_rmse(sse_c, pred.shape[0] * pred.shape[1], pred.shape[1:], spatial_norm, variables)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,8 +277,10 @@ class MetricAccumulator:
 
     def __init__(self, names: Sequence[str], spatial_norm: bool,
                  lpips_model: torch.nn.Module | None = None, ssim_data_range: float = 1.0,
-                 keep_frames: bool = False):
+                 keep_frames: bool = False, variables: Sequence[str] | None = None):
         self.names = _check_names(names)
+        self.variables = None if variables is None else list(variables)  # per channel, for rmse_per_variable
+        self._sse_c: np.ndarray | None = None  # per-channel squared-error sums, only for rmse_per_variable
         self.spatial_norm = bool(spatial_norm)
         self.ssim_data_range = _check_data_range(ssim_data_range)
         self.keep_frames = bool(keep_frames)
@@ -255,7 +293,9 @@ class MetricAccumulator:
         self._sae = 0.0
         self._frame_sums = {n: 0.0 for n in _FRAME_METRICS}
         # metric -> one float32 (B, T) block per batch; empty (nothing kept) without keep_frames
-        self._frames: dict[str, list[np.ndarray]] = {_KEPT_AS[n]: [] for n in self.names} if self.keep_frames else {}
+        # rmse_per_variable keeps nothing per frame: it is no mean over frames
+        self._frames: dict[str, list[np.ndarray]] = (
+            {_KEPT_AS[n]: [] for n in self.names if n in _KEPT_AS} if self.keep_frames else {})
 
     def update(self, pred: Any, true: Any) -> None:
         pred, true = _as_pair(pred, true)
@@ -269,7 +309,10 @@ class MetricAccumulator:
         if pred.shape[0] == 0:
             return
         self._n_frames += pred.shape[0] * pred.shape[1]
-        if {"mse", "rmse", "mae"} & set(self.names):
+        if "rmse_per_variable" in self.names:
+            se_c = np.square(pred.astype(np.float64) - true.astype(np.float64)).sum(axis=(0, 1, 3, 4))
+            self._sse_c = se_c if self._sse_c is None else self._sse_c + se_c
+        if set(_ERROR_METRICS) & set(self.names):
             if self.keep_frames:  # per-frame sums only when kept: the plain total is cheaper
                 se, ae = _frame_error_sums(pred, true)
                 self._sse += float(se.sum())
@@ -302,7 +345,8 @@ class MetricAccumulator:
     def partial_sums(self) -> dict[str, Any]:
         """The running sums, to add into another accumulator (evaluation split across processes)."""
         return {"frame_shape": self._frame_shape, "n_frames": self._n_frames, "sse": self._sse,
-                "sae": self._sae, "frame_sums": dict(self._frame_sums), "frames": self.frame_values()}
+                "sae": self._sae, "frame_sums": dict(self._frame_sums), "frames": self.frame_values(),
+                "sse_c": None if self._sse_c is None else self._sse_c.tolist()}
 
     def add_partial_sums(self, sums: dict[str, Any]) -> None:
         if sums["n_frames"] == 0:
@@ -315,6 +359,9 @@ class MetricAccumulator:
         self._n_frames += sums["n_frames"]
         self._sse += sums["sse"]
         self._sae += sums["sae"]
+        if sums.get("sse_c") is not None:
+            sse_c = np.asarray(sums["sse_c"], dtype=np.float64)
+            self._sse_c = sse_c if self._sse_c is None else self._sse_c + sse_c
         for n, v in sums["frame_sums"].items():
             self._frame_sums[n] += v
         for n, blocks in self._frames.items():  # after this one's windows: shards come in rank order
@@ -336,6 +383,9 @@ class MetricAccumulator:
             "mae": self._sae / norm,
             "rmse": float(np.sqrt(self._sse / norm)),
         }
+        if "rmse_per_variable" in self.names:
+            values["rmse_per_variable"] = _per_variable_rmse(self._sse_c, self._n_frames, self._frame_shape,
+                                                             self.spatial_norm, self.variables)
         for n in _FRAME_METRICS:
             values[n] = self._frame_sums[n] / self._n_frames
         if self._lpips_model is None:
@@ -343,12 +393,15 @@ class MetricAccumulator:
         return {n: float(values[n]) for n in self.names}
 
 
-def evaluation_accumulator(names: Sequence[str], metric_space: str, keep_frames: bool = False) -> MetricAccumulator:
+def evaluation_accumulator(names: Sequence[str], metric_space: str, keep_frames: bool = False,
+                           channels: Sequence[str] | None = None) -> MetricAccumulator:
     """The accumulator every test evaluation uses (trained runs and reference forecasts alike):
     per-pixel means for physical-unit (weather) data, OpenSTL's per-frame sums otherwise, and
-    SSIM with data_range 2, what the scikit-image version behind the paper's numbers used."""
+    SSIM with data_range 2, what the scikit-image version behind the paper's numbers used. ``channels``
+    (the store's channel names) group channels into variables for ``rmse_per_variable``."""
     return MetricAccumulator(list(names), spatial_norm=metric_space == "physical", ssim_data_range=2.0,
-                             keep_frames=keep_frames)
+                             keep_frames=keep_frames,
+                             variables=None if channels is None else channel_variables(channels))
 
 
 def compute_metrics(pred: Any, true: Any, names: Sequence[str], spatial_norm: bool,

@@ -131,6 +131,45 @@ def ours_for(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# What a run computes beyond its file's model/training keys: seed, validation batch, the loss the
+# method really uses, BatchNorm's batch, the validation/test scaling and the RMSE the tables read.
+# Facts: public_configs.yaml `semantics` (with parser_defaults and each run's `gpus`).
+
+
+def _by_prefix(table: dict[str, Any], path: str) -> Any:
+    """The value of the longest prefix of ``path`` in ``table`` (``default`` when none matches)."""
+    best = max((k for k in table if k != "default" and path.startswith(k)), key=len, default="default")
+    return table[best]
+
+
+def semantics_theirs(facts: dict[str, Any], name: str) -> dict[str, Any]:
+    run = facts["runs"][name]
+    f = {**facts["files"][run["file"]], **(run.get("changes") or {})}
+    p, sem, gpus = facts["parser_defaults"], facts["semantics"], run.get("gpus", 1)
+    out = {"seed": f.get("seed", p["seed"]),
+           "val_batch_size": f.get("val_batch_size", p["val_batch_size"]) * gpus,
+           # per process: the public code never converts BatchNorm to SyncBatchNorm
+           "batchnorm_batch": f.get("batch_size", p["batch_size"]),
+           "split_scaling": _by_prefix(sem["split_scaling"], run["file"])}
+    rmse = _by_prefix(sem["rmse"], run["file"])
+    if rmse is not None:
+        out["rmse"] = rmse
+    if f["method"] in sem["fixed_loss"]:  # the method's own criterion, whatever the file says
+        out["loss"] = sem["fixed_loss"][f["method"]]
+    return out
+
+
+def semantics_ours(cfg: RunConfig) -> dict[str, Any]:
+    t = cfg.train
+    out = {"seed": list(cfg.seeds), "val_batch_size": t.val_batch_size,
+           "batchnorm_batch": t.batch_size if t.sync_batchnorm else t.batch_size // t.devices,
+           "split_scaling": t.split_scaling}
+    if "rmse" in cfg.metrics:  # test_rmse: one RMSE over all channels (rmse_per_variable is recorded apart)
+        out["rmse"] = "global"
+    return out
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
@@ -150,8 +189,10 @@ def _deviation(facts: dict[str, Any], name: str, key: str) -> str | None:
 
 def ledger_rows(params: dict[str, Any], facts: dict[str, Any], name: str) -> list[Row]:
     cfg = resolve_run(params, name, "paper")
-    ours = ours_for(cfg)
+    ours = ours_for(cfg) | semantics_ours(cfg)
     theirs = theirs_for(facts, name)
+    if theirs is not None:
+        theirs |= semantics_theirs(facts, name)
     rows = []
     keys = list(ours) + [k for k in (theirs or {}) if k not in ours]
     for key in keys:

@@ -191,7 +191,10 @@ def _set_up(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> _Setup:
     t = cfg.train
     ranks, device = distributed.setup(t.device)
     train_ds = WindowDataset(store, "train")
-    val_ds, test_ds = WindowDataset(store, "val"), WindowDataset(store, "test")
+    if t.split_scaling != "train" and train_ds.scaling != "zscore":
+        raise ConfigError(f"{cfg.key_of('train.split_scaling')}: {t.split_scaling!r} needs z-scored data; "
+                          f"{store} has {train_ds.scaling!r} scaling (expected 'train' here)")
+    val_ds, test_ds = (WindowDataset(store, split, split_scaling=t.split_scaling) for split in ("val", "test"))
     if t.batch_size > len(train_ds):
         raise ConfigError(f"{cfg.key_of('train.batch_size')}: {t.batch_size} is larger than the "
                           f"{len(train_ds)} training windows of {store}")
@@ -475,7 +478,7 @@ def _evaluate(model, ds, loader, cfg, device, T_out, precision, ranks, lead=None
     shard (``loader`` reads a contiguous Subset), gathered on rank 0; the sample batch (figures, diagnostics)
     is rank 0's first."""
     model.eval()
-    acc = evaluation_accumulator(cfg.metrics, ds.metric_space, keep_frames=True)
+    acc = evaluation_accumulator(cfg.metrics, ds.metric_space, keep_frames=True, channels=ds.channels)
     sample = None
     first = loader.dataset.indices.start
     for x, y in loader:

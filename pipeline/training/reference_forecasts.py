@@ -90,7 +90,8 @@ def reference_scores(store: str | Path, metrics: Sequence[str], references: Sequ
     keep = window_mse is not None
     if keep and "mse" not in metrics:
         metrics = [*metrics, "mse"]
-    accs = {r: evaluation_accumulator(metrics, test.metric_space, keep_frames=keep) for r in forecasts.names}
+    accs = {r: evaluation_accumulator(metrics, test.metric_space, keep_frames=keep, channels=test.channels)
+            for r in forecasts.names}
     for lo in range(0, len(test), BATCH):
         idx = range(lo, min(lo + BATCH, len(test)))
         pairs = [test[i] for i in idx]

@@ -243,3 +243,39 @@ def test_alexnet_checkpoint_name_is_torchvisions():
     from pipeline.metrics.openstl import ALEXNET_CHECKPOINT
 
     assert AlexNet_Weights.IMAGENET1K_V1.url.endswith("/" + ALEXNET_CHECKPOINT)
+
+
+def test_rmse_per_variable_hand_value_and_streaming():
+    # channels a, a, b, b with errors 1, 3, 2, 2 on one pixel of one frame: variable a's RMSE is
+    # sqrt((1 + 9) / 2) = sqrt(5), b's sqrt((4 + 4) / 2) = 2; their mean (OpenSTL's WB-M rmse) is
+    # (sqrt(5) + 2) / 2, where the global rmse is sqrt(18 / 4)
+    true = np.zeros((1, 1, 4, 1, 1))
+    pred = np.array([1.0, -3.0, 2.0, 2.0]).reshape(1, 1, 4, 1, 1)
+    labels = ["a", "a", "b", "b"]
+    assert M.rmse_per_variable(pred, true, True, labels) == pytest.approx((math.sqrt(5) + 2) / 2, rel=1e-12)
+    assert M.rmse(pred, true, True) == pytest.approx(math.sqrt(4.5), rel=1e-12)
+    # without labels every channel is a variable: mean of 1, 3, 2, 2; without spatial_norm a group's
+    # squared errors are summed per frame: sqrt(10) and sqrt(8)
+    assert M.rmse_per_variable(pred, true, True) == pytest.approx(2.0, rel=1e-12)
+    assert M.rmse_per_variable(pred, true, False, labels) == pytest.approx((math.sqrt(10) + math.sqrt(8)) / 2)
+    # streamed over two batches and through partial sums (ranks), it equals the whole-array value
+    rng = np.random.default_rng(0)
+    p, t = rng.normal(size=(6, 2, 4, 3, 5)), rng.normal(size=(6, 2, 4, 3, 5))
+    names = ["rmse", "rmse_per_variable"]
+    first = M.MetricAccumulator(names, spatial_norm=True, keep_frames=True, variables=labels)
+    second = M.MetricAccumulator(names, spatial_norm=True, keep_frames=True, variables=labels)
+    first.update(p[:4], t[:4])
+    second.update(p[4:], t[4:])
+    first.add_partial_sums(second.partial_sums())
+    got = first.compute()
+    assert got["rmse_per_variable"] == pytest.approx(M.rmse_per_variable(p, t, True, labels), rel=1e-12)
+    assert got["rmse"] == pytest.approx(M.rmse(p, t, True), rel=1e-12)
+    assert set(first.frame_values()) == {"mse"}  # a mean of per-variable RMSEs has no per-frame values
+    with pytest.raises(DataError, match="3 channel variables given for 4 channels"):
+        M.rmse_per_variable(pred, true, True, ["a", "a", "b"])
+
+
+def test_channel_variables_drop_pressure_levels_only():
+    assert M.channel_variables(["r150", "r500", "t850", "t2m", "tcc"]) == ["r", "r", "t", "t2m", "tcc"]
+    acc = M.evaluation_accumulator(["rmse_per_variable"], "physical", channels=["r150", "r500", "t150"])
+    assert acc.variables == ["r", "r", "t"]

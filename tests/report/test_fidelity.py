@@ -31,7 +31,8 @@ def test_a_documented_difference_passes_with_its_reason(params, facts):
     changed = set_dotted(params, "quantizers.lfq.commitment_loss_weight", 0.0)
     assert fidelity.undocumented(changed, facts) == ["t2m_lfq.q.commitment_loss_weight: ours 0.0 != theirs 0.25"]
     documented = copy.deepcopy(facts)
-    documented["deviations"] = [{"runs": ["t2m_l*"], "key": "q.commitment_loss_weight", "reason": "a test"}]
+    documented["deviations"] = facts["deviations"] + [{"runs": ["t2m_l*"], "key": "q.commitment_loss_weight",
+                                                       "reason": "a test"}]
     assert fidelity.undocumented(changed, documented) == []
     row = next(r for r in fidelity.ledger_rows(changed, documented, "t2m_lfq") if r.key == "q.commitment_loss_weight")
     assert (row.status, row.reason) == ("documented", "a test")
@@ -64,3 +65,29 @@ def test_another_library_version_is_refused(params, facts, monkeypatch, tmp_path
     assert fidelity.main(["--params", str(ROOT / "params.yaml"), "--out", str(out)]) == 2
     assert not out.exists()
     assert "vector-quantize-pytorch 1.32.0 is installed; the ledger documents 1.12.5" in capsys.readouterr().err
+
+
+def test_semantic_facts_read_from_the_public_code(facts):
+    t2m, wbm, kitti = (fidelity.semantics_theirs(facts, n) for n in ("t2m_svq", "wbm_svq", "kitti_simvp"))
+    assert (t2m["seed"], t2m["split_scaling"], t2m["rmse"], t2m["val_batch_size"]) == (42, "own", "global", 16)
+    assert (wbm["split_scaling"], wbm["rmse"]) == ("own_both", "per_variable_mean")
+    assert (kitti["val_batch_size"], kitti["split_scaling"], "rmse" in kitti) == (4, "train", False)
+    # the public SimVP method trains with MSE whatever a config says; 4-GPU runs normalise over 4 per GPU
+    assert fidelity.semantics_theirs(facts, "t2m_simvp_mae")["loss"] == "mse"
+    human = fidelity.semantics_theirs(facts, "human_svq")
+    assert (human["batchnorm_batch"], human["val_batch_size"]) == (4, 16)
+
+
+def test_a_changed_semantic_setting_is_caught(params, facts):
+    # 4 processes: the SVQ runs normalise over 4 per process as the public ones (no deviation needed), the
+    # 1-GPU baseline over 2 instead of its 8
+    changed = set_dotted(params, "datasets.kitti.train.devices", 4)
+    assert fidelity.undocumented(changed, facts) == ["kitti_simvp.batchnorm_batch: ours 2 != theirs 8"]
+    row = next(r for r in fidelity.ledger_rows(changed, facts, "kitti_svq") if r.key == "batchnorm_batch")
+    assert (row.ours, row.status) == (4, "same")
+    # split_scaling is documented for weather runs only
+    changed = set_dotted(params, "datasets.taxibj.train.split_scaling", "own")
+    assert fidelity.undocumented(changed, facts) == [f"{n}.split_scaling: ours 'own' != theirs 'train'"
+                                                     for n in ("taxibj_simvp", "taxibj_svq_frozen", "taxibj_svq")]
+    changed = set_dotted(params, "datasets.t2m.train.split_scaling", "own")
+    assert not [u for u in fidelity.undocumented(changed, facts) if u.startswith("t2m_svq.")]

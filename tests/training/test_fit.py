@@ -183,3 +183,32 @@ def test_cpu_training_uses_channels_last_with_the_same_forecasts(tiny_params):
         reloaded.load_state_dict(fast.state_dict())
         assert torch.equal(reloaded(x)[0], expected)
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_split_scaling_reaches_validation_and_test_only(tiny_params, tiny_store, mlflow_uri, tmp_path, monkeypatch):
+    import pipeline.training.fit as train
+
+    made = []
+    real = train.WindowDataset
+
+    def spy(store, split, **kw):
+        made.append((split, kw.get("split_scaling", "train")))
+        return real(store, split, **kw)
+
+    monkeypatch.setattr(train, "WindowDataset", spy)
+    tiny_params["experiments"]["t2m_simvp"]["set"]["train.split_scaling"] = "own"
+    run_experiment(resolve_run(tiny_params, "t2m_simvp"), tiny_store, tmp_path / "own")
+    assert made == [("train", "train"), ("val", "own"), ("test", "own")]
+
+
+def test_split_scaling_of_fixed_scaled_data_is_one_line_before_training(tiny_params, tmp_path):
+    from conftest import make_prepared
+    from pipeline.core.errors import ConfigError
+    from pipeline.data.store import write_store
+
+    store = write_store(make_prepared(scaling="fixed", dtype=np.uint8), tmp_path / "v.zarr")
+    tiny_params["experiments"]["t2m_simvp"]["set"]["train.split_scaling"] = "own_both"
+    with pytest.raises(ConfigError, match=r"^experiments\.t2m_simvp\.set\.train\.split_scaling: 'own_both' needs "
+                                          r"z-scored data; .* has 'fixed' scaling"):
+        run_experiment(resolve_run(tiny_params, "t2m_simvp"), store, tmp_path / "out")
+    assert not (tmp_path / "out" / "result.json").exists()
