@@ -36,6 +36,12 @@ EXERCISED_BY = {
     ".venv/bin/dvc exp run --queue -S svq.codebook_size=6000": "tests/training/test_job_slots.py",
     'PATH="$PWD/.venv/bin:$PATH" SVQ_JOBS=2 dvc queue start -j 2': "tests/repro/test_queue.py",
     ".venv/bin/dvc queue status": "tests/repro/test_queue.py",
+    ".venv/bin/dvc remote add -d s3store s3://my-bucket/svq-dvc": "tests/repro/test_s3_remote.py",
+    ".venv/bin/dvc remote modify s3store endpointurl https://s3.example.org": "tests/repro/test_s3_remote.py",
+    ".venv/bin/dvc remote modify --local s3store access_key_id YOUR_KEY_ID": "tests/repro/test_s3_remote.py",
+    ".venv/bin/dvc remote modify --local s3store secret_access_key YOUR_SECRET_KEY": "tests/repro/test_s3_remote.py",
+    ".venv/bin/dvc push": "tests/repro/test_s3_remote.py::test_the_readmes_s3_remote_round_trips_a_store",
+    ".venv/bin/dvc pull": "tests/repro/test_s3_remote.py::test_the_readmes_s3_remote_round_trips_a_store",
     ".venv/bin/python -m pipeline.forecast --run t2m_svq --input data/processed/t2m.zarr "
     "--output forecasts/t2m_svq.nc": "tests/test_forecast.py",
     ".venv/bin/python -m pipeline.forecast --run na_tas_svq --input '/data/cmip/tas_Ayr_*.nc' "
