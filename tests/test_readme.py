@@ -36,6 +36,15 @@ EXERCISED_BY = {
     ".venv/bin/dvc exp run --queue -S svq.codebook_size=6000": "tests/training/test_job_slots.py",
     'PATH="$PWD/.venv/bin:$PATH" SVQ_JOBS=2 dvc queue start -j 2': "tests/repro/test_queue.py",
     ".venv/bin/dvc queue status": "tests/repro/test_queue.py",
+    ".venv/bin/python -m pipeline.slurm submit t2m_simvp t2m_svq --time 06:00:00":
+        "tests/slurm/test_slurm_cluster.py::test_jobs_requeued_mid_training_resume_to_the_same_metrics_and_collect_leaves_dvc_clean",
+    ".venv/bin/python -m pipeline.slurm submit --table 4 --partition gpu --gpus-per-node 1 --dry-run":
+        "tests/slurm/test_commands.py::test_dry_run_of_a_table_prints_one_script_per_experiment",
+    ".venv/bin/python -m pipeline.slurm status":
+        "tests/slurm/test_slurm_cluster.py::test_jobs_requeued_mid_training_resume_to_the_same_metrics_and_collect_leaves_dvc_clean",
+    ".venv/bin/python -m pipeline.slurm collect --wait 3600":
+        "tests/slurm/test_slurm_cluster.py::test_jobs_requeued_mid_training_resume_to_the_same_metrics_and_collect_leaves_dvc_clean",
+    ".venv/bin/dvc repro report": "tests/report/test_results.py::test_report_is_a_pure_function_of_the_records",
     ".venv/bin/dvc remote add -d s3store s3://my-bucket/svq-dvc": "tests/repro/test_s3_remote.py",
     ".venv/bin/dvc remote modify s3store endpointurl https://s3.example.org": "tests/repro/test_s3_remote.py",
     ".venv/bin/dvc remote modify --local s3store access_key_id YOUR_KEY_ID": "tests/repro/test_s3_remote.py",

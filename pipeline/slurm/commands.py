@@ -116,6 +116,13 @@ def submit(root: Path, params: dict[str, Any], experiments: list[str], opts: Sub
                              cpus_per_task=opts.cpus_per_task, partition=opts.partition,
                              account=opts.account, requeue_before=opts.requeue_before)
     scripts = {exp: render(spec) for exp, spec in specs.items()}
+    entries = {} if dry_run else ledger.read(root)
+    busy = [e for e in entries.values() if e.experiment in specs and not e.collected]
+    states = scheduler.squeue([e.job_id for e in busy])
+    for e in busy:
+        if e.job_id in states and states[e.job_id].state in ACTIVE:
+            raise ProjectError(f"{e.experiment}: job {e.job_id} is {states[e.job_id].state}; "
+                               f"wait for it or cancel it (scancel {e.job_id}) before submitting it again")
     deps, upstream = stage_inputs(root, experiments)
     prepare = ["repro", *upstream]
     if dry_run:
@@ -124,13 +131,6 @@ def submit(root: Path, params: dict[str, Any], experiments: list[str], opts: Sub
             print(f"# ---- {specs[exp].script_path().relative_to(root)}", file=out)
             out.write(text)
         return {}
-    entries = ledger.read(root)
-    busy = [e for e in entries.values() if e.experiment in specs and not e.collected]
-    states = scheduler.squeue([e.job_id for e in busy])
-    for e in busy:
-        if e.job_id in states and states[e.job_id].state in ACTIVE:
-            raise ProjectError(f"{e.experiment}: job {e.job_id} is {states[e.job_id].state}; "
-                               f"wait for it or cancel it (scancel {e.job_id}) before submitting it again")
     if dvc(root, *prepare).returncode:
         raise ProjectError(f"dvc {' '.join(prepare)}: failed (its error is above); nothing was submitted")
     submitted = {}
