@@ -14,14 +14,14 @@ learning rate each side used, their absolute and relative differences, then one 
 
 * PASS when the largest relative loss difference is below ``--loss-rtol`` (default 1e-5) and every
   learning rate agrees to ``--lr-atol`` (default 1e-12). 1e-5 is ~100x float32's rounding
-  (1.2e-7) and ~50x what the reordered sums of two correct implementations reach in 16 Adam steps
+  (1.2e-7) and ~10x what the reordered sums of two correct implementations reach in 12 Adam steps
   (channels-last convolutions, an associated SVQ product: 1e-7 to 2e-7); a real difference (a
   learning rate, a missing auxiliary term, a loss, a drop-path rule, an initial weight) shows at
   1e-3 or more within a few steps.
 
 Sizes: the run's paper-profile settings (widths, depths, lr, schedule, loss, quantizer) resolved from
 params.yaml, on small frames (``RUNS``), batch ``--batch`` (default 2) and ``--steps-per-epoch``
-steps per epoch (default 2, so 16 steps cover 8 epochs: warmup and cosine, or the OneCycle rise), the
+steps per epoch (default 2, so 12 steps cover 6 epochs: warmup and cosine, or the OneCycle rise), the
 same on both sides. Random batches (seeded): parity does not depend on the data.
 
 The public code is imported at run time from ``--public-code DIR`` (a checkout; nothing is copied
@@ -42,7 +42,7 @@ the covered path; the loader below registers, in ``sys.modules`` and only for th
 * ``torch.cuda.synchronize`` is a no-op while the public epoch runs on a machine without CUDA
   (their loop calls it after every step).
 
-    .venv/bin/python bench/parity.py --public-code DIR [--steps 16] [--steps-per-epoch 2] [--batch 2]
+    .venv/bin/python bench/parity.py --public-code DIR [--steps 12] [--steps-per-epoch 2] [--batch 2]
                                      [--runs t2m_simvp,t2m_svq,...] [--loss-rtol 1e-5] [--lr-atol 1e-12]
 """
 from __future__ import annotations
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--profile", default="paper", help="the profile the runs are resolved under (default paper)")
     ap.add_argument("--runs", default=",".join(r.experiment for r in RUNS))
-    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--steps-per-epoch", type=int, default=2)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
