@@ -82,7 +82,8 @@ RUNS = (
     Run("t2m_simvp", (1, 16, 32), "Table 1 SimVP (gSTA), cosine, MSE"),
     Run("t2m_svq", (1, 16, 32), "Table 1 SimVP+SVQ, warmup + cosine, MAE"),
     Run("t2m_rvq", (1, 16, 32), "Table 4 residual VQ (vector-quantize-pytorch), auxiliary loss"),
-    Run("kth_svq", (1, 16, 16), "KTH IncepU SimVP+SVQ, OneCycle per step, 10 -> 20 roll-out"),
+    Run("kth_simvp", (1, 16, 16), "KTH IncepU SimVP, OneCycle per step, 10 -> 20 roll-out, MSE"),
+    Run("kth_svq", (1, 16, 16), "KTH IncepU SimVP+SVQ, OneCycle per step, 10 -> 20 roll-out, MAE"),
     Run("taxibj_svq", (2, 32, 32), "TaxiBJ SimVP+SVQ (kaiming codebook), warmup + cosine"),
 )
 
@@ -406,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--loss-rtol", type=float, default=1e-5)
     ap.add_argument("--lr-atol", type=float, default=1e-12)
+    ap.add_argument("--literal-svq", action="store_true",
+                    help="diagnostic: our SVQ computes W @ M with W built in full, as the public code does "
+                         "(SVQ.literal_forward), instead of the associated product")
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                     help="skip the extra run of ours in CPU training's channels-last layout")
     args = ap.parse_args(argv)
@@ -434,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.training.fit import build_model, cpu_layout
 
     torch.set_num_threads(1)
+    if args.literal_svq:
+        from pipeline.svq import SVQ
+
+        SVQ.forward = SVQ.literal_forward
     public = load_public(root)
     params = load_params(args.params)
     files = yaml.safe_load((ROOT / "pipeline/report/public_configs.yaml").read_text())["runs"]
@@ -447,7 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"libraries   : vector_quantize_pytorch {importlib.metadata.version('vector-quantize-pytorch')}, "
           f"timm {importlib.metadata.version('timm')} (public code pinned 1.12.5 and <=0.6.11)")
     print(f"size        : {args.steps} steps, {args.steps_per_epoch} per epoch, batch {args.batch}, "
-          f"profile {args.profile} settings, seed {args.seed}\n")
+          f"profile {args.profile} settings, seed {args.seed}")
+    print("our SVQ     : " + ("W @ M built in full, as the public code (--literal-svq, a diagnostic)" if args.literal_svq
+                             else "the associated product (as trained)") + "\n")
     verdicts = {}
     for name in names:
         run = known[name]
