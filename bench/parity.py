@@ -17,9 +17,10 @@ learning rate each side used, their absolute and relative differences, then one 
   Runs that do the public code's arithmetic stay at 0 to 5e-7 over 12 steps; a real difference
   shows at 1e-4 or more within a step or two (with vector-quantize-pytorch 1.32, whose residual VQ
   defaults to the rotation trick the public config does not switch off, the t2m residual VQ run was
-  1e-4 apart at the second step and 4e-3 at the fourth). Some runs amplify rounding past 1e-5 (KTH SVQ, MAE: our own channels-last and
-  NCHW runs drift 5e-5 apart in 12 steps); the verdict line then says so, and ``--literal-svq``
-  (our SVQ multiplying in the public code's order) separates the SVQ product's rounding.
+  1e-4 apart at the second step and 4e-3 at the fourth). Some runs amplify rounding past 1e-5
+  (KTH SVQ, MAE: our own channels-last and NCHW runs drift 5e-5 apart in 12 steps); the verdict
+  line then says so, and ``--literal-svq`` (our SVQ multiplying in the public code's order)
+  separates the SVQ product's rounding.
 
 Sizes: the run's paper-profile settings (widths, depths, lr, schedule, loss, quantizer) resolved from
 params.yaml, on small frames (``RUNS``), batch ``--batch`` (default 2) and ``--steps-per-epoch``
