@@ -18,9 +18,11 @@ learning rate each side used, their absolute and relative differences, then one 
   shows at 1e-4 or more within a step or two (with vector-quantize-pytorch 1.32, whose residual VQ
   defaults to the rotation trick the public config does not switch off, the t2m residual VQ run was
   1e-4 apart at the second step and 4e-3 at the fourth). Some runs amplify rounding past 1e-5
-  (KTH SVQ, MAE: our own channels-last and NCHW runs drift 5e-5 apart in 12 steps); the verdict
-  line then says so, and ``--literal-svq`` (our SVQ multiplying in the public code's order)
-  separates the SVQ product's rounding.
+  (KTH SVQ, MAE: our own channels-last and NCHW runs drift 5e-5 apart in 12 steps). So every SVQ
+  run is trained once more with our SVQ multiplying in the public code's order (W in full, then
+  W @ M): the associated product is the ledger's one documented SVQ difference, and a run over the
+  threshold as trained PASSes as a documented difference only when that second run is within it
+  (``--literal-svq`` makes every run use the public order).
 
 Sizes: the run's paper-profile settings (widths, depths, lr, schedule, loss, quantizer) resolved from
 params.yaml, on small frames (``RUNS``), batch ``--batch`` (default 2) and ``--steps-per-epoch``
@@ -370,7 +372,7 @@ def train_public(method, data, steps_per_epoch: int, seed: int) -> Recorder:
 
 # ------------------------------------------------------------------------------ main
 def compare(name: str, ours: Recorder, theirs: Recorder, loss_rtol: float, lr_atol: float,
-            trained: Recorder | None = None) -> bool:
+            trained: Recorder | None = None, literal: Recorder | None = None) -> bool:
     """The per-step table and the run's verdict line (ours in NCHW layout against the public run);
     ``trained``: ours in CPU training's channels-last layout; its relative loss difference to ours in
     NCHW is this run's own summation-order spread (shown beside, not used by the verdict)."""
@@ -394,6 +396,19 @@ def compare(name: str, ours: Recorder, theirs: Recorder, loss_rtol: float, lr_at
     same_len = len(ours.losses) == len(theirs.losses)
     ok = same_len and worst_rel < loss_rtol and worst_lr <= lr_atol
     note = "" if same_len else f"; step counts differ: ours {len(ours.losses)}, public {len(theirs.losses)}"
+    if literal is not None:
+        # the ledger's one SVQ difference is the associated product; with the public code's product
+        # order everything else must agree to the same threshold
+        worst_lit = max(abs(a - b) / max(abs(b), 1e-30) for a, b in zip(literal.losses, theirs.losses))
+        print(f"ours with the public code's SVQ product order (W in full, then W @ M): max relative loss "
+              f"difference {worst_lit:.2e}")
+        if not ok and same_len and worst_lr <= lr_atol and worst_lit < loss_rtol:
+            print(f"verdict {name}: PASS (documented difference): as trained {worst_rel:.2e} over the threshold "
+                  f"{loss_rtol:g} from the associated SVQ product alone (reports/fidelity.md: SVQ forward); "
+                  f"with the public product order {worst_lit:.2e}; max lr difference {worst_lr:.1e}"
+                  + (f"; own summation-order spread {worst_floor:.2e}" if trained is not None else ""), flush=True)
+            print()
+            return True
     print(f"verdict {name}: {'PASS' if ok else 'FAIL'}: max relative loss difference {worst_rel:.2e} "
           f"(threshold {loss_rtol:g}), max lr difference {worst_lr:.1e} (threshold {lr_atol:g}){note}"
           + (f"; own summation-order spread (ours channels-last vs NCHW) {worst_floor:.2e}"
@@ -449,15 +464,17 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.training.fit import build_model, cpu_layout
 
     torch.set_num_threads(1)
+    from pipeline.svq import SVQ
+
+    associated = SVQ.forward
+
+    def public_product(self, z):  # W (B, HW, N) in full, then a batched product with the codebook
+        b, c, h, w = z.shape
+        weights = self.regression_weights(z)
+        q = torch.bmm(weights, self.codebook.unsqueeze(0).expand(b, *self.codebook.shape))
+        return q.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
     if args.literal_svq:
-        from pipeline.svq import SVQ
-
-        def public_product(self, z):  # W (B, HW, N) in full, then a batched product with the codebook
-            b, c, h, w = z.shape
-            weights = self.regression_weights(z)
-            q = torch.bmm(weights, self.codebook.unsqueeze(0).expand(b, *self.codebook.shape))
-            return q.reshape(b, h, w, c).permute(0, 3, 1, 2)
-
         SVQ.forward = public_product
     public = load_public(root)
     params = load_params(args.params)
@@ -513,8 +530,18 @@ def main(argv: list[str] | None = None) -> int:
             model = cpu_layout(build_model(cfg, in_shape), torch.device("cpu"))
             model.load_state_dict(start)
             trained = train_ours(cfg, model, data, T_out, args.steps_per_epoch, args.seed)
+        literal = None
+        if cfg.model.quantizer == "svq" and not args.literal_svq:  # ours again, in the public product order
+            torch.manual_seed(args.seed)
+            model = build_model(cfg, in_shape)
+            model.load_state_dict(start)
+            SVQ.forward = public_product
+            try:
+                literal = train_ours(cfg, model, data, T_out, args.steps_per_epoch, args.seed)
+            finally:
+                SVQ.forward = associated
         print(f"CPU seconds: ours {t1 - t0:.1f}, public {t2 - t1:.1f}")
-        verdicts[name] = compare(name, ours, theirs, args.loss_rtol, args.lr_atol, trained)
+        verdicts[name] = compare(name, ours, theirs, args.loss_rtol, args.lr_atol, trained, literal)
     print("summary: " + ", ".join(f"{n} {'PASS' if v else 'FAIL'}" for n, v in verdicts.items()))
     return 0 if all(verdicts.values()) else 1
 
