@@ -83,6 +83,22 @@ def sync(source: str | Path, target: str, say: Callable[[str], None] = print) ->
     return counts
 
 
+def located(run_id: str, uri: str | None = None) -> str:
+    """The id under which run ``run_id`` is in the store at ``uri`` (default: ``tracking_uri()``):
+    itself, or the copy a sync made of it (run records name the offline run); unchanged if neither."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(uri or tracking_uri())
+    try:
+        return client.get_run(run_id).info.run_id
+    except MlflowException:
+        pass
+    exp_ids = [e.experiment_id for e in client.search_experiments()]
+    copies = client.search_runs(exp_ids, f"tags.`{SYNCED_FROM}` = '{run_id}'", max_results=1) if exp_ids else []
+    return copies[0].info.run_id if copies else run_id
+
+
 def _all_runs(client, exp_id: str) -> list[Any]:
     runs, token = [], None
     while True:

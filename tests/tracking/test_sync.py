@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from pipeline.config.run_config import resolve_run
 from pipeline.core.errors import ConfigError
 from pipeline.data.windows import WindowDataset
+from pipeline.registry import register_best
 from pipeline.tracking import mlflow_runs, sync
 from pipeline.tracking.mlflow_runs import offline_uri
 from pipeline.training.fit import run_experiment
@@ -58,6 +59,10 @@ def test_offline_runs_sync_once_to_a_store(mlflow_uri, tmp_path):
     hist = [(m.step, m.value) for m in target.get_metric_history(copy.info.run_id, "lead_mse")]
     assert hist == [(1, 3.0), (2, 2.0), (3, 1.0)]
     assert copy.data.params == {"lr": "0.1", "hid": "8,16"}
+    # run records name the offline run: its id finds the copy, a target's own id itself
+    assert sync.located(first, mlflow_uri) == copy.info.run_id
+    assert sync.located(copy.info.run_id, mlflow_uri) == copy.info.run_id
+    assert sync.located("0" * 32, mlflow_uri) == "0" * 32
 
     # an interrupted sync left a copy unfinished: the next one replaces it, and copies nothing twice
     target.set_terminated(copy.info.run_id, "RUNNING")
@@ -159,6 +164,11 @@ def test_offline_training_lands_on_the_server_once(tiny_params, tiny_store, mlfl
     x = np.stack([ds[i][0].numpy() for i in range(2)])
     y = mlflow.pyfunc.load_model(model.artifact_location).predict(x)
     np.testing.assert_array_equal(mlflow.pyfunc.load_model(f"runs:/{copy.info.run_id}/t2m_svq-seed0").predict(x), y)
+
+    # the run record names the offline run; registering the best model finds its copy on the server
+    monkeypatch.setenv("SVQ_TRACKING_URI", mlflow_server)
+    best, version = register_best(tiny_params, 1, runs_dir=tmp_path / "runs")
+    assert best["run_id"] == version.run_id == copy.info.run_id
 
     lines.clear()
     assert sync.sync(offline, mlflow_server, say=lines.append) == {"already there": 1, "skipped": 1}
