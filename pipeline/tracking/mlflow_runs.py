@@ -2,10 +2,11 @@
 
 The tracking store is ``mlflow.db`` (SQLite) at the repository root, addressed by an absolute
 URI so that DVC's temporary experiment workspaces (``.dvc/tmp/exps/...``) log into the same
-store as the main workspace. With ``train.tracking: offline`` a run logs instead to a SQLite store in a folder of its own
-(``offline_uri``), for nodes with no network path to the server; ``pipeline.tracking.sync``
-copies those runs to the server later. Tags say which experiment, dataset, profile and paper tables a run
-feeds, which git commit it ran from and which DVC experiment, if any, launched it.
+store as the main workspace. With ``train.tracking: offline`` a run logs instead to a SQLite
+store in a folder of its own (``offline_uri``), for nodes with no network path to the server;
+``pipeline.tracking.sync`` copies those runs to the server later. Tags say which experiment,
+dataset, profile and paper tables a run feeds, which git commit it ran from and which DVC
+experiment, if any, launched it.
 """
 from __future__ import annotations
 
