@@ -16,6 +16,7 @@ Run one sync at a time per target: two at once could both copy the same run.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import tempfile
 from collections import Counter
@@ -34,6 +35,7 @@ SYNCED_FROM = f"{TAG_PREFIX}synced_from"
 PAGE = 1000          # runs per search page
 PARAMS_PER_BATCH = 100   # MLflow's limits per log_batch call
 METRICS_PER_BATCH = 1000
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # two bars per run: noise beside our line
 
 
 def default_source(params_file: Path | None = None) -> Path:
