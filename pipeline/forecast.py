@@ -72,7 +72,10 @@ def _find_run(run: str, seed: int | None, runs_dir: Path, scratch: Path) -> tupl
     if re.fullmatch(r"[0-9a-f]{32}", run):
         import mlflow
 
+        from pipeline.tracking.sync import located
+
         client = mlflow.tracking.MlflowClient(mlflow_runs.tracking_uri())
+        run = located(run)  # an offline run's id finds its synced copy
         try:
             info = client.get_run(run)
         except Exception:
@@ -94,6 +97,9 @@ def _find_run(run: str, seed: int | None, runs_dir: Path, scratch: Path) -> tupl
         if ckpt.is_file():
             return ckpt, run_id, run, s
         if run_id:
+            from pipeline.tracking.sync import located
+
+            run_id = located(run_id)  # a run logged offline: its copy on the server
             return _download(run_id, f"best-seed{s}.pt", scratch), run_id, run, s
     import mlflow
 

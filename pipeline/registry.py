@@ -78,10 +78,12 @@ def register_best(params: dict[str, Any], table: int, metric: str = "test_mse", 
     import mlflow
 
     from pipeline.tracking.logged_model import model_name
+    from pipeline.tracking.sync import located
 
     best = best_run(params, table, metric, runs_dir, dataset)
     mlflow.set_tracking_uri(mlflow_runs.tracking_uri())
     name = name or f"svq-{typed(params).profile}-table{table}-{best['dataset']}"
+    best["run_id"] = located(best["run_id"])  # a run logged offline: its copy on the server
     version = mlflow.register_model(f"runs:/{best['run_id']}/{model_name(best['experiment'], best['seed'])}", name,
                                     tags={"table": str(table), "dataset": best["dataset"], "metric": metric,
                                           "value": str(best["value"]), "experiment_mean": str(best["mean"]),

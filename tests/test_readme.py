@@ -32,6 +32,9 @@ EXERCISED_BY = {
     ".venv/bin/mlflow server --backend-store-uri postgresql://mlflow:secret@db-host:5432/mlflow "
     "--artifacts-destination s3://my-bucket/svq-artifacts --host 0.0.0.0 --port 5000": "tests/tracking/test_tracking_server.py",
     "export MLFLOW_TRACKING_URI=http://tracking-host:5000": "tests/tracking/test_tracking_server.py",
+    "dvc exp run -S train.tracking=offline": "tests/tracking/test_sync.py::test_offline_training_lands_on_the_server_once",
+    ".venv/bin/python -m pipeline.tracking.sync --to http://tracking-host:5000":
+        "tests/tracking/test_sync.py::test_offline_training_lands_on_the_server_once",
     ".venv/bin/dvc exp run --queue -S svq.codebook_size=1000": "tests/training/test_job_slots.py",
     ".venv/bin/dvc exp run --queue -S svq.codebook_size=6000": "tests/training/test_job_slots.py",
     'PATH="$PWD/.venv/bin:$PATH" SVQ_JOBS=2 dvc queue start -j 2': "tests/repro/test_queue.py",

@@ -2,11 +2,14 @@
 schedule, loss, batches, devices. The values live in params.yaml; this schema says what each may be."""
 from __future__ import annotations
 
+import posixpath
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
+from pipeline.core.paths import repo_root
 from pipeline.core.schema import NonNegativeFloat, PositiveFloat, PositiveInt, Rate, Settings, expected
 
 
@@ -15,6 +18,15 @@ def _device(name: str) -> str:
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
         raise expected("auto, cpu or cuda[:N]")
     return name
+
+
+def _offline_dir(path: str) -> str:
+    # relative: below the repository root, so a typo cannot scatter stores over the file system;
+    # an absolute path is the user's explicit choice (a node's scratch disk, a shared folder)
+    norm = posixpath.normpath(path) if path.strip() else ""
+    if not path.startswith("/") and (norm in ("", ".") or norm == ".." or norm.startswith("../")):
+        raise expected("a folder inside the repository (e.g. mlruns-offline) or an absolute path")
+    return path
 
 
 # A learning rate (peak, warm-up start or floor) above 10 is a typo, not a setting: the paper's
@@ -50,6 +62,10 @@ class TrainSettings(Settings):
     split_scaling: Literal["train", "own", "own_both"] = "train"
     threads: PositiveInt | None = None  # torch intra-op threads; null: torch's default (OMP_NUM_THREADS)
     fps_batch: PositiveInt | None = None  # batch of the inference-speed (FPS) timing; null: OpenSTL's
+    # server: log where tracking_uri() points; offline: to a SQLite store in offline_dir, for nodes
+    # with no network path to the server (python -m pipeline.tracking.sync copies the runs later)
+    tracking: Literal["server", "offline"]
+    offline_dir: Annotated[str, AfterValidator(_offline_dir)]
 
     @field_validator("devices")
     @classmethod
@@ -58,6 +74,15 @@ class TrainSettings(Settings):
         if batch is not None and batch % devices:
             raise expected(f"a number of processes that splits train.batch_size = {batch} evenly")
         return devices
+
+    def offline_store(self) -> Path | None:
+        """The folder runs log to under ``tracking: offline``; None under ``server``."""
+        return None if self.tracking == "server" else self.offline_folder()
+
+    def offline_folder(self, root: Path | None = None) -> Path:
+        """``offline_dir``, a relative one below the repository root (``root``)."""
+        path = Path(self.offline_dir)
+        return path if path.is_absolute() else (root or repo_root()) / path
 
     def loss_for(self, quantizer: str) -> str:
         """The paper trains SVQ models with MAE and everything else (comparators too) with MSE."""

@@ -2,8 +2,11 @@
 
 The tracking store is ``mlflow.db`` (SQLite) at the repository root, addressed by an absolute
 URI so that DVC's temporary experiment workspaces (``.dvc/tmp/exps/...``) log into the same
-store as the main workspace. Tags say which experiment, dataset, profile and paper tables a run
-feeds, which git commit it ran from and which DVC experiment, if any, launched it.
+store as the main workspace. With ``train.tracking: offline`` a run logs instead to a SQLite
+store in a folder of its own (``offline_uri``), for nodes with no network path to the server;
+``pipeline.tracking.sync`` copies those runs to the server later. Tags say which experiment,
+dataset, profile and paper tables a run feeds, which git commit it ran from and which DVC
+experiment, if any, launched it.
 """
 from __future__ import annotations
 
@@ -24,13 +27,30 @@ TAG_PREFIX = "svq."
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
+# the offline store of the run being logged (start_run's offline_dir), else None
+_offline: Path | None = None
+
+
 def tracking_uri() -> str:
-    """``SVQ_TRACKING_URI`` (tests), else the standard ``MLFLOW_TRACKING_URI`` (e.g. a shared
-    server, http://host:5000), else ``mlflow.db`` at the repository root."""
+    """Inside a run logged offline its store (``offline_uri``); else ``SVQ_TRACKING_URI``
+    (tests), else the standard ``MLFLOW_TRACKING_URI`` (e.g. a shared server,
+    http://host:5000), else ``mlflow.db`` at the repository root."""
+    if _offline is not None:
+        return offline_uri(_offline)
     uri = os.environ.get("SVQ_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     return f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def offline_uri(folder: str | Path) -> str:
+    """The offline store in ``folder``: ``mlflow.db`` (SQLite: no server, no network), its
+    experiments' artifacts under ``artifacts/``."""
+    return f"sqlite:///{Path(folder).resolve() / 'mlflow.db'}"
+
+
+def offline_artifacts(folder: str | Path) -> str:
+    return (Path(folder).resolve() / "artifacts").as_uri()
 
 
 def _remote(uri: str) -> bool:
@@ -81,20 +101,28 @@ def _ensure_experiment(mlflow, name: str) -> str:
         if EXPERIMENT_KIND_TAG not in exp.tags:  # a store from before the tag
             mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
-    artifacts = os.environ.get("SVQ_ARTIFACT_ROOT")
-    if artifacts is None and not _remote(tracking_uri()):
-        artifacts = (repo_root() / "mlartifacts").as_uri()
-    # a tracking server picks its own artifact root (--artifacts-destination): a local path
-    # chosen here would be another machine's disk
-    location = None if artifacts is None else f"{artifacts}/{name}"
     try:  # the kind tag marks it as model training (MLflow's model-training view), not GenAI
-        return mlflow.create_experiment(name, artifact_location=location,
+        return mlflow.create_experiment(name, artifact_location=artifact_location(name, tracking_uri()),
                                         tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except Exception:  # created meanwhile by a concurrent stage
         exp = mlflow.get_experiment_by_name(name)
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def artifact_location(name: str, uri: str) -> str | None:
+    """Where experiment ``name`` of the store at ``uri`` keeps its artifacts: beside an offline
+    store, else ``SVQ_ARTIFACT_ROOT`` or ``mlartifacts/`` at the repository root; None for a
+    tracking server, which picks its own (--artifacts-destination): a local path chosen here would
+    be another machine's disk."""
+    if _offline is not None and uri == offline_uri(_offline):
+        artifacts = offline_artifacts(_offline)
+    else:
+        artifacts = os.environ.get("SVQ_ARTIFACT_ROOT")
+        if artifacts is None and not _remote(uri):
+            artifacts = (repo_root() / "mlartifacts").as_uri()
+    return None if artifacts is None else f"{artifacts}/{name}"
 
 
 def process_tag() -> str:
@@ -157,13 +185,32 @@ def dvc_experiment() -> str | None:
 
 @contextmanager
 def start_run(run_name: str, *, profile: str, tags: dict[str, Any], params: dict[str, Any],
-              run_id: str | None = None) -> Iterator[Any]:
-    """A new run, or with ``run_id`` the continuation of a killed one (see pipeline.training.checkpoint)."""
-    import mlflow
+              run_id: str | None = None, offline_dir: Path | None = None) -> Iterator[Any]:
+    """A new run, or with ``run_id`` the continuation of a killed one (see pipeline.training.checkpoint).
+    With ``offline_dir`` (``TrainSettings.offline_store``) the run and everything logged while it
+    is open go to the offline store there."""
+    global _offline
 
     if not _main_rank():
         yield SimpleNamespace(info=SimpleNamespace(run_id=""))
         return
+    before, _offline = _offline, (None if offline_dir is None else Path(offline_dir).resolve())
+    try:
+        with _start_run(run_name, profile=profile, tags=tags, params=params, run_id=run_id) as run:
+            yield run
+    finally:
+        _offline = before
+        if offline_dir is not None:  # MLflow's own default store back to what tracking_uri() names
+            import mlflow
+
+            mlflow.set_tracking_uri(tracking_uri())
+
+
+@contextmanager
+def _start_run(run_name: str, *, profile: str, tags: dict[str, Any], params: dict[str, Any],
+               run_id: str | None) -> Iterator[Any]:
+    import mlflow
+
     exp_id = ensure_experiment(experiment_name(profile))
     all_tags = {f"{TAG_PREFIX}{k}": str(v) for k, v in tags.items()}
     all_tags[f"{TAG_PREFIX}process"] = process_tag()

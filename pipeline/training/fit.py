@@ -156,7 +156,7 @@ def fit_one(cfg: RunConfig, store: Path, seed: int, out_dir: Path) -> SeedResult
     s = _set_up(cfg, store, seed, out_dir)
     tags, params = _run_tags_and_params(cfg, store, seed, s)
     with mlflow_runs.start_run(mlflow_runs.run_name(cfg.name, seed), profile=cfg.profile, tags=tags, params=params,
-                               run_id=s.progress.run_id) as run:
+                               run_id=s.progress.run_id, offline_dir=cfg.train.offline_store()) as run:
         s.progress.run_id = run.info.run_id
         _train_with_early_stopping(cfg, seed, s)
         if s.progress.best_state is None or not math.isfinite(s.progress.best):

@@ -196,6 +196,15 @@ def _train_means(store: Path, test: WindowDataset, hours: np.ndarray | None) -> 
 
 
 # --------------------------------------------------------------------------------------------
+def _offline_store(params: dict[str, Any], dataset: str) -> Path | None:
+    """Reference runs log where the dataset's trainings do: its first experiment's train.tracking
+    (``TrainSettings.offline_store``), None for the tracking server."""
+    from pipeline.config.run_config import resolve_run
+
+    names = [n for n, e in params["experiments"].items() if e["dataset"] == dataset]
+    return resolve_run(params, names[0]).train.offline_store() if names else None
+
+
 def run_references(params: dict[str, Any], dataset: str, store: str | Path, out_dir: str | Path) -> dict[str, Any]:
     """Score the references of ``dataset``, log one MLflow run per reference, and write
     ``out_dir/result.json`` (the same conventions as a trained run's: metrics ``test_<m>``, null
@@ -212,13 +221,15 @@ def run_references(params: dict[str, Any], dataset: str, store: str | Path, out_
     kind = store_kind(store)
     scores = reference_scores(store, metrics)
     n_test = len(WindowDataset(store, "test"))
+    offline = _offline_store(params, dataset)
     entries: dict[str, Any] = {}
     for ref, values in scores.items():
         tags = {"experiment": name, "dataset": dataset, "profile": profile, "seed": "none",
                 "tables": ",".join(str(t) for t in tables), "kind": "reference", "reference": ref}
         run_params = {"reference": ref, "dataset": dataset, "data.store": str(store),
                       "data.windows_test": n_test, "metrics": metrics}
-        with mlflow_runs.start_run(f"{name}/{ref}", profile=profile, tags=tags, params=run_params) as run:
+        with mlflow_runs.start_run(f"{name}/{ref}", profile=profile, tags=tags, params=run_params,
+                                   offline_dir=offline) as run:
             mlflow_runs.log_metrics({k: v for k, v in values.items() if math.isfinite(v)})
             run_id = run.info.run_id
         entries[ref] = {"label": label(ref, kind), "run_id": run_id,

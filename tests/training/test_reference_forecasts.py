@@ -112,6 +112,19 @@ def test_stage_record_and_mlflow_runs(tiny_params, tiny_store, tmp_path, mlflow_
     assert not list((tmp_path / "reference_t2m").glob(".*tmp"))
 
 
+def test_reference_runs_log_offline_with_their_datasets_trainings(tiny_params, tiny_store, tmp_path, mlflow_uri):
+    import mlflow
+
+    from pipeline.tracking.mlflow_runs import offline_uri
+
+    tiny_params["train"].update(tracking="offline", offline_dir=str(tmp_path / "offline"))
+    record = run_references(tiny_params, "t2m", tiny_store, tmp_path / "reference_t2m")
+    client = mlflow.MlflowClient(offline_uri(tmp_path / "offline"))
+    for entry in record["references"].values():
+        assert client.get_run(entry["run_id"]).data.tags["svq.kind"] == "reference"
+    assert not (tmp_path / "mlflow.db").exists()  # the tracking store (the server's stand-in) untouched
+
+
 def test_monthly_means_stamped_mid_month_get_no_hourly_climatology(tmp_path):
     months = np.arange("1990-01", "1993-01", dtype="datetime64[M]")
     mid = months.astype("datetime64[h]") + ((months + 1).astype("datetime64[h]") - months.astype("datetime64[h]")) // 2
