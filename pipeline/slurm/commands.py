@@ -209,7 +209,7 @@ def rows(root: Path, entries: dict[str, ledger.Entry]) -> list[Row]:
         elif known is not None:  # ended without its script finishing: cancelled, timed out, node failure
             state, elapsed = known.state, known.elapsed
         else:
-            state, elapsed = "UNKNOWN (not in squeue, no exit file)", ""
+            state, elapsed = "UNKNOWN (Slurm no longer lists it and it left no exit file: cancelled or lost)", ""
         detail = error_line(lines) if state.startswith(("FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF"))\
             else progress_line(lines)
         result.append(Row(e, state, elapsed, cut(detail, 300)))
@@ -241,7 +241,7 @@ def collect(root: Path, wait: float | None = None, poll_s: float = 5.0, out=sys.
     deadline = time.monotonic() + (wait or 0)
     while True:
         table = rows(root, pending)
-        running = [r for r in table if r.state in ACTIVE or r.state.startswith("UNKNOWN")]
+        running = [r for r in table if r.state in ACTIVE]
         if not running or wait is None or time.monotonic() >= deadline:
             break
         time.sleep(poll_s)

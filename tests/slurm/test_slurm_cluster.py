@@ -23,6 +23,11 @@ from conftest import ROOT, copy_checkout
 from pipeline.slurm.jobscript import JobSpec, rendezvous_command
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol")
+SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])  # daemons: sbin, maybe not on PATH
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name, path=SBIN)
 COMPARED = ("test_mse", "test_mae", "test_rmse", "best_val_loss")
 
 
@@ -45,7 +50,7 @@ def _wait(predicate, timeout: float, what: str, poll: float = 0.5):
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     """SLURM_CONF of a one-node cluster running on this machine; stopped afterwards."""
-    missing = [d for d in DAEMONS if shutil.which(d) is None]
+    missing = [d for d in DAEMONS if _which(d) is None]
     if missing:
         pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge")
     if os.geteuid() != 0:
@@ -58,7 +63,7 @@ def slurm(tmp_path_factory):
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
     sock = d / "munge" / "munge.sock"
-    subprocess.run(["munged", "--force", f"--key-file={key}", f"--socket={sock}", f"--pid-file={d}/munged.pid",
+    subprocess.run([_which("munged"), "--force", f"--key-file={key}", f"--socket={sock}", f"--pid-file={d}/munged.pid",
                     f"--log-file={d}/munged.log", f"--seed-file={d}/munged.seed"], check=True, capture_output=True)
     host = socket.gethostname().split(".")[0]
     conf = d / "slurm.conf"
@@ -77,10 +82,10 @@ def slurm(tmp_path_factory):
         f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4", ""]))
     env = dict(os.environ, SLURM_CONF=str(conf))
     try:
-        for daemon in (["slurmctld", "-c", "-f", str(conf)], ["slurmd", "-f", str(conf)]):
+        for daemon in ([_which("slurmctld"), "-c", "-f", str(conf)], [_which("slurmd"), "-f", str(conf)]):
             res = subprocess.run(daemon, env=env, capture_output=True, text=True)
             if res.returncode:
-                pytest.skip(f"{daemon[0]} did not start: {res.stderr.strip()[-300:]}")
+                pytest.skip(f"{Path(daemon[0]).name} did not start: {res.stderr.strip()[-300:]}")
 
         def idle():
             res = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True)
@@ -107,6 +112,12 @@ def workspace(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "dvc", "repro", "preprocess_t2m"], cwd=repo, env=env, check=True,
                    capture_output=True, timeout=600)
     return repo, env
+
+
+def _logs(repo: Path) -> str:
+    """Every job log and Slurm's view, for a failure message."""
+    logs = sorted((repo / ".slurm" / "logs").glob("*.out"))
+    return "\n".join(f"---- {p.name}\n{p.read_text()}" for p in logs)
 
 
 def _metrics(path: Path) -> dict[str, float]:
@@ -146,16 +157,16 @@ def test_jobs_requeued_mid_training_resume_to_the_same_metrics_and_collect_leave
     rc, status = run("status")
     assert rc == 0 and "t2m_svq" in status and "t2m_simvp" in status, status
     rc, out = run("collect", "--wait", "540")
-    assert rc == 0, out
+    assert rc == 0, f"{out}\n{run('status')[1]}\n{_logs(repo)}"
     assert f"t2m_svq: job {jobs['t2m_svq']} recorded in dvc.lock" in out
 
     for exp, job in jobs.items():
         log = (repo / ".slurm" / "logs" / f"{exp}-{job}.out").read_text()
-        assert "restart 1" in log, log
+        assert "restart 1" in log, _logs(repo)
         after = log.split("restart 1", 1)[1]
         assert f"{exp} seed 0 epoch 1/" not in after, f"{exp} started over instead of resuming:\n{log}"
-        assert (repo / ".slurm" / "exit" / f"{exp}.{job}").read_text().strip() == "0"
-        assert _metrics(repo / "runs" / exp / "result.json") == _metrics(ROOT / "runs" / exp / "result.json")
+        assert (repo / ".slurm" / "exit" / f"{exp}.{job}").read_text().strip() == "0", _logs(repo)
+        assert _metrics(repo / "runs" / exp / "result.json") == _metrics(ROOT / "runs" / exp / "result.json"), exp
     assert "time limit near: requeueing" in (repo / ".slurm" / "logs" / f"t2m_simvp-{jobs['t2m_simvp']}.out").read_text()
 
     res = subprocess.run([sys.executable, "-m", "dvc", "status", "train_t2m_simvp", "train_t2m_svq"], cwd=repo,
